@@ -1,0 +1,163 @@
+//! Batches of environments as structure-of-arrays, with Gymnasium's `NEXT_STEP` autoreset.
+//!
+//! [`VecEnv`] steps N copies with one call. Observations live in one flat `f32` buffer
+//! (`num_envs * obs_dim`, env-major), rewards and flags in their own vectors, so a learner reads
+//! the whole batch without copying.
+//!
+//! ## Autoreset (Gymnasium 1.x `AutoresetMode.NEXT_STEP`)
+//! When env `i` returns `terminated` or `truncated` at call `t`, its observation at call `t` is the
+//! last observation of the finished episode. At call `t + 1` the action for env `i` is ignored, the
+//! env is reset, and the call returns the reset observation with reward 0 and both flags false.
+//! A learner must therefore skip the transition out of a finished episode (its `done` flag at `t`
+//! tells it so), exactly as with Gymnasium's vector envs.
+//!
+//! ## Seeding
+//! `reset(Some(seed))` seeds env `i` with `seed + i`, as Gymnasium does.
+
+use crate::env::{Env, FlatObs};
+use crate::spaces::Space;
+use crate::Result;
+
+/// The interface of a batch of environments (implemented by [`SyncVecEnv`] and by the
+/// hand-vectorised classic-control batches).
+pub trait VecEnv {
+    /// The action type of one env.
+    type Action: Clone;
+
+    /// Number of environments.
+    fn num_envs(&self) -> usize;
+    /// Scalars per observation.
+    fn obs_dim(&self) -> usize;
+    /// The observation space of one env.
+    fn single_observation_space(&self) -> Space;
+    /// The action space of one env.
+    fn single_action_space(&self) -> Space;
+    /// Reset every env; env `i` gets seed `seed + i` when a seed is given.
+    fn reset(&mut self, seed: Option<u64>) -> Result<()>;
+    /// Step every env with its action (`actions.len() == num_envs`).
+    fn step(&mut self, actions: &[Self::Action]) -> Result<()>;
+    /// Observations, `num_envs * obs_dim`, env-major.
+    fn observations(&self) -> &[f32];
+    /// Rewards of the last step.
+    fn rewards(&self) -> &[f64];
+    /// Terminated flags of the last step.
+    fn terminated(&self) -> &[bool];
+    /// Truncated flags of the last step.
+    fn truncated(&self) -> &[bool];
+}
+
+/// N copies of one environment type stepped in a loop, exposed as structure-of-arrays.
+pub struct SyncVecEnv<E: Env> {
+    envs: Vec<E>,
+    obs_dim: usize,
+    obs: Vec<f32>,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    needs_reset: Vec<bool>,
+}
+
+impl<E> SyncVecEnv<E>
+where
+    E: Env,
+    E::Obs: FlatObs,
+{
+    /// A batch from already built environments (at least one).
+    pub fn new(envs: Vec<E>) -> Result<Self> {
+        if envs.is_empty() {
+            return Err(crate::Error::invalid("num_envs", "a vector env needs at least one env"));
+        }
+        let obs_dim = envs[0].observation_space().flat_dim();
+        let n = envs.len();
+        Ok(SyncVecEnv {
+            envs,
+            obs_dim,
+            obs: vec![0.0; n * obs_dim],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            needs_reset: vec![true; n],
+        })
+    }
+
+    /// The environments.
+    pub fn envs(&self) -> &[E] {
+        &self.envs
+    }
+}
+
+impl<E> VecEnv for SyncVecEnv<E>
+where
+    E: Env,
+    E::Obs: FlatObs,
+{
+    type Action = E::Action;
+
+    fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+    fn single_observation_space(&self) -> Space {
+        self.envs[0].observation_space()
+    }
+    fn single_action_space(&self) -> Space {
+        self.envs[0].action_space()
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
+        let d = self.obs_dim;
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let (o, _) = env.reset(seed.map(|s| s + i as u64))?;
+            o.write_flat(&mut self.obs[i * d..(i + 1) * d]);
+            self.rewards[i] = 0.0;
+            self.terminated[i] = false;
+            self.truncated[i] = false;
+            self.needs_reset[i] = false;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, actions: &[E::Action]) -> Result<()> {
+        if actions.len() != self.envs.len() {
+            return Err(crate::Error::invalid(
+                "actions",
+                format!("got {} actions for {} envs", actions.len(), self.envs.len()),
+            ));
+        }
+        let d = self.obs_dim;
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let out = &mut self.obs[i * d..(i + 1) * d];
+            if self.needs_reset[i] {
+                let (o, _) = env.reset(None)?;
+                o.write_flat(out);
+                self.rewards[i] = 0.0;
+                self.terminated[i] = false;
+                self.truncated[i] = false;
+                self.needs_reset[i] = false;
+            } else {
+                let s = env.step(&actions[i])?;
+                s.obs.write_flat(out);
+                self.rewards[i] = s.reward;
+                self.terminated[i] = s.terminated;
+                self.truncated[i] = s.truncated;
+                self.needs_reset[i] = s.done();
+            }
+        }
+        Ok(())
+    }
+
+    fn observations(&self) -> &[f32] {
+        &self.obs
+    }
+    fn rewards(&self) -> &[f64] {
+        &self.rewards
+    }
+    fn terminated(&self) -> &[bool] {
+        &self.terminated
+    }
+    fn truncated(&self) -> &[bool] {
+        &self.truncated
+    }
+}
