@@ -1,1 +1,16 @@
+//! # rlox-tabular
+//!
+//! Reinforcement learning with tables, following S. Zhao's *Mathematical Foundations of
+//! Reinforcement Learning*:
+//!
+//! * [`bellman`]: the Bellman equation: policy evaluation in closed form and by iteration, action
+//!   values from state values, greedy improvement, the optimality residual (chapter 2-3);
+//! * [`planning`]: value iteration, policy iteration and truncated policy iteration (chapter 4).
+//!
+//! Everything works on any finite [`rlox_core::Mdp`], not only the grid world.
 
+pub mod bellman;
+pub mod planning;
+
+pub use bellman::{closed_form_values, iterative_evaluation, q_from_v, Evaluation};
+pub use planning::{policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult};
