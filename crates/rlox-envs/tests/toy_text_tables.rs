@@ -13,8 +13,8 @@ use rlox_envs::toy_text::frozen_lake::{has_path, validate_map, DOWN, LEFT, RIGHT
 use rlox_envs::toy_text::taxi::{self, decode, encode, IN_TAXI};
 use rlox_envs::toy_text::{
     cliff_walking, cliff_walking_slippery_v1, cliff_walking_v1, frozen_lake_8x8_v1, frozen_lake_v1,
-    frozen_lake_v1_with, generate_random_map, taxi_v4, taxi_v4_with, CliffWalking, FrozenLake,
-    FrozenLakeConfig, GymP, LakeMap, Taxi, TaxiConfig,
+    frozen_lake_v1_with, generate_random_map, taxi_v4, taxi_v4_with, CliffWalking, FrozenLake, FrozenLakeConfig, GymP,
+    LakeMap, Taxi, TaxiConfig,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -133,7 +133,11 @@ fn mdp_view_is_gymnasium_table_merged() {
                 let mut reward = 0.0;
                 for e in list.as_array().unwrap() {
                     let e = e.as_array().unwrap();
-                    let (p, next, r) = (f64::from_bits(e[1].as_u64().unwrap()), e[2].as_u64().unwrap() as usize, e[3].as_f64().unwrap());
+                    let (p, next, r) = (
+                        f64::from_bits(e[1].as_u64().unwrap()),
+                        e[2].as_u64().unwrap() as usize,
+                        e[3].as_f64().unwrap(),
+                    );
                     reward += p * r;
                     match merged.iter_mut().find(|(n, _)| *n == next) {
                         Some(slot) => slot.1 += p,
@@ -268,7 +272,8 @@ fn invalid_actions_and_missing_resets_are_errors() {
 fn custom_maps_are_validated() {
     let map = |rows: &[&str]| rows.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     let err = |rows: &[&str]| {
-        let e = FrozenLake::new(FrozenLakeConfig { map: LakeMap::Custom(map(rows)), ..Default::default() }).unwrap_err();
+        let e =
+            FrozenLake::new(FrozenLakeConfig { map: LakeMap::Custom(map(rows)), ..Default::default() }).unwrap_err();
         assert!(matches!(e, Error::Invalid { .. }));
         e.to_string()
     };
@@ -317,7 +322,11 @@ fn random_maps_have_a_path() {
 }
 
 /// Three episodes of random actions (actions from their own stream).
-fn rollout<E: Env<Obs = usize, Action = usize>>(env: &mut E, seed: u64, n_actions: usize) -> Vec<(usize, f64, bool, bool)> {
+fn rollout<E: Env<Obs = usize, Action = usize>>(
+    env: &mut E,
+    seed: u64,
+    n_actions: usize,
+) -> Vec<(usize, f64, bool, bool)> {
     let mut actions = rng_from_seed(99);
     let mut trace = Vec::new();
     let (obs, _) = env.reset(Some(seed)).unwrap();
@@ -347,7 +356,10 @@ fn seeded_runs_are_reproducible() {
     let cliff = rollout(&mut slippery_cliff, 7, 4);
     assert_eq!(cliff, rollout(&mut slippery_cliff, 7, 4));
     // Unseeded envs start from the same default stream.
-    assert_eq!(Taxi::new(TaxiConfig::default()).unwrap().reset(None).unwrap().0, Taxi::new(TaxiConfig::default()).unwrap().reset(None).unwrap().0);
+    assert_eq!(
+        Taxi::new(TaxiConfig::default()).unwrap().reset(None).unwrap().0,
+        Taxi::new(TaxiConfig::default()).unwrap().reset(None).unwrap().0
+    );
 }
 
 /// `step` samples the rows of the same table the `Mdp` view reports.
@@ -358,7 +370,7 @@ fn sampled_frequencies_follow_the_table() {
     let (s, a, n) = (6, RIGHT, 30_000);
     let mut expected = Vec::new();
     env.transitions(s, a, &mut expected);
-    let mut counts = vec![0usize; 16];
+    let mut counts = [0usize; 16];
     for _ in 0..n {
         env.set_state(&[s as f64]).unwrap();
         let step = env.step(&a).unwrap();
@@ -398,7 +410,18 @@ fn taxi_episode_details() {
     // Pick up at R, drive to G (east is walled after one step: go down, around).
     env.reset(Some(0)).unwrap();
     env.set_state(&[encode(0, 0, 0, 1) as f64]).unwrap();
-    let route = [taxi::PICKUP, taxi::SOUTH, taxi::SOUTH, taxi::EAST, taxi::EAST, taxi::EAST, taxi::EAST, taxi::NORTH, taxi::NORTH, taxi::DROPOFF];
+    let route = [
+        taxi::PICKUP,
+        taxi::SOUTH,
+        taxi::SOUTH,
+        taxi::EAST,
+        taxi::EAST,
+        taxi::EAST,
+        taxi::EAST,
+        taxi::NORTH,
+        taxi::NORTH,
+        taxi::DROPOFF,
+    ];
     let mut total = 0.0;
     let mut last = None;
     for a in route {

@@ -247,10 +247,7 @@ pub fn validate_map(rows: &[String]) -> Result<()> {
         }
     }
     if starts.len() != 1 {
-        return bad(format!(
-            "expected exactly one start tile 'S', found {} at (row, column) {starts:?}",
-            starts.len()
-        ));
+        return bad(format!("expected exactly one start tile 'S', found {} at (row, column) {starts:?}", starts.len()));
     }
     if goals == 0 {
         return bad("the map has no goal tile 'G'".to_string());
@@ -311,9 +308,8 @@ pub fn generate_random_map(size: usize, p: f64, seed: u64) -> Result<Vec<String>
     let p = p.min(1.0);
     let mut rng = rng_from_seed(seed);
     for _ in 0..MAX_MAP_ATTEMPTS {
-        let mut board: Vec<Vec<u8>> = (0..size)
-            .map(|_| (0..size).map(|_| if rng.random::<f64>() < p { b'F' } else { b'H' }).collect())
-            .collect();
+        let mut board: Vec<Vec<u8>> =
+            (0..size).map(|_| (0..size).map(|_| if rng.random::<f64>() < p { b'F' } else { b'H' }).collect()).collect();
         board[0][0] = b'S';
         board[size - 1][size - 1] = b'G';
         let rows: Vec<String> = board.into_iter().map(|r| String::from_utf8(r).expect("ASCII tiles")).collect();

@@ -41,8 +41,7 @@ pub mod taxi;
 
 pub use cliff_walking::{cliff_walking_slippery_v1, cliff_walking_v1, CliffWalking};
 pub use frozen_lake::{
-    frozen_lake_8x8_v1, frozen_lake_v1, frozen_lake_v1_with, generate_random_map, FrozenLake,
-    FrozenLakeConfig, LakeMap,
+    frozen_lake_8x8_v1, frozen_lake_v1, frozen_lake_v1_with, generate_random_map, FrozenLake, FrozenLakeConfig, LakeMap,
 };
 pub use taxi::{taxi_v4, taxi_v4_with, Taxi, TaxiConfig};
 
@@ -125,9 +124,7 @@ impl TransitionTable {
         (0..self.n_states)
             .map(|s| {
                 (0..self.n_actions)
-                    .map(|a| {
-                        self.outcomes(s, a).iter().map(|o| (o.prob, o.next, o.reward, o.terminated)).collect()
-                    })
+                    .map(|a| self.outcomes(s, a).iter().map(|o| (o.prob, o.next, o.reward, o.terminated)).collect())
                     .collect()
             })
             .collect()

@@ -137,7 +137,9 @@ pub struct Taxi {
 impl Taxi {
     /// Build Taxi-v4 with `config`; errors on a probability outside `[0, 1]`.
     pub fn new(config: TaxiConfig) -> Result<Self> {
-        for (name, p) in [("rainy_probability", config.rainy_probability), ("fickle_probability", config.fickle_probability)] {
+        for (name, p) in
+            [("rainy_probability", config.rainy_probability), ("fickle_probability", config.fickle_probability)]
+        {
             if !(0.0..=1.0).contains(&p) {
                 return Err(Error::invalid(format!("Taxi {name}"), format!("{p} is not a probability in [0, 1]")));
             }
@@ -345,8 +347,7 @@ impl Env for Taxi {
         }
         self.state = self.initial_states[self.rng.random_range(0..self.initial_states.len())];
         // Gymnasium draws the fickleness only when the option is on.
-        self.fickle_pending =
-            self.config.fickle_passenger && self.rng.random::<f64>() < self.config.fickle_probability;
+        self.fickle_pending = self.config.fickle_passenger && self.rng.random::<f64>() < self.config.fickle_probability;
         self.phase = Phase::Running;
         Ok((self.state, Self::info(self.state, 1.0)))
     }
@@ -371,7 +372,13 @@ impl Env for Taxi {
         if o.terminated {
             self.phase = Phase::Ended;
         }
-        Ok(Step { obs: next, reward: o.reward, terminated: o.terminated, truncated: false, info: Self::info(next, o.prob) })
+        Ok(Step {
+            obs: next,
+            reward: o.reward,
+            terminated: o.terminated,
+            truncated: false,
+            info: Self::info(next, o.prob),
+        })
     }
 }
 
