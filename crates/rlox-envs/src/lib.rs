@@ -1,1 +1,2 @@
 pub mod gridworld;
+pub mod toy_text;
