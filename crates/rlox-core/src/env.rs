@@ -160,3 +160,24 @@ pub trait SetState {
     /// The internal state in the same layout.
     fn state(&self) -> Vec<f64>;
 }
+
+impl<E: Env + ?Sized> Env for Box<E> {
+    type Obs = E::Obs;
+    type Action = E::Action;
+
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn observation_space(&self) -> Space {
+        (**self).observation_space()
+    }
+    fn action_space(&self) -> Space {
+        (**self).action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Self::Obs, Info)> {
+        (**self).reset(seed)
+    }
+    fn step(&mut self, action: &Self::Action) -> Result<Step<Self::Obs>> {
+        (**self).step(action)
+    }
+}

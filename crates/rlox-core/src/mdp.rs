@@ -162,3 +162,33 @@ mod tests {
         assert_eq!(m.row(1, 0).1, &[0.3, 0.7]);
     }
 }
+
+impl<M: Mdp + ?Sized> Mdp for Box<M> {
+    fn n_states(&self) -> usize {
+        (**self).n_states()
+    }
+    fn n_actions(&self) -> usize {
+        (**self).n_actions()
+    }
+    fn transitions(&self, state: usize, action: usize, out: &mut Vec<(usize, f64)>) {
+        (**self).transitions(state, action, out)
+    }
+    fn expected_reward(&self, state: usize, action: usize) -> f64 {
+        (**self).expected_reward(state, action)
+    }
+}
+
+impl<M: Mdp> Mdp for crate::wrappers::TimeLimit<M> {
+    fn n_states(&self) -> usize {
+        self.inner().n_states()
+    }
+    fn n_actions(&self) -> usize {
+        self.inner().n_actions()
+    }
+    fn transitions(&self, state: usize, action: usize, out: &mut Vec<(usize, f64)>) {
+        self.inner().transitions(state, action, out)
+    }
+    fn expected_reward(&self, state: usize, action: usize) -> f64 {
+        self.inner().expected_reward(state, action)
+    }
+}

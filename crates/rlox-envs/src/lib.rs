@@ -1,2 +1,3 @@
 pub mod gridworld;
 pub mod toy_text;
+pub mod registry;
