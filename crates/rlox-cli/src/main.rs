@@ -1,1 +1,57 @@
-fn main() {}
+//! `rlox`: the command-line front of the rlox toolkit.
+//!
+//! The binary is thin: it parses arguments, builds the pieces from the library crates, runs them
+//! and reports. Every subcommand that produces results accepts `--format json` and then prints
+//! exactly one JSON object on stdout. Errors go to stderr with a non-zero exit status.
+
+mod args;
+mod cmd_env;
+mod cmd_learn;
+mod cmd_solve;
+mod cmd_train;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Reinforcement learning from first principles to the post-training of language models.
+#[derive(Parser, Debug)]
+#[command(name = "rlox", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List, show and roll out environments.
+    #[command(subcommand)]
+    Env(cmd_env::EnvCommand),
+    /// Solve a finite MDP by planning: evaluate a policy, value/policy/truncated policy iteration.
+    Solve(cmd_solve::SolveArgs),
+    /// Learn from samples: Monte Carlo and temporal-difference methods.
+    Learn(cmd_learn::LearnArgs),
+    /// Run the main job from a TOML config (the embedded default when none is given).
+    Train(cmd_train::TrainArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RLOX_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Env(c) => cmd_env::run(c),
+        Command::Solve(a) => cmd_solve::run(a),
+        Command::Learn(a) => cmd_learn::run(a),
+        Command::Train(a) => cmd_train::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

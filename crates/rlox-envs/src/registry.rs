@@ -220,6 +220,13 @@ pub fn make_gridworld(options: &mut EnvOptions) -> Result<GridWorld> {
     GridWorld::new(cfg)
 }
 
+/// Build the grid world from options, rejecting options it does not know.
+pub fn make_gridworld_from(mut options: EnvOptions) -> Result<GridWorld> {
+    let g = make_gridworld(&mut options)?;
+    options.finish(spec("gridworld")?)?;
+    Ok(g)
+}
+
 fn one_cell(text: &str, what: &str) -> Result<(usize, usize)> {
     match parse_cells(text)?.as_slice() {
         [cell] => Ok(*cell),

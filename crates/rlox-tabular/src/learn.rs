@@ -54,7 +54,6 @@ pub struct LearnSettings {
     /// The algorithm. Default off-policy Q-learning (the book's chapter 7 example).
     pub algo: LearnAlgo,
     /// Learning-rate, exploration and length settings.
-    #[serde(flatten)]
     pub td: TdConfig,
 }
 
