@@ -1,1 +1,2 @@
+pub mod classic_control;
 pub mod gridworld;
