@@ -9,7 +9,9 @@
 //! Gymnasium integrates a 5-vector (the state plus the torque) with NumPy array arithmetic in
 //! `f64`; [`dynamics`] repeats its expressions in the same order: the constants (`m1 * lc1**2`,
 //! `(m1 * lc1 + m2 * l1) * g`, ...) are folded exactly as Python evaluates them left to right, and
-//! the RK4 combination is `y0 + dt/6 * (((k1 + 2 k2) + 2 k3) + k4)`. Angles are wrapped with
+//! the RK4 combination is `y0 + dt/6 * (((k1 + 2 k2) + 2 k3) + k4)`. The squares of `np.float64`
+//! values (`dtheta1**2`, `dtheta2**2`, `d2**2`) are C's `pow(x, 2)`, which glibc does not always
+//! round like `x * x`; the constant squares (`lc1**2`, ...) are exact either way. Angles are wrapped with
 //! Gymnasium's `wrap` (repeated subtraction of 2 pi, not a modulo) and velocities bounded with its
 //! `bound`. Gymnasium's reset draws the state in `float64` and rounds it to `float32`, which is
 //! kept here too.
@@ -18,7 +20,7 @@
 //! * Reward: -1 per step, 0 on the terminal step. Termination: `-cos t1 - cos(t2 + t1) > 1`.
 //! * Reset: each component uniform in `[-0.1, 0.1)`, then rounded to `f32`.
 
-use super::{bad_discrete, check_state, needs_reset, uniform, Book, DEFAULT_SEED};
+use super::{bad_discrete, check_state, needs_reset, py_square, uniform, Book, DEFAULT_SEED};
 use rlox_core::env::SetState;
 use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::spaces::{BoxSpace, Discrete, Space};
@@ -51,19 +53,26 @@ const G: f64 = 9.8;
 /// `_dsdt` with `book_or_nips = "book"`).
 #[inline(always)]
 fn dsdt(s: [f64; 4], a: f64) -> [f64; 4] {
-    let (m1, m2, l1, lc1, lc2, i1, i2) =
-        (LINK_MASS_1, LINK_MASS_2, LINK_LENGTH_1, LINK_COM_POS_1, LINK_COM_POS_2, LINK_MOI, LINK_MOI);
+    let (m1, m2, l1, lc1, lc2, i1, i2) = (
+        LINK_MASS_1,
+        LINK_MASS_2,
+        LINK_LENGTH_1,
+        LINK_COM_POS_1,
+        LINK_COM_POS_2,
+        LINK_MOI,
+        LINK_MOI,
+    );
     let [theta1, theta2, dtheta1, dtheta2] = s;
     let cos_t2 = theta2.cos();
     let sin_t2 = theta2.sin();
     let d1 = m1 * (lc1 * lc1) + m2 * (l1 * l1 + lc2 * lc2 + 2.0 * l1 * lc2 * cos_t2) + i1 + i2;
     let d2 = m2 * (lc2 * lc2 + l1 * lc2 * cos_t2) + i2;
     let phi2 = m2 * lc2 * G * (theta1 + theta2 - PI / 2.0).cos();
-    let phi1 = -m2 * l1 * lc2 * (dtheta2 * dtheta2) * sin_t2 - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin_t2
+    let phi1 = -m2 * l1 * lc2 * py_square(dtheta2) * sin_t2 - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin_t2
         + (m1 * lc1 + m2 * l1) * G * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * (dtheta1 * dtheta1) * sin_t2 - phi2)
-        / (m2 * (lc2 * lc2) + i2 - (d2 * d2) / d1);
+    let ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * py_square(dtheta1) * sin_t2 - phi2)
+        / (m2 * (lc2 * lc2) + i2 - py_square(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2]
 }
@@ -112,7 +121,12 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
     let k3 = dsdt(axpy(s, dt2, k2), a);
     let k4 = dsdt(axpy(s, DT, k3), a);
     let ns: [f64; 4] = std::array::from_fn(|j| s[j] + DT / 6.0 * (k1[j] + 2.0 * k2[j] + 2.0 * k3[j] + k4[j]));
-    let ns = [wrap(ns[0]), wrap(ns[1]), bound(ns[2], -MAX_VEL_1, MAX_VEL_1), bound(ns[3], -MAX_VEL_2, MAX_VEL_2)];
+    let ns = [
+        wrap(ns[0]),
+        wrap(ns[1]),
+        bound(ns[2], -MAX_VEL_1, MAX_VEL_1),
+        bound(ns[3], -MAX_VEL_2, MAX_VEL_2),
+    ];
     let terminated = -ns[0].cos() - (ns[1] + ns[0]).cos() > 1.0;
     (ns, terminated)
 }
@@ -120,7 +134,14 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
 /// The observation `[cos t1, sin t1, cos t2, sin t2, dt1, dt2]` in `f32`.
 #[inline(always)]
 pub fn observe(s: &[f64; 4]) -> [f32; 6] {
-    [s[0].cos() as f32, s[0].sin() as f32, s[1].cos() as f32, s[1].sin() as f32, s[2] as f32, s[3] as f32]
+    [
+        s[0].cos() as f32,
+        s[0].sin() as f32,
+        s[1].cos() as f32,
+        s[1].sin() as f32,
+        s[2] as f32,
+        s[3] as f32,
+    ]
 }
 
 #[inline]
@@ -156,7 +177,11 @@ impl Acrobot {
 
     /// A new env; call [`Env::reset`] before stepping.
     pub fn new() -> Self {
-        Acrobot { state: [0.0; 4], started: false, rng: rng_from_seed(DEFAULT_SEED) }
+        Acrobot {
+            state: [0.0; 4],
+            started: false,
+            rng: rng_from_seed(DEFAULT_SEED),
+        }
     }
 
     /// The current observation.
@@ -201,7 +226,13 @@ impl Env for Acrobot {
         let (state, terminated) = dynamics(self.state, *action);
         self.state = state;
         let reward = if terminated { 0.0 } else { -1.0 };
-        Ok(Step { obs: observe(&state), reward, terminated, truncated: false, info: Info::new() })
+        Ok(Step {
+            obs: observe(&state),
+            reward,
+            terminated,
+            truncated: false,
+            info: Info::new(),
+        })
     }
 }
 
@@ -244,7 +275,13 @@ impl AcrobotVec {
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 6, max_episode_steps)?;
         let z = vec![0.0; num_envs];
-        Ok(AcrobotVec { theta1: z.clone(), theta2: z.clone(), dtheta1: z.clone(), dtheta2: z, book })
+        Ok(AcrobotVec {
+            theta1: z.clone(),
+            theta2: z.clone(),
+            dtheta1: z.clone(),
+            dtheta2: z,
+            book,
+        })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

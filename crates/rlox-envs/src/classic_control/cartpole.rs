@@ -53,8 +53,8 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
     let costheta = theta.cos();
     let sintheta = theta.sin();
     let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
-    let thetaacc = (GRAVITY * sintheta - costheta * temp)
-        / (LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS));
+    let thetaacc =
+        (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS));
     let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
 
     let x = x + TAU * x_dot;
@@ -80,7 +80,12 @@ fn sample_initial(rng: &mut Rng) -> [f64; 4] {
 }
 
 fn observation_space() -> Space {
-    let high = [(X_THRESHOLD * 2.0) as f32, f32::INFINITY, (THETA_THRESHOLD_RADIANS * 2.0) as f32, f32::INFINITY];
+    let high = [
+        (X_THRESHOLD * 2.0) as f32,
+        f32::INFINITY,
+        (THETA_THRESHOLD_RADIANS * 2.0) as f32,
+        f32::INFINITY,
+    ];
     BoxSpace::new(high.iter().map(|h| -h).collect(), high.to_vec()).into()
 }
 
@@ -108,7 +113,12 @@ impl CartPole {
 
     /// A new env; call [`Env::reset`] before stepping. Its RNG starts from [`DEFAULT_SEED`].
     pub fn new() -> Self {
-        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: rng_from_seed(DEFAULT_SEED) }
+        CartPole {
+            state: [0.0; 4],
+            started: false,
+            steps_beyond_terminated: None,
+            rng: rng_from_seed(DEFAULT_SEED),
+        }
     }
 
     /// The current observation.
@@ -163,7 +173,13 @@ impl Env for CartPole {
             self.steps_beyond_terminated = Some(0);
             1.0
         };
-        Ok(Step { obs: observe(&state), reward, terminated, truncated: false, info: Info::new() })
+        Ok(Step {
+            obs: observe(&state),
+            reward,
+            terminated,
+            truncated: false,
+            info: Info::new(),
+        })
     }
 }
 
@@ -209,7 +225,13 @@ impl CartPoleVec {
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 4, max_episode_steps)?;
         let z = vec![0.0; num_envs];
-        Ok(CartPoleVec { x: z.clone(), x_dot: z.clone(), theta: z.clone(), theta_dot: z, book })
+        Ok(CartPoleVec {
+            x: z.clone(),
+            x_dot: z.clone(),
+            theta: z.clone(),
+            theta_dot: z,
+            book,
+        })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

@@ -24,7 +24,7 @@
 //! * Termination: position >= 0.45 with velocity >= 0.
 //! * Reset: position uniform in `[-0.6, -0.4)`, velocity 0.
 
-use super::{check_state, needs_reset, scalar_action, uniform, Book, DEFAULT_SEED};
+use super::{check_state, needs_reset, py_square, scalar_action, uniform, Book, DEFAULT_SEED};
 use rlox_core::env::SetState;
 use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::spaces::{BoxSpace, Space};
@@ -64,7 +64,11 @@ pub fn dynamics(position: f64, velocity: f64, wide: bool, a: f32) -> (f64, f64, 
         };
         let velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED);
         let position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION);
-        let velocity = if position == MIN_POSITION && velocity < 0.0 { 0.0 } else { velocity };
+        let velocity = if position == MIN_POSITION && velocity < 0.0 {
+            0.0
+        } else {
+            velocity
+        };
         let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
         (position as f32, velocity as f32, terminated)
     } else {
@@ -83,8 +87,8 @@ pub fn dynamics(position: f64, velocity: f64, wide: bool, a: f32) -> (f64, f64, 
     };
     let goal = if terminated { 100.0 } else { 0.0 };
     let a = a as f64;
-    // `math.pow(a, 2)` of a float32 value is exact in f64, so it equals `a * a`.
-    let reward = goal - a * a * 0.1;
+    // `math.pow(a, 2)`: the square of a float32 value is exact in f64, and so is `pow`'s result.
+    let reward = goal - py_square(a) * 0.1;
     (position as f64, velocity as f64, terminated, reward)
 }
 
@@ -100,7 +104,11 @@ fn sample_initial(rng: &mut Rng) -> (f64, f64) {
 }
 
 fn observation_space() -> Space {
-    BoxSpace::new(vec![MIN_POSITION as f32, -MAX_SPEED as f32], vec![MAX_POSITION as f32, MAX_SPEED as f32]).into()
+    BoxSpace::new(
+        vec![MIN_POSITION as f32, -MAX_SPEED as f32],
+        vec![MAX_POSITION as f32, MAX_SPEED as f32],
+    )
+    .into()
 }
 
 fn action_space() -> Space {
@@ -183,7 +191,13 @@ impl Env for MountainCarContinuous {
         self.position = position;
         self.velocity = velocity;
         self.wide = false;
-        Ok(Step { obs: self.obs(), reward, terminated, truncated: false, info: Info::new() })
+        Ok(Step {
+            obs: self.obs(),
+            reward,
+            terminated,
+            truncated: false,
+            info: Info::new(),
+        })
     }
 }
 

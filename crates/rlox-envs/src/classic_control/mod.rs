@@ -62,6 +62,25 @@ pub(crate) fn uniform(rng: &mut Rng, low: f64, high: f64) -> f64 {
     low + (high - low) * rng.random::<f64>()
 }
 
+/// Python's `x ** 2` on a float (and NumPy's on a `np.float64`): C's `pow(x, 2.0)`.
+///
+/// This is *not* always `x * x`: glibc's `pow` is accurate to about half an ulp but not correctly
+/// rounded, and for roughly one `x` in a thousand it returns the neighbour of the correctly rounded
+/// square (Acrobot drifts by an ulp within a few hundred steps if `x * x` is used). The exponent
+/// goes through [`std::hint::black_box`] because LLVM would otherwise rewrite `pow(x, 2.0)` as
+/// `x * x`. (`np.square`, used by CartPole, *is* `x * x`.)
+#[inline(always)]
+pub(crate) fn py_square(x: f64) -> f64 {
+    x.powf(std::hint::black_box(2.0))
+}
+
+/// NumPy's `u ** 2` on a `np.float32`: C's `powf(u, 2.0f)`, which rounds the exact square (at most
+/// 48 bits) once; ties at the `f32` midpoint do not always go to even as `u * u` does.
+#[inline(always)]
+pub(crate) fn py_square_f32(u: f32) -> f32 {
+    u.powf(std::hint::black_box(2.0f32))
+}
+
 /// Python's (and NumPy's) float `%`: the result takes the sign of the divisor.
 ///
 /// Rust's `%` is C's `fmod` (sign of the dividend); Python adds the divisor once when the signs
@@ -83,7 +102,11 @@ pub(crate) fn floor_mod(x: f64, m: f64) -> f64 {
 /// The error for a discrete action outside `Discrete(n)`.
 #[cold]
 pub(crate) fn bad_discrete(env: &str, action: usize, n: usize) -> Error {
-    Error::InvalidAction { env: env.to_string(), action: action.to_string(), space: format!("Discrete({n})") }
+    Error::InvalidAction {
+        env: env.to_string(),
+        action: action.to_string(),
+        space: format!("Discrete({n})"),
+    }
 }
 
 /// Check a one-dimensional continuous action and return its value.
@@ -100,7 +123,11 @@ pub(crate) fn scalar_action(env: &str, action: &[f32], low: f32, high: f32) -> R
 
 #[cold]
 fn bad_continuous(env: &str, action: &[f32], low: f32, high: f32) -> Error {
-    let why = if action.len() != 1 { format!(" (length {}, expected 1)", action.len()) } else { " (not finite)".into() };
+    let why = if action.len() != 1 {
+        format!(" (length {}, expected 1)", action.len())
+    } else {
+        " (not finite)".into()
+    };
     Error::InvalidAction {
         env: env.to_string(),
         action: format!("{action:?}{why}"),
@@ -122,7 +149,10 @@ pub(crate) fn check_state(env: &str, layout: &str, state: &[f64], n: usize) -> R
 /// The error for `step` before `reset`.
 #[cold]
 pub(crate) fn needs_reset(env: &str) -> Error {
-    Error::NeedsReset { env: env.to_string(), when: "before reset()" }
+    Error::NeedsReset {
+        env: env.to_string(),
+        when: "before reset()",
+    }
 }
 
 /// The bookkeeping every batch shares: outputs, flags, episode clocks and one RNG per env.
@@ -146,10 +176,16 @@ pub(crate) struct Book {
 impl Book {
     pub fn new(env: &str, num_envs: usize, obs_dim: usize, max_episode_steps: usize) -> Result<Self> {
         if num_envs == 0 {
-            return Err(Error::invalid("num_envs", format!("a {env} batch needs at least one env")));
+            return Err(Error::invalid(
+                "num_envs",
+                format!("a {env} batch needs at least one env"),
+            ));
         }
         if max_episode_steps == 0 || max_episode_steps > u32::MAX as usize {
-            return Err(Error::invalid("max_episode_steps", format!("{max_episode_steps} is not in 1..=u32::MAX")));
+            return Err(Error::invalid(
+                "max_episode_steps",
+                format!("{max_episode_steps} is not in 1..=u32::MAX"),
+            ));
         }
         Ok(Book {
             obs: vec![0.0; num_envs * obs_dim],
@@ -189,7 +225,10 @@ impl Book {
             return Err(needs_reset(env));
         }
         if num_actions != self.len() {
-            return Err(Error::invalid("actions", format!("got {num_actions} actions for {} envs", self.len())));
+            return Err(Error::invalid(
+                "actions",
+                format!("got {num_actions} actions for {} envs", self.len()),
+            ));
         }
         Ok(())
     }
@@ -219,7 +258,10 @@ impl Book {
     /// Check an env index for the per-env accessors.
     pub fn check_index(&self, env: &str, i: usize) -> Result<()> {
         if i >= self.len() {
-            return Err(Error::invalid("env index", format!("{env} batch has {} envs, index {i}", self.len())));
+            return Err(Error::invalid(
+                "env index",
+                format!("{env} batch has {} envs, index {i}", self.len()),
+            ));
         }
         Ok(())
     }

@@ -9,14 +9,17 @@
 //! `float32`: `3.0 / (m * l**2) * u` and `0.001 * (u**2)` are computed in `f32` (the Python
 //! constants rounded to `f32` first) and only widened to `f64` when they meet the `f64` state.
 //! The cost's angle term wraps theta with `((theta + pi) % (2 pi)) - pi`, where `%` is Python's
-//! floor-mod (sign of the divisor), not Rust's `fmod`.
+//! floor-mod (sign of the divisor), not Rust's `fmod`. The squares in the cost are Python's `**`,
+//! i.e. C's `pow`/`powf`, which do not always round like a multiplication (see `py_square`).
 //!
 //! * Actions: `Box(-2, 2, (1,))`; finite values outside are clipped as in Gymnasium, NaN and
 //!   infinities are errors.
 //! * Reward: `-(angle² + 0.1 theta_dot² + 0.001 u²)`; never terminates (only the 200-step limit).
 //! * Reset: theta uniform in `[-pi, pi)`, theta_dot uniform in `[-1, 1)`.
 
-use super::{check_state, floor_mod, needs_reset, scalar_action, uniform, Book, DEFAULT_SEED};
+use super::{
+    check_state, floor_mod, needs_reset, py_square, py_square_f32, scalar_action, uniform, Book, DEFAULT_SEED,
+};
 use rlox_core::env::SetState;
 use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::spaces::{BoxSpace, Space};
@@ -55,8 +58,8 @@ pub fn dynamics(th: f64, thdot: f64, u: f32, g: f64) -> (f64, f64, f64) {
     let u = u.clamp(-MAX_TORQUE, MAX_TORQUE);
     let an = angle_normalize(th);
     // `0.001 * (u**2)` is a float32 product (0.001 rounded to f32), widened when added to the f64 terms.
-    let torque_cost = 0.001f32 * (u * u);
-    let costs = an * an + 0.1 * (thdot * thdot) + torque_cost as f64;
+    let torque_cost = 0.001f32 * py_square_f32(u);
+    let costs = py_square(an) + 0.1 * py_square(thdot) + torque_cost as f64;
     // `3 * g / (2 * l) * sin(th)` is f64; `3.0 / (m * l**2) * u` is a float32 product.
     let torque_acc = (3.0 / (M * L * L)) as f32 * u;
     let newthdot = thdot + (3.0 * g / (2.0 * L) * th.sin() + torque_acc as f64) * DT;
@@ -116,7 +119,13 @@ impl Pendulum {
 
     /// A new env with gravity `g` (Gymnasium's `g` argument).
     pub fn with_gravity(g: f64) -> Self {
-        Pendulum { th: 0.0, thdot: 0.0, g, started: false, rng: rng_from_seed(DEFAULT_SEED) }
+        Pendulum {
+            th: 0.0,
+            thdot: 0.0,
+            g,
+            started: false,
+            rng: rng_from_seed(DEFAULT_SEED),
+        }
     }
 
     /// The current observation.
@@ -159,7 +168,13 @@ impl Env for Pendulum {
         let (th, thdot, reward) = dynamics(self.th, self.thdot, u, self.g);
         self.th = th;
         self.thdot = thdot;
-        Ok(Step { obs: observe(th, thdot), reward, terminated: false, truncated: false, info: Info::new() })
+        Ok(Step {
+            obs: observe(th, thdot),
+            reward,
+            terminated: false,
+            truncated: false,
+            info: Info::new(),
+        })
     }
 }
 
@@ -201,7 +216,12 @@ impl PendulumVec {
     /// `num_envs` pendulums truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 3, max_episode_steps)?;
-        Ok(PendulumVec { th: vec![0.0; num_envs], thdot: vec![0.0; num_envs], g: DEFAULT_G, book })
+        Ok(PendulumVec {
+            th: vec![0.0; num_envs],
+            thdot: vec![0.0; num_envs],
+            g: DEFAULT_G,
+            book,
+        })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
