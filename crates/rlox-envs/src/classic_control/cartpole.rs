@@ -62,6 +62,8 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
     let theta = theta + TAU * theta_dot;
     let theta_dot = theta_dot + TAU * thetaacc;
 
+    // Four comparisons, not `!range.contains(..)`: a NaN state is not terminal in Gymnasium.
+    #[allow(clippy::manual_range_contains)]
     let terminated =
         x < -X_THRESHOLD || x > X_THRESHOLD || theta < -THETA_THRESHOLD_RADIANS || theta > THETA_THRESHOLD_RADIANS;
     ([x, x_dot, theta, theta_dot], terminated)
