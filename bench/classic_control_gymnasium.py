@@ -1,0 +1,132 @@
+"""CartPole step throughput: Gymnasium 1.4 (NumPy) against rlox, single-threaded, in one run.
+
+Creates bench/.venv (gymnasium==1.4.0 and numpy) on first use, then, with OMP_NUM_THREADS=1:
+  1. times Gymnasium's CartPole-v1 scalar step (gymnasium.make, i.e. with its TimeLimit,
+     OrderEnforcing and PassiveEnvChecker wrappers, and the bare CartPoleEnv for reference);
+  2. times Gymnasium's NumPy-vectorised CartPole with 256 envs
+     (make_vec(..., vectorization_mode="vector_entry_point"));
+  3. runs `cargo bench -p rlox-envs --bench cartpole` (scalar step in TimeLimit, 256-env batch);
+and prints steps per second for each and the rlox/Gymnasium ratios.
+
+Usage: python3 bench/classic_control_gymnasium.py [--seconds 3] [--measurement-time 3]
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+import venv
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV = ROOT / "bench" / ".venv"
+VENV_PY = VENV / "bin" / "python"
+NUM_ENVS = 256
+
+
+def ensure_venv():
+    """Create the venv and re-run this script inside it, single-threaded."""
+    if pathlib.Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    if not VENV_PY.exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+        subprocess.check_call([str(VENV_PY), "-m", "pip", "install", "-q", "gymnasium==1.4.0", "numpy"])
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+        env[var] = "1"
+    os.execve(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]], env)
+
+
+def time_loop(step, seconds):
+    """Call step(i) in batches until `seconds` have passed; return calls per second."""
+    n, start = 0, time.perf_counter()
+    while True:
+        for _ in range(1000):
+            step(n)
+            n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def bench_gymnasium(seconds):
+    import gymnasium as gym
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    table = [int(a) for a in rng.integers(0, 2, size=4096)]
+    results = {}
+
+    for label, env in (("scalar (gym.make)", gym.make("CartPole-v1")), ("scalar (unwrapped)", None)):
+        if env is None:
+            env = gym.make("CartPole-v1").unwrapped
+        env.reset(seed=0)
+
+        def step(i, env=env):
+            _, _, terminated, truncated, _ = env.step(table[i & 4095])
+            if terminated or truncated:
+                env.reset()
+
+        results[label] = time_loop(step, seconds)
+
+    venv_env = gym.make_vec("CartPole-v1", num_envs=NUM_ENVS, vectorization_mode="vector_entry_point")
+    venv_env.reset(seed=0)
+    actions = [rng.integers(0, 2, size=NUM_ENVS) for _ in range(64)]
+
+    def vstep(i):
+        venv_env.step(actions[i & 63])
+
+    results[f"batch {NUM_ENVS} (vector_entry_point)"] = time_loop(vstep, seconds) * NUM_ENVS
+    return results, gym.__version__, np.__version__
+
+
+UNITS = {"ps": 1e-12, "ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def bench_rlox(measurement_time):
+    cmd = [
+        "cargo", "bench", "-p", "rlox-envs", "--bench", "cartpole", "--",
+        "--warm-up-time", "1", "--measurement-time", str(measurement_time),
+    ]
+    print("running:", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    found = {}
+    for name, mid, unit in re.findall(r"cartpole/(\w+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", out):
+        found[name] = float(mid) * UNITS[unit]
+    if set(found) != {"scalar_step", "batch_step_256"}:
+        sys.exit(f"could not read criterion's output:\n{out}")
+    return {
+        "scalar (TimeLimit)": 1.0 / found["scalar_step"],
+        f"batch {NUM_ENVS} (CartPoleVec)": NUM_ENVS / found["batch_step_256"],
+    }
+
+
+def main():
+    ensure_venv()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="timing per Gymnasium case")
+    ap.add_argument("--measurement-time", type=float, default=3.0, help="criterion measurement time per bench")
+    args = ap.parse_args()
+
+    gym_res, gym_v, np_v = bench_gymnasium(args.seconds)
+    rlox_res = bench_rlox(args.measurement_time)
+
+    print(f"\nCartPole-v1 steps per second, one thread (gymnasium {gym_v}, numpy {np_v}, OMP_NUM_THREADS=1)")
+    for k, v in gym_res.items():
+        print(f"  gymnasium {k:<34} {v:>14,.0f}")
+    for k, v in rlox_res.items():
+        print(f"  rlox      {k:<34} {v:>14,.0f}")
+    g_scalar = gym_res["scalar (gym.make)"]
+    g_batch = gym_res[f"batch {NUM_ENVS} (vector_entry_point)"]
+    r_scalar = rlox_res["scalar (TimeLimit)"]
+    r_batch = rlox_res[f"batch {NUM_ENVS} (CartPoleVec)"]
+    print(f"\n  scalar: rlox / gymnasium (gym.make)        = {r_scalar / g_scalar:8.1f}x")
+    print(f"  scalar: rlox / gymnasium (unwrapped)       = {r_scalar / gym_res['scalar (unwrapped)']:8.1f}x")
+    print(f"  batch {NUM_ENVS}: rlox / gymnasium vector env  = {r_batch / g_batch:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
