@@ -4,7 +4,6 @@ use crate::args::EnvArgs;
 use crate::output::{print_json, thin, Format};
 use anyhow::{bail, Context};
 use clap::Args;
-use rlox_core::env::Env;
 use rlox_core::mdp::{Mdp, TabularMdp};
 use rlox_core::plot::{LineChart, Series};
 use rlox_core::policy::TabularPolicy;

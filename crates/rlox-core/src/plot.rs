@@ -127,6 +127,8 @@ impl LineChart {
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style((FONT_FAMILY, 14))
+            .x_label_formatter(&|x| tick_label(*x))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()
             .map_err(e)?;
         for (i, s) in self.series.iter().enumerate() {
@@ -147,6 +149,18 @@ impl LineChart {
                 .map_err(e)?;
         }
         Ok(())
+    }
+}
+
+/// Tick labels without a trailing ".0" on whole numbers and with few decimals otherwise.
+fn tick_label(x: f64) -> String {
+    if x.fract().abs() < 1e-9 || x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        let s = format!("{x:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
