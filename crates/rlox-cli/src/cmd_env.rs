@@ -8,7 +8,7 @@ use rlox_core::env::Env;
 use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_envs::gridworld::render::{draw, Figure};
-use rlox_envs::registry::{spec, AnyEnv, SPECS};
+use rlox_envs::registry::{spec, AnyAction, AnyEnv, SPECS};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -23,6 +23,29 @@ pub enum EnvCommand {
     },
     /// Describe one environment (and draw a grid world).
     Show(ShowArgs),
+    /// Set a classic-control env's internal state after reset and apply a list of actions.
+    Rollout(RolloutArgs),
+}
+
+/// Arguments of `rlox env rollout`.
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    /// Environment id (a classic-control env).
+    #[arg(long)]
+    env: String,
+    /// The internal state set after every reset, comma separated (e.g. "0.01,-0.02,0.03,0.04").
+    #[arg(long, allow_hyphen_values = true)]
+    init_state: String,
+    /// A JSON file with the actions: an array of numbers (discrete), of arrays (continuous), or an
+    /// object with an "actions" array or a Gymnasium trace's "steps" (each with an "action").
+    #[arg(long)]
+    actions: PathBuf,
+    /// Seed of the first reset.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 /// Arguments of `rlox env show`.
@@ -49,6 +72,103 @@ pub fn run(cmd: EnvCommand) -> anyhow::Result<()> {
     match cmd {
         EnvCommand::List { format } => list(format),
         EnvCommand::Show(a) => show(a),
+        EnvCommand::Rollout(a) => rollout(a),
+    }
+}
+
+fn parse_actions(path: &std::path::Path, continuous: bool) -> anyhow::Result<Vec<AnyAction>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading actions file {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let list: Vec<serde_json::Value> = match value {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(mut o) => match (o.remove("actions"), o.remove("steps")) {
+            (Some(serde_json::Value::Array(a)), _) => a,
+            (_, Some(serde_json::Value::Array(steps))) => steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    s.get("action").cloned().with_context(|| format!("{}: step {i} has no \"action\"", path.display()))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => anyhow::bail!(
+                "{}: expected an array of actions, or an object with \"actions\" or \"steps\"",
+                path.display()
+            ),
+        },
+        _ => anyhow::bail!("{}: expected an array of actions", path.display()),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let bad = || {
+                anyhow::anyhow!(
+                    "{}: action {i} ({v}) is not a valid {} action",
+                    path.display(),
+                    if continuous { "continuous" } else { "discrete" }
+                )
+            };
+            if continuous {
+                match v {
+                    serde_json::Value::Number(n) => Ok(AnyAction::Continuous(vec![n.as_f64().ok_or_else(bad)? as f32])),
+                    serde_json::Value::Array(xs) => Ok(AnyAction::Continuous(
+                        xs.iter()
+                            .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(bad))
+                            .collect::<anyhow::Result<_>>()?,
+                    )),
+                    _ => Err(bad()),
+                }
+            } else {
+                v.as_u64().map(|a| AnyAction::Discrete(a as usize)).ok_or_else(bad)
+            }
+        })
+        .collect()
+}
+
+fn rollout(a: RolloutArgs) -> anyhow::Result<()> {
+    let mut env = match rlox_envs::registry::make(&a.env, rlox_envs::registry::EnvOptions::new())? {
+        AnyEnv::Control(e) => e,
+        AnyEnv::Tabular(e) => anyhow::bail!("env rollout replays classic-control envs; {} is tabular", e.id()),
+    };
+    let init: Vec<f64> = a
+        .init_state
+        .split(',')
+        .enumerate()
+        .map(|(i, t)| {
+            t.trim()
+                .parse::<f64>()
+                .with_context(|| format!("--init-state entry {} '{}' is not a number", i + 1, t.trim()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let continuous = !env.action_space().is_discrete();
+    let actions = parse_actions(&a.actions, continuous)?;
+    env.reset(Some(a.seed))?;
+    env.set_state(&init).with_context(|| format!("--init-state for {}", a.env))?;
+    let mut steps = Vec::with_capacity(actions.len());
+    for (t, action) in actions.iter().enumerate() {
+        let s = env.step(action).with_context(|| format!("step {t}"))?;
+        steps.push(json!({
+            "t": t,
+            "action": match action { AnyAction::Discrete(x) => json!(x), AnyAction::Continuous(v) => json!(v) },
+            // f32 observations widened to f64 so the printed decimals round-trip exactly (as the traces store them).
+            "obs": s.obs.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>(),
+            "reward": s.reward,
+            "terminated": s.terminated,
+            "truncated": s.truncated,
+        }));
+        if s.done() {
+            env.reset(None)?;
+            env.set_state(&init)?;
+        }
+    }
+    match a.format {
+        Format::Json => print_json(&json!({"env": a.env, "init_state": init, "steps": steps})),
+        Format::Text => {
+            for s in &steps {
+                println!("{s}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -108,7 +228,14 @@ fn show(mut a: ShowArgs) -> anyhow::Result<()> {
                 "plot": a.plot.as_ref().map(|p| p.display().to_string()),
             })),
             Format::Text => {
-                println!("gridworld {}x{}: {} states, {} actions ({})", cfg.rows, cfg.cols, g.n_states(), g.n_actions(), cfg.actions.letters().iter().collect::<String>());
+                println!(
+                    "gridworld {}x{}: {} states, {} actions ({})",
+                    cfg.rows,
+                    cfg.cols,
+                    g.n_states(),
+                    g.n_actions(),
+                    cfg.actions.letters().iter().collect::<String>()
+                );
                 println!(
                     "rewards: boundary {}, forbidden {}, target {}, other {}",
                     cfg.r_boundary, cfg.r_forbidden, cfg.r_target, cfg.r_other
@@ -124,8 +251,11 @@ fn show(mut a: ShowArgs) -> anyhow::Result<()> {
         if a.plot.is_some() || a.policy.is_some() {
             anyhow::bail!("--plot and --policy draw grid worlds; {} is not one", spec.id);
         }
-        let AnyEnv::Tabular(env) = a.env.make()?;
-        let (obs, act) = (env.observation_space(), env.action_space());
+        let env = a.env.make()?;
+        let (obs, act, sizes) = match &env {
+            AnyEnv::Tabular(e) => (e.observation_space(), e.action_space(), Some((e.n_states(), e.n_actions()))),
+            AnyEnv::Control(e) => (e.observation_space(), e.action_space(), None),
+        };
         match a.format {
             Format::Json => print_json(&json!({
                 "id": spec.id,
@@ -134,8 +264,8 @@ fn show(mut a: ShowArgs) -> anyhow::Result<()> {
                 "action_space": act.to_string(),
                 "max_episode_steps": spec.max_episode_steps,
                 "has_model": spec.has_model,
-                "n_states": env.n_states(),
-                "n_actions": env.n_actions(),
+                "n_states": sizes.map(|s| s.0),
+                "n_actions": sizes.map(|s| s.1),
             })),
             Format::Text => {
                 println!("{}: {}", spec.id, spec.description);

@@ -9,7 +9,7 @@ use rlox_core::plot::{LineChart, Series};
 use rlox_core::policy::TabularPolicy;
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::gridworld::GridWorld;
-use rlox_envs::registry::AnyEnv;
+use rlox_envs::registry::TabularEnv;
 use rlox_tabular::bellman::{closed_form_values, iterative_evaluation, CLOSED_FORM_MAX_STATES};
 use rlox_tabular::learn::{evaluate_greedy, learn, GreedyEvaluation, LearnAlgo, LearnSettings};
 use rlox_tabular::planning::{value_iteration, PlanningOptions};
@@ -72,7 +72,7 @@ pub enum Learner {
     /// The book's grid world.
     Grid(GridWorld),
     /// Any other tabular env.
-    Other(AnyEnv),
+    Other(Box<dyn TabularEnv>),
 }
 
 impl Learner {
@@ -80,7 +80,7 @@ impl Learner {
     pub fn from_args(env: &EnvArgs) -> anyhow::Result<Self> {
         Ok(match env.gridworld()? {
             Some(g) => Learner::Grid(g),
-            None => Learner::Other(env.make()?),
+            None => Learner::Other(env.make()?.into_tabular("tabular learning")?),
         })
     }
 
@@ -88,7 +88,7 @@ impl Learner {
     pub fn mdp(&self) -> anyhow::Result<TabularMdp> {
         Ok(match self {
             Learner::Grid(g) => TabularMdp::from_mdp(g)?,
-            Learner::Other(AnyEnv::Tabular(e)) => TabularMdp::from_mdp(e)?,
+            Learner::Other(e) => TabularMdp::from_mdp(e)?,
         })
     }
 
@@ -96,15 +96,21 @@ impl Learner {
     pub fn learn(&mut self, s: &LearnSettings, reference: Option<&[f64]>) -> anyhow::Result<LearnResult> {
         Ok(match self {
             Learner::Grid(g) => learn(g, s, reference)?,
-            Learner::Other(AnyEnv::Tabular(e)) => learn(e, s, reference)?,
+            Learner::Other(e) => learn(e, s, reference)?,
         })
     }
 
     /// Evaluate a greedy policy.
-    pub fn evaluate(&mut self, policy: &[usize], episodes: usize, max_steps: usize, seed: u64) -> anyhow::Result<GreedyEvaluation> {
+    pub fn evaluate(
+        &mut self,
+        policy: &[usize],
+        episodes: usize,
+        max_steps: usize,
+        seed: u64,
+    ) -> anyhow::Result<GreedyEvaluation> {
         Ok(match self {
             Learner::Grid(g) => evaluate_greedy(g, policy, episodes, max_steps, seed)?,
-            Learner::Other(AnyEnv::Tabular(e)) => evaluate_greedy(e, policy, episodes, max_steps, seed)?,
+            Learner::Other(e) => evaluate_greedy(e, policy, episodes, max_steps, seed)?,
         })
     }
 
@@ -149,7 +155,10 @@ pub fn draw_curves(dir: &Path, learner: &Learner, r: &LearnResult, title: &str) 
         title: format!("{title}: {name}"),
         x_label: "episode index".into(),
         y_label: label.into(),
-        series: vec![Series { name: name.into(), points: ys.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect() }],
+        series: vec![Series {
+            name: name.into(),
+            points: ys.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect(),
+        }],
     };
     if h.episode_rewards.len() > 1 {
         let p = dir.join("reward_per_episode.png");
@@ -173,8 +182,14 @@ pub fn draw_curves(dir: &Path, learner: &Learner, r: &LearnResult, title: &str) 
     }
     if let Learner::Grid(g) = learner {
         let p = dir.join("policy_values.png");
-        let table = if r.policy.is_empty() { None } else { Some(TabularPolicy::deterministic(&r.policy, g.n_actions())?) };
-        let fig = Figure { policy: table.as_ref().map(|t| t.table()), values: Some(&r.values), title: Some(title), decimals: 1 };
+        let table =
+            if r.policy.is_empty() { None } else { Some(TabularPolicy::deterministic(&r.policy, g.n_actions())?) };
+        let fig = Figure {
+            policy: table.as_ref().map(|t| t.table()),
+            values: Some(&r.values),
+            title: Some(title),
+            decimals: 1,
+        };
         draw(g, &fig, &p)?;
         files.push(p);
     }
@@ -335,7 +350,10 @@ pub fn run(a: LearnArgs) -> anyhow::Result<()> {
                 println!("final RMSE against the reference: {:.4}", e.1);
             }
             if let Some(e) = eval {
-                println!("greedy policy over {} episodes: mean return {:.3}, success rate {:.3}", e.episodes, e.mean_return, e.success_rate);
+                println!(
+                    "greedy policy over {} episodes: mean return {:.3}, success rate {:.3}",
+                    e.episodes, e.mean_return, e.success_rate
+                );
             }
             for p in plots {
                 println!("wrote {}", p.display());

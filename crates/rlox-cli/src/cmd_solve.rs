@@ -8,7 +8,7 @@ use rlox_core::mdp::{Mdp, TabularMdp};
 use rlox_core::policy::TabularPolicy;
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::gridworld::GridWorld;
-use rlox_envs::registry::AnyEnv;
+use rlox_envs::registry::TabularEnv;
 use rlox_tabular::bellman::{closed_form_values, greedy_actions, iterative_evaluation, optimality_residual, q_from_v};
 use rlox_tabular::planning::{
     policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult,
@@ -86,14 +86,14 @@ pub struct SolveArgs {
 /// The environment being solved: the grid world keeps its policy-string format and pictures.
 enum Target {
     Grid(GridWorld),
-    Other(AnyEnv),
+    Other(Box<dyn TabularEnv>),
 }
 
 impl Target {
     fn mdp(&self) -> anyhow::Result<TabularMdp> {
         Ok(match self {
             Target::Grid(g) => TabularMdp::from_mdp(g)?,
-            Target::Other(AnyEnv::Tabular(e)) => TabularMdp::from_mdp(e)?,
+            Target::Other(e) => TabularMdp::from_mdp(e)?,
         })
     }
 
@@ -105,7 +105,9 @@ impl Target {
                     .split(',')
                     .enumerate()
                     .map(|(i, t)| {
-                        t.trim().parse().with_context(|| format!("policy entry {} '{}' is not an action index", i + 1, t.trim()))
+                        t.trim()
+                            .parse()
+                            .with_context(|| format!("policy entry {} '{}' is not an action index", i + 1, t.trim()))
                     })
                     .collect::<anyhow::Result<_>>()?;
                 if actions.len() != n_states {
@@ -149,7 +151,7 @@ fn history_json(target: &Target, history: &[IterationRecord]) -> Value {
 pub fn run(a: SolveArgs) -> anyhow::Result<()> {
     let target = match a.env.gridworld()? {
         Some(g) => Target::Grid(g),
-        None => Target::Other(a.env.make()?),
+        None => Target::Other(a.env.make()?.into_tabular("planning")?),
     };
     let mdp = target.mdp()?;
     let (ns, na) = (mdp.n_states(), mdp.n_actions());

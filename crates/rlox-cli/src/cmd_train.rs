@@ -141,10 +141,9 @@ fn env_options(section: &EnvSection) -> anyhow::Result<EnvOptions> {
 /// Run `rlox train`.
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (text, origin) = match &a.config {
-        Some(path) => (
-            std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?,
-            path.clone(),
-        ),
+        Some(path) => {
+            (std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?, path.clone())
+        }
         None => (DEFAULT_CONFIG.to_string(), PathBuf::from("<embedded configs/gridworld.toml>")),
     };
     let mut cfg = parse_config(&text, &origin)?;
@@ -165,7 +164,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             if let Some(l) = summary.get("learn").filter(|l| !l.is_null()) {
                 println!(
                     "learning ({}): {} steps, {:.0} steps/s, final RMSE {}, greedy policy {} (gap to optimal {})",
-                    l["algo"], l["steps"], l["steps_per_second"].as_f64().unwrap_or(0.0), l["final_rmse"], l["policy"], l["value_gap_to_optimal"]
+                    l["algo"],
+                    l["steps"],
+                    l["steps_per_second"].as_f64().unwrap_or(0.0),
+                    l["final_rmse"],
+                    l["policy"],
+                    l["value_gap_to_optimal"]
                 );
             }
             Ok(())
@@ -181,7 +185,9 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
     let env_args_options = env_options(&cfg.env)?;
     let mut learner = match cfg.env.id.as_str() {
         "gridworld" => Learner::Grid(rlox_envs::registry::make_gridworld_from(env_args_options)?),
-        id => Learner::Other(rlox_envs::registry::make(id, env_args_options)?),
+        id => Learner::Other(
+            rlox_envs::registry::make(id, env_args_options)?.into_tabular("the tabular [plan]/[learn] job")?,
+        ),
     };
     // Validate the learning settings before creating anything on disk.
     let learn_settings = cfg.learn.as_ref().map(|l| l.settings(cfg.seed)).transpose()?;
@@ -208,8 +214,16 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
         if let Learner::Grid(g) = &learner {
             let table = TabularPolicy::deterministic(&r.policy, g.n_actions())?;
             let title = format!("{} (gamma {})", plan.algo, plan.gamma);
-            draw(g, &Figure { policy: Some(table.table()), values: Some(&r.values), title: Some(&title), decimals: 1 }, &run.plot_path("planned_policy_values.png"))?;
-            draw(g, &Figure { policy: Some(table.table()), values: Some(&r.values), title: Some(&title), decimals: 1 }, &run.plot_path("planned_policy_values.svg"))?;
+            draw(
+                g,
+                &Figure { policy: Some(table.table()), values: Some(&r.values), title: Some(&title), decimals: 1 },
+                &run.plot_path("planned_policy_values.png"),
+            )?;
+            draw(
+                g,
+                &Figure { policy: Some(table.table()), values: Some(&r.values), title: Some(&title), decimals: 1 },
+                &run.plot_path("planned_policy_values.svg"),
+            )?;
         }
         summary["plan"] = json!({
             "algo": plan.algo,
@@ -239,7 +253,8 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
             steps += *len as u64;
             log.log(steps, &[("learn/episode_reward", *reward), ("learn/episode_length", *len as f64)])?;
         }
-        let files = draw_curves(&run.path().join("plots"), &learner, &r, &format!("{} on {}", spec.algo, learner.id()))?;
+        let files =
+            draw_curves(&run.path().join("plots"), &learner, &r, &format!("{} on {}", spec.algo, learner.id()))?;
         let checkpoint = json!({"algo": spec.algo, "n_states": mdp.n_states(), "n_actions": mdp.n_actions(), "q": r.q, "values": r.values, "seed": cfg.seed});
         atomic_write(run.checkpoint_path("table.json"), serde_json::to_string(&checkpoint)?.as_bytes())?;
         let mut learned = json!({
@@ -252,8 +267,13 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
         });
         if settings.algo.is_control() {
             let greedy = TabularPolicy::deterministic(&r.policy, mdp.n_actions())?;
-            let gap = if gamma < 1.0 { Some(max_abs_diff(&closed_form_values(&mdp, &greedy, gamma)?, &reference)) } else { None };
-            let eval = learner.evaluate(&r.policy, spec.eval_episodes, settings.td.max_episode_steps.min(1000), cfg.seed)?;
+            let gap = if gamma < 1.0 {
+                Some(max_abs_diff(&closed_form_values(&mdp, &greedy, gamma)?, &reference))
+            } else {
+                None
+            };
+            let eval =
+                learner.evaluate(&r.policy, spec.eval_episodes, settings.td.max_episode_steps.min(1000), cfg.seed)?;
             learned["policy"] = learner.format_policy(&r.policy);
             learned["value_gap_to_optimal"] = json!(gap);
             learned["eval"] = serde_json::to_value(&eval)?;

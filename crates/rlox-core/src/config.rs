@@ -11,7 +11,8 @@ use std::path::Path;
 
 /// Parse `text` (from `origin`, used in messages) into `T`.
 pub fn from_toml_str<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
-    toml::from_str(text).map_err(|e| Error::Config { path: origin.to_path_buf(), message: e.to_string().trim_end().to_string() })
+    toml::from_str(text)
+        .map_err(|e| Error::Config { path: origin.to_path_buf(), message: e.to_string().trim_end().to_string() })
 }
 
 /// Read and parse a TOML file.

@@ -57,7 +57,8 @@ impl Logger for JsonlLogger {
         obj.insert("step".into(), step.into());
         obj.insert("wall_time".into(), wall_time().into());
         for (k, v) in metrics {
-            let value = serde_json::Number::from_f64(*v).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null);
+            let value =
+                serde_json::Number::from_f64(*v).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null);
             obj.insert((*k).to_string(), value);
         }
         serde_json::to_writer(&mut self.out, &obj).map_err(|e| Error::io(&self.path, e.into()))?;
@@ -89,7 +90,11 @@ impl Logger for CsvLogger {
         let t = wall_time();
         for (k, v) in metrics {
             // Metric names are identifiers chosen by trainers; quote them anyway if a comma sneaks in.
-            let name = if k.contains(',') || k.contains('"') { format!("\"{}\"", k.replace('"', "\"\"")) } else { k.to_string() };
+            let name = if k.contains(',') || k.contains('"') {
+                format!("\"{}\"", k.replace('"', "\"\""))
+            } else {
+                k.to_string()
+            };
             writeln!(self.out, "{step},{t:.6},{name},{v}").map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
@@ -198,7 +203,9 @@ impl ProgressLogger {
     /// A bar to `total` steps that shows the metrics named in `shown` (all when empty).
     pub fn new(total: u64, shown: &[&str]) -> Self {
         let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         ProgressLogger { bar, shown: shown.iter().map(|s| s.to_string()).collect() }

@@ -37,12 +37,7 @@ impl TabularMdp {
     ///
     /// Errors on a wrong number of rows, a next state out of range, a negative probability, or
     /// probabilities of a row that do not sum to one (within 1e-9).
-    pub fn new(
-        n_states: usize,
-        n_actions: usize,
-        rows: Vec<Vec<(usize, f64)>>,
-        rewards: Vec<f64>,
-    ) -> Result<Self> {
+    pub fn new(n_states: usize, n_actions: usize, rows: Vec<Vec<(usize, f64)>>, rewards: Vec<f64>) -> Result<Self> {
         let n_rows = n_states * n_actions;
         if n_states == 0 || n_actions == 0 {
             return Err(Error::invalid("mdp", "an MDP needs at least one state and one action"));
@@ -77,7 +72,10 @@ impl TabularMdp {
         let mut total = 0.0;
         for &(next, p) in list {
             if next >= self.n_states {
-                return Err(Error::invalid("mdp", format!("(s={s}, a={a}) leads to state {next} >= {}", self.n_states)));
+                return Err(Error::invalid(
+                    "mdp",
+                    format!("(s={s}, a={a}) leads to state {next} >= {}", self.n_states),
+                ));
             }
             if !(p >= 0.0) {
                 return Err(Error::invalid("mdp", format!("(s={s}, a={a}) has probability {p}")));

@@ -20,7 +20,10 @@ impl TabularPolicy {
     /// A policy from a row-major probability table; each row must be a distribution.
     pub fn from_probs(n_states: usize, n_actions: usize, probs: Vec<f64>) -> Result<Self> {
         if probs.len() != n_states * n_actions {
-            return Err(Error::invalid("policy", format!("{} probabilities for {n_states} x {n_actions}", probs.len())));
+            return Err(Error::invalid(
+                "policy",
+                format!("{} probabilities for {n_states} x {n_actions}", probs.len()),
+            ));
         }
         for s in 0..n_states {
             let row = &probs[s * n_actions..(s + 1) * n_actions];

@@ -33,9 +33,24 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u32> = (0..8).map({ let mut r = rng_from_seed(42); move |_| r.random() }).collect();
-        let b: Vec<u32> = (0..8).map({ let mut r = rng_from_seed(42); move |_| r.random() }).collect();
-        let c: Vec<u32> = (0..8).map({ let mut r = rng_from_seed(43); move |_| r.random() }).collect();
+        let a: Vec<u32> = (0..8)
+            .map({
+                let mut r = rng_from_seed(42);
+                move |_| r.random()
+            })
+            .collect();
+        let b: Vec<u32> = (0..8)
+            .map({
+                let mut r = rng_from_seed(42);
+                move |_| r.random()
+            })
+            .collect();
+        let c: Vec<u32> = (0..8)
+            .map({
+                let mut r = rng_from_seed(43);
+                move |_| r.random()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

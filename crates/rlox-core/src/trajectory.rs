@@ -34,7 +34,13 @@ pub struct Trajectory<O, A> {
 impl<O, A> Trajectory<O, A> {
     /// An empty trajectory.
     pub fn new() -> Self {
-        Trajectory { observations: Vec::new(), actions: Vec::new(), rewards: Vec::new(), terminated: false, truncated: false }
+        Trajectory {
+            observations: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            terminated: false,
+            truncated: false,
+        }
     }
 
     /// Record one step.

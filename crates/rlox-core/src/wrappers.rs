@@ -140,3 +140,14 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         Ok(step)
     }
 }
+
+/// Setting the state passes through; the episode's step count is kept (trace replays set the state
+/// right after `reset`, when it is zero).
+impl<E: crate::env::SetState> crate::env::SetState for TimeLimit<E> {
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        self.inner.set_state(state)
+    }
+    fn state(&self) -> Vec<f64> {
+        self.inner.state()
+    }
+}

@@ -1,4 +1,4 @@
 pub mod classic_control;
 pub mod gridworld;
-pub mod toy_text;
 pub mod registry;
+pub mod toy_text;

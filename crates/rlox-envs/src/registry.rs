@@ -4,12 +4,14 @@
 //! Options are `key=value` strings (as a command line gives them). Every env consumes the keys it
 //! knows; a key left over is an error that names it and lists the accepted ones.
 
+use crate::classic_control::{acrobot_v1, cartpole_v1, mountain_car_continuous_v0, mountain_car_v0, pendulum_v1};
 use crate::gridworld::{parse_cells, preset, ActionSet, GridWorld};
 use crate::toy_text::cliff_walking::CliffWalking;
 use crate::toy_text::frozen_lake::{frozen_lake_v1_with, FrozenLakeConfig, LakeMap};
 use crate::toy_text::taxi::{taxi_v4_with, TaxiConfig};
-use rlox_core::env::Env;
+use rlox_core::env::{Env, FlatObs, Info, SetState, Step};
 use rlox_core::mdp::Mdp;
+use rlox_core::spaces::Space;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Error, Result};
 use std::collections::BTreeMap;
@@ -82,6 +84,41 @@ pub const SPECS: &[EnvSpec] = &[
         max_episode_steps: Some(200),
         has_model: true,
         options: &["is_rainy", "fickle_passenger"],
+    },
+    EnvSpec {
+        id: "CartPole-v1",
+        description: "balance a pole on a cart (discrete push left/right)",
+        max_episode_steps: Some(500),
+        has_model: false,
+        options: &[],
+    },
+    EnvSpec {
+        id: "Acrobot-v1",
+        description: "swing a two-link pendulum's tip above a line (discrete torque)",
+        max_episode_steps: Some(500),
+        has_model: false,
+        options: &[],
+    },
+    EnvSpec {
+        id: "MountainCar-v0",
+        description: "drive an underpowered car up a hill (discrete push)",
+        max_episode_steps: Some(200),
+        has_model: false,
+        options: &[],
+    },
+    EnvSpec {
+        id: "MountainCarContinuous-v0",
+        description: "MountainCar with a continuous force in [-1, 1]",
+        max_episode_steps: Some(999),
+        has_model: false,
+        options: &[],
+    },
+    EnvSpec {
+        id: "Pendulum-v1",
+        description: "swing a pendulum up and keep it upright (continuous torque in [-2, 2])",
+        max_episode_steps: Some(200),
+        has_model: false,
+        options: &[],
     },
 ];
 
@@ -158,10 +195,117 @@ impl EnvOptions {
 pub trait TabularEnv: Env<Obs = usize, Action = usize> + Mdp {}
 impl<T: Env<Obs = usize, Action = usize> + Mdp> TabularEnv for T {}
 
+/// An action for a [`ControlEnv`]: discrete or continuous.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyAction {
+    /// An index into a `Discrete` space.
+    Discrete(usize),
+    /// A point of a `Box` space.
+    Continuous(Vec<f32>),
+}
+
+impl std::fmt::Display for AnyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyAction::Discrete(a) => write!(f, "{a}"),
+            AnyAction::Continuous(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// Conversion from [`AnyAction`] to an env's own action type.
+pub trait FromAnyAction: Sized {
+    /// The env's action, or an error naming both kinds.
+    fn from_any(action: &AnyAction, env: &str, space: &Space) -> Result<Self>;
+}
+
+fn kind_mismatch(action: &AnyAction, env: &str, space: &Space) -> Error {
+    Error::InvalidAction { env: env.to_string(), action: action.to_string(), space: space.to_string() }
+}
+
+impl FromAnyAction for usize {
+    fn from_any(action: &AnyAction, env: &str, space: &Space) -> Result<Self> {
+        match action {
+            AnyAction::Discrete(a) => Ok(*a),
+            other => Err(kind_mismatch(other, env, space)),
+        }
+    }
+}
+
+impl FromAnyAction for Vec<f32> {
+    fn from_any(action: &AnyAction, env: &str, space: &Space) -> Result<Self> {
+        match action {
+            AnyAction::Continuous(v) => Ok(v.clone()),
+            other => Err(kind_mismatch(other, env, space)),
+        }
+    }
+}
+
+/// A classic-control environment with its concrete types erased: observations as `Vec<f32>`,
+/// actions as [`AnyAction`], and a settable internal state (for trace replays).
+pub trait ControlEnv {
+    /// The id.
+    fn id(&self) -> &str;
+    /// The observation space.
+    fn observation_space(&self) -> Space;
+    /// The action space.
+    fn action_space(&self) -> Space;
+    /// Start an episode.
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info)>;
+    /// Advance one step.
+    fn step(&mut self, action: &AnyAction) -> Result<Step<Vec<f32>>>;
+    /// Set the internal state (layout documented by each env).
+    fn set_state(&mut self, state: &[f64]) -> Result<()>;
+    /// The observation of the current internal state.
+    fn state(&self) -> Vec<f64>;
+}
+
+struct Erased<E>(E);
+
+fn flat<O: FlatObs>(o: &O) -> Vec<f32> {
+    let mut v = vec![0.0; o.flat_len()];
+    o.write_flat(&mut v);
+    v
+}
+
+impl<E> ControlEnv for Erased<E>
+where
+    E: Env + SetState,
+    E::Obs: FlatObs,
+    E::Action: FromAnyAction,
+{
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn observation_space(&self) -> Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> Space {
+        self.0.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info)> {
+        let (o, info) = self.0.reset(seed)?;
+        Ok((flat(&o), info))
+    }
+    fn step(&mut self, action: &AnyAction) -> Result<Step<Vec<f32>>> {
+        let a = E::Action::from_any(action, self.0.id(), &self.0.action_space())?;
+        let s = self.0.step(&a)?;
+        Ok(Step { obs: flat(&s.obs), reward: s.reward, terminated: s.terminated, truncated: s.truncated, info: s.info })
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        self.0.set_state(state)
+    }
+    fn state(&self) -> Vec<f64> {
+        self.0.state()
+    }
+}
+
 /// An environment built by [`make`].
 pub enum AnyEnv {
     /// Discrete observations and actions with an explicit model.
     Tabular(Box<dyn TabularEnv>),
+    /// Classic control: continuous observations, no model.
+    Control(Box<dyn ControlEnv>),
 }
 
 impl AnyEnv {
@@ -169,6 +313,18 @@ impl AnyEnv {
     pub fn id(&self) -> &str {
         match self {
             AnyEnv::Tabular(e) => e.id(),
+            AnyEnv::Control(e) => e.id(),
+        }
+    }
+
+    /// The tabular env inside, or an error saying that `what` needs a model.
+    pub fn into_tabular(self, what: &str) -> Result<Box<dyn TabularEnv>> {
+        match self {
+            AnyEnv::Tabular(e) => Ok(e),
+            AnyEnv::Control(e) => Err(Error::invalid(
+                "environment",
+                format!("{what} needs an environment with a finite model (discrete states); {} has none", e.id()),
+            )),
         }
     }
 }
@@ -274,6 +430,11 @@ pub fn make(id: &str, mut options: EnvOptions) -> Result<AnyEnv> {
             }
             AnyEnv::Tabular(Box::new(taxi_v4_with(cfg)?))
         }
+        "CartPole-v1" => AnyEnv::Control(Box::new(Erased(cartpole_v1()))),
+        "Acrobot-v1" => AnyEnv::Control(Box::new(Erased(acrobot_v1()))),
+        "MountainCar-v0" => AnyEnv::Control(Box::new(Erased(mountain_car_v0()))),
+        "MountainCarContinuous-v0" => AnyEnv::Control(Box::new(Erased(mountain_car_continuous_v0()))),
+        "Pendulum-v1" => AnyEnv::Control(Box::new(Erased(pendulum_v1()))),
         _ => unreachable!("every spec has a constructor"),
     };
     options.finish(spec)?;
@@ -306,7 +467,8 @@ mod tests {
     #[test]
     fn gridworld_options_override_the_preset() {
         let opts = EnvOptions::parse(&["preset=book-3x3", "r_forbidden=-10", "start=1,1"]).unwrap();
-        let AnyEnv::Tabular(env) = make("gridworld", opts).unwrap();
+        let env = make("gridworld", opts).unwrap().into_tabular("test").unwrap();
         assert_eq!(env.n_states(), 9);
+        assert!(make("CartPole-v1", EnvOptions::new()).unwrap().into_tabular("planning").is_err());
     }
 }

@@ -34,11 +34,7 @@ struct Trace {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
 }
 
 /// The reference traces (200 steps each, from the project's reference data).
@@ -48,10 +44,7 @@ const REFERENCE: &str = "env_traces";
 const EXTRA: &str = "env_traces_extra";
 
 fn load(dir: &str, name: &str) -> Trace {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir)
-        .join(format!("{name}.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir).join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).expect("trace json");
     let steps = v["steps"]
@@ -122,12 +115,7 @@ where
             env.inner_mut().set_state(&trace.initial_state).unwrap();
         }
     }
-    assert_eq!(
-        (terminations, truncations),
-        (trace.terminations, trace.truncations),
-        "{}: episode ends",
-        trace.env_id
-    );
+    assert_eq!((terminations, truncations), (trace.terminations, trace.truncations), "{}: episode ends", trace.env_id);
 }
 
 const COPIES: usize = 3;
@@ -154,10 +142,7 @@ fn replay_batch<V: VecEnv>(
         venv.step(&actions).unwrap();
         for i in 0..COPIES {
             let ctx = format!("{} batch env {i} t={}", trace.env_id, s.t);
-            let obs: Vec<f64> = venv.observations()[i * d..(i + 1) * d]
-                .iter()
-                .map(|&x| f64::from(x))
-                .collect();
+            let obs: Vec<f64> = venv.observations()[i * d..(i + 1) * d].iter().map(|&x| f64::from(x)).collect();
             assert_eq!(obs, s.obs, "{ctx}: obs");
             assert_eq!(venv.rewards()[i], s.reward, "{ctx}: reward");
             assert_eq!(venv.terminated()[i], s.terminated, "{ctx}: terminated");
@@ -239,10 +224,7 @@ fn mountain_car_continuous_matches_gymnasium() {
 fn pendulum_matches_gymnasium() {
     for dir in [REFERENCE, EXTRA] {
         let trace = load(dir, "Pendulum-v1");
-        assert!(
-            trace.steps.iter().any(|s| continuous(&s.action)[0].abs() > 2.0),
-            "the trace exercises clipping"
-        );
+        assert!(trace.steps.iter().any(|s| continuous(&s.action)[0].abs() > 2.0), "the trace exercises clipping");
         replay_scalar(pendulum_v1(), &trace, continuous);
         replay_batch(
             PendulumVec::new(COPIES).unwrap(),
@@ -341,10 +323,7 @@ fn invalid_actions_are_errors() {
     assert!(is_invalid_action(pe.step(&vec![])));
     assert!(is_invalid_action(pe.step(&vec![0.0, 0.0])));
     assert_eq!(pe.inner().state(), before, "a rejected action leaves the state alone");
-    assert!(
-        pe.step(&vec![7.0]).is_ok(),
-        "finite out-of-range torques are clipped, as in Gymnasium"
-    );
+    assert!(pe.step(&vec![7.0]).is_ok(), "finite out-of-range torques are clipped, as in Gymnasium");
 
     let mut mcc = mountain_car_continuous_v0();
     mcc.reset(Some(0)).unwrap();
@@ -354,10 +333,7 @@ fn invalid_actions_are_errors() {
     let mut v = CartPoleVec::new(2).unwrap();
     v.reset(Some(0)).unwrap();
     assert!(is_invalid_action(v.step(&[0, 2])));
-    assert!(
-        matches!(v.step(&[0]), Err(Error::Invalid { .. })),
-        "wrong number of actions"
-    );
+    assert!(matches!(v.step(&[0]), Err(Error::Invalid { .. })), "wrong number of actions");
     let mut pv = PendulumVec::new(2).unwrap();
     pv.reset(Some(0)).unwrap();
     assert!(is_invalid_action(pv.step(&[vec![0.0], vec![f32::NAN]])));
@@ -370,14 +346,8 @@ fn invalid_actions_are_errors() {
 #[test]
 fn step_before_reset_is_an_error() {
     assert!(matches!(CartPole::new().step(&0), Err(Error::NeedsReset { .. })));
-    assert!(matches!(
-        Pendulum::new().step(&vec![0.0]),
-        Err(Error::NeedsReset { .. })
-    ));
-    assert!(matches!(
-        AcrobotVec::new(2).unwrap().step(&[0, 0]),
-        Err(Error::NeedsReset { .. })
-    ));
+    assert!(matches!(Pendulum::new().step(&vec![0.0]), Err(Error::NeedsReset { .. })));
+    assert!(matches!(AcrobotVec::new(2).unwrap().step(&[0, 0]), Err(Error::NeedsReset { .. })));
 }
 
 #[test]
@@ -402,14 +372,8 @@ fn seeded_resets_are_reproducible_and_in_range() {
     assert_eq!(reset_obs(cartpole_v1(), Some(42)), reset_obs(cartpole_v1(), Some(42)));
     assert_ne!(reset_obs(cartpole_v1(), Some(42)), reset_obs(cartpole_v1(), Some(43)));
     assert_eq!(reset_obs(acrobot_v1(), Some(7)), reset_obs(acrobot_v1(), Some(7)));
-    assert_eq!(
-        reset_obs(mountain_car_v0(), Some(7)),
-        reset_obs(mountain_car_v0(), Some(7))
-    );
-    assert_eq!(
-        reset_obs(mountain_car_continuous_v0(), Some(7)),
-        reset_obs(mountain_car_continuous_v0(), Some(7))
-    );
+    assert_eq!(reset_obs(mountain_car_v0(), Some(7)), reset_obs(mountain_car_v0(), Some(7)));
+    assert_eq!(reset_obs(mountain_car_continuous_v0(), Some(7)), reset_obs(mountain_car_continuous_v0(), Some(7)));
     assert_eq!(reset_obs(pendulum_v1(), Some(7)), reset_obs(pendulum_v1(), Some(7)));
 
     // reset(None) continues the stream; reset(Some(s)) restarts it.
@@ -425,10 +389,7 @@ fn seeded_resets_are_reproducible_and_in_range() {
         assert!(cp.state().iter().all(|x| (-0.05..0.05).contains(x)));
         let mut ac = Acrobot::new();
         ac.reset(Some(seed)).unwrap();
-        assert!(ac
-            .state()
-            .iter()
-            .all(|&x| (-0.1..=0.1).contains(&x) && x == x as f32 as f64));
+        assert!(ac.state().iter().all(|&x| (-0.1..=0.1).contains(&x) && x == x as f32 as f64));
         let mut mc = MountainCar::new();
         mc.reset(Some(seed)).unwrap();
         let s = mc.state();

@@ -26,7 +26,8 @@ fn check_policy(mdp: &TabularMdp, policy: &TabularPolicy) -> Result<()> {
 fn check_gamma(gamma: f64, closed_form: bool) -> Result<()> {
     let ok = if closed_form { (0.0..1.0).contains(&gamma) } else { (0.0..=1.0).contains(&gamma) };
     if !ok {
-        let range = if closed_form { "[0, 1) for closed-form evaluation (I - gamma P is singular at 1)" } else { "[0, 1]" };
+        let range =
+            if closed_form { "[0, 1) for closed-form evaluation (I - gamma P is singular at 1)" } else { "[0, 1]" };
         return Err(Error::invalid("gamma", format!("{gamma} is outside {range}")));
     }
     Ok(())
@@ -147,7 +148,8 @@ pub fn iterative_evaluation(
         return Err(Error::invalid("initial values", format!("{} values for {n} states", v.len())));
     }
     let mut next = vec![0.0; n];
-    let mut eval = Evaluation { values: Vec::new(), history: Vec::new(), deltas: Vec::new(), iterations: 0, converged: false };
+    let mut eval =
+        Evaluation { values: Vec::new(), history: Vec::new(), deltas: Vec::new(), iterations: 0, converged: false };
     while eval.iterations < max_iterations {
         backup(mdp, policy, gamma, &v, &mut next);
         let delta = max_abs_diff(&v, &next);
@@ -158,7 +160,10 @@ pub fn iterative_evaluation(
             eval.history.push(v.clone());
         }
         if !delta.is_finite() || v.iter().any(|x| !x.is_finite()) {
-            return Err(Error::invalid("evaluation", format!("values diverged after {} sweeps (gamma = {gamma})", eval.iterations)));
+            return Err(Error::invalid(
+                "evaluation",
+                format!("values diverged after {} sweeps (gamma = {gamma})", eval.iterations),
+            ));
         }
         if delta < tol {
             eval.converged = true;

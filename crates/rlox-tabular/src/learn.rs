@@ -77,7 +77,9 @@ where
         LearnAlgo::ExpectedSarsa => td::td_control(env, TdControl::ExpectedSarsa, cfg, reference),
         LearnAlgo::QLearning => td::td_control(env, TdControl::QLearning, cfg, reference),
         LearnAlgo::NStepSarsa => td::n_step_sarsa(env, cfg, reference),
-        LearnAlgo::QLearningOffpolicy => td::q_learning_off_policy(env, &TabularPolicy::uniform(ns, na), cfg, reference),
+        LearnAlgo::QLearningOffpolicy => {
+            td::q_learning_off_policy(env, &TabularPolicy::uniform(ns, na), cfg, reference)
+        }
     }
 }
 
@@ -97,7 +99,13 @@ pub struct GreedyEvaluation {
 }
 
 /// Run `policy` (one action per state) for `episodes` episodes of at most `max_steps` steps.
-pub fn evaluate_greedy<E>(env: &mut E, policy: &[usize], episodes: usize, max_steps: usize, seed: u64) -> Result<GreedyEvaluation>
+pub fn evaluate_greedy<E>(
+    env: &mut E,
+    policy: &[usize],
+    episodes: usize,
+    max_steps: usize,
+    seed: u64,
+) -> Result<GreedyEvaluation>
 where
     E: Env<Obs = usize, Action = usize>,
 {

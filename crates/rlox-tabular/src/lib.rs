@@ -13,7 +13,9 @@ pub mod bellman;
 pub mod planning;
 
 pub use bellman::{closed_form_values, iterative_evaluation, q_from_v, Evaluation};
-pub use planning::{policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult};
+pub use planning::{
+    policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult,
+};
+pub mod learn;
 pub mod schedule;
 pub mod td;
-pub mod learn;

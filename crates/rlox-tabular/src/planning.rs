@@ -5,7 +5,9 @@
 //! iteration for `j = 1` and policy iteration as `j -> infinity`. Greedy improvement breaks ties toward
 //! the lowest action index (after a tolerance of 1e-9), which reproduces the book's printed policies.
 
-use crate::bellman::{backup, closed_form_values, greedy_actions, iterative_evaluation, max_abs_diff, q_from_v, CLOSED_FORM_MAX_STATES};
+use crate::bellman::{
+    backup, closed_form_values, greedy_actions, iterative_evaluation, max_abs_diff, q_from_v, CLOSED_FORM_MAX_STATES,
+};
 use rlox_core::mdp::{Mdp, TabularMdp};
 use rlox_core::policy::TabularPolicy;
 use rlox_core::{Error, Result};
@@ -89,7 +91,10 @@ fn validate(mdp: &TabularMdp, o: &PlanningOptions) -> Result<()> {
     }
     if let Some(p) = &o.initial_policy {
         if p.len() != mdp.n_states() || p.iter().any(|&a| a >= mdp.n_actions()) {
-            return Err(Error::invalid("initial policy", format!("needs one action < {} for each of {} states", mdp.n_actions(), mdp.n_states())));
+            return Err(Error::invalid(
+                "initial policy",
+                format!("needs one action < {} for each of {} states", mdp.n_actions(), mdp.n_states()),
+            ));
         }
     }
     if let Some(r) = &o.reference {
@@ -109,7 +114,14 @@ fn record(o: &PlanningOptions, values: &[f64], policy: Vec<usize>, delta: f64) -
     }
 }
 
-fn finish(mdp: &TabularMdp, o: &PlanningOptions, values: Vec<f64>, iterations: usize, converged: bool, history: Vec<IterationRecord>) -> PlanningResult {
+fn finish(
+    mdp: &TabularMdp,
+    o: &PlanningOptions,
+    values: Vec<f64>,
+    iterations: usize,
+    converged: bool,
+    history: Vec<IterationRecord>,
+) -> PlanningResult {
     let q = q_from_v(mdp, &values, o.gamma);
     let policy = greedy_actions(&q, mdp.n_actions());
     PlanningResult { values, policy, q, iterations, converged, history }
@@ -204,7 +216,10 @@ pub fn truncated_policy_iteration(mdp: &impl Mdp, sweeps: usize, options: &Plann
             history.push(record(o, &v, actions.clone(), delta));
         }
         if !delta.is_finite() {
-            return Err(Error::invalid("truncated policy iteration", format!("values diverged after {iterations} iterations")));
+            return Err(Error::invalid(
+                "truncated policy iteration",
+                format!("values diverged after {iterations} iterations"),
+            ));
         }
         if delta < o.tol {
             converged = true;

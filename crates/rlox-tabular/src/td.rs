@@ -124,7 +124,12 @@ pub fn discrete_sizes<E: Env>(env: &E) -> Result<(usize, usize)> {
         (Some(o), Some(a)) => Ok((o.n, a.n)),
         _ => Err(Error::invalid(
             "environment",
-            format!("{} has {} observations and {} actions; tabular methods need Discrete for both", env.id(), env.observation_space(), env.action_space()),
+            format!(
+                "{} has {} observations and {} actions; tabular methods need Discrete for both",
+                env.id(),
+                env.observation_space(),
+                env.action_space()
+            ),
         )),
     }
 }
@@ -331,14 +336,22 @@ where
 /// Off-policy Q-learning: act with `behaviour` (e.g. uniform), learn the greedy policy.
 /// Runs `cfg.episodes` episodes of at most `cfg.max_episode_steps` steps each (the book's example:
 /// one episode of 100,000 steps).
-pub fn q_learning_off_policy<E>(env: &mut E, behaviour: &TabularPolicy, cfg: &TdConfig, reference: Option<&[f64]>) -> Result<LearnResult>
+pub fn q_learning_off_policy<E>(
+    env: &mut E,
+    behaviour: &TabularPolicy,
+    cfg: &TdConfig,
+    reference: Option<&[f64]>,
+) -> Result<LearnResult>
 where
     E: Env<Obs = usize, Action = usize>,
 {
     cfg.validate()?;
     let (ns, na) = discrete_sizes(env)?;
     if behaviour.n_states() != ns || behaviour.n_actions() != na {
-        return Err(Error::invalid("behaviour policy", format!("{}x{} for an env with {ns} states and {na} actions", behaviour.n_states(), behaviour.n_actions())));
+        return Err(Error::invalid(
+            "behaviour policy",
+            format!("{}x{} for an env with {ns} states and {na} actions", behaviour.n_states(), behaviour.n_actions()),
+        ));
     }
     let mut t = Tables::new(ns, na, cfg, reference)?;
     let mut rng = rng_from_seed(derive_seed(cfg.seed, 1));
@@ -365,14 +378,22 @@ where
 }
 
 /// TD(0) estimation of the state values of `policy`: `v(s) += alpha (r + gamma v(s') - v(s))`.
-pub fn td0_state_values<E>(env: &mut E, policy: &TabularPolicy, cfg: &TdConfig, reference: Option<&[f64]>) -> Result<LearnResult>
+pub fn td0_state_values<E>(
+    env: &mut E,
+    policy: &TabularPolicy,
+    cfg: &TdConfig,
+    reference: Option<&[f64]>,
+) -> Result<LearnResult>
 where
     E: Env<Obs = usize, Action = usize>,
 {
     cfg.validate()?;
     let (ns, na) = discrete_sizes(env)?;
     if policy.n_states() != ns || policy.n_actions() != na {
-        return Err(Error::invalid("policy", format!("{}x{} for an env with {ns} states and {na} actions", policy.n_states(), policy.n_actions())));
+        return Err(Error::invalid(
+            "policy",
+            format!("{}x{} for an env with {ns} states and {na} actions", policy.n_states(), policy.n_actions()),
+        ));
     }
     // Reuse the tables with one "action" per state for the values.
     let mut t = Tables::new(ns, 1, cfg, reference)?;

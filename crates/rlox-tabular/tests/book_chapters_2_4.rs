@@ -21,7 +21,11 @@ fn rounded(values: &[f64], decimals: usize) -> Vec<String> {
         .map(|v| {
             let s = format!("{v:.decimals$}");
             // The book prints no negative zero.
-            if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { s.trim_start_matches('-').to_string() } else { s }
+            if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+                s.trim_start_matches('-').to_string()
+            } else {
+                s
+            }
         })
         .collect()
 }
@@ -43,7 +47,16 @@ fn ch2_fig_2_7_good_policies_have_the_printed_values() {
     for policy in ["RRRDD/UURDD/ULDRD/URSLD/URULL", "RRRRD/UURRD/ULDRD/URSLD/URULL"] {
         let v = values_of(&g, policy, 0.9);
         assert_eq!(rounded(&v, 1), expected, "policy {policy}");
-        let iterative = iterative_evaluation(&TabularMdp::from_mdp(&g).unwrap(), &TabularPolicy::deterministic(&g.parse_policy(policy).unwrap(), 5).unwrap(), 0.9, 1e-12, 10_000, None, false).unwrap();
+        let iterative = iterative_evaluation(
+            &TabularMdp::from_mdp(&g).unwrap(),
+            &TabularPolicy::deterministic(&g.parse_policy(policy).unwrap(), 5).unwrap(),
+            0.9,
+            1e-12,
+            10_000,
+            None,
+            false,
+        )
+        .unwrap();
         assert!(iterative.converged);
         assert_eq!(rounded(&iterative.values, 1), expected);
     }
@@ -120,7 +133,6 @@ fn ch4_policy_iteration_from_all_stay_reaches_the_optimal_values() {
     }
 }
 
-
 /// Values of a deterministic policy string on a grid (closed form).
 fn eval(g: &GridWorld, policy: &str, gamma: f64) -> Vec<f64> {
     values_of(g, policy, gamma)
@@ -188,7 +200,10 @@ fn ch4_value_iteration_tables_on_the_2x2_grid() {
     assert_eq!(g.format_policy(&r.history[0].policy), "DD/RS");
     // Table 4.3 (k = 1, evaluated) and v2 = (0.9, 1.9, 1.9, 1.9); pi2 = DD/RS is optimal.
     let q1 = rlox_tabular::bellman::q_from_v(&m, &r.history[0].values, 0.9);
-    assert_eq!(rounded(&q1, 1), printed("-1.0 -0.1 0.9 -1.0 0.0 / -0.1 -0.1 1.9 0.0 -0.1 / 0.0 1.9 -0.1 -0.1 0.9 / -0.1 -0.1 -0.1 0.9 1.9"));
+    assert_eq!(
+        rounded(&q1, 1),
+        printed("-1.0 -0.1 0.9 -1.0 0.0 / -0.1 -0.1 1.9 0.0 -0.1 / 0.0 1.9 -0.1 -0.1 0.9 / -0.1 -0.1 -0.1 0.9 1.9")
+    );
     assert_eq!(rounded(&r.history[1].values, 1), printed("0.9 1.9 1.9 1.9"));
     assert_eq!(g.format_policy(&r.history[1].policy), "DD/RS");
     assert_eq!(g.format_policy(&r.policy), "DD/RS");
@@ -206,7 +221,11 @@ fn ch4_policy_iteration_on_the_1x2_grid() {
     assert_eq!(rounded(&it.history[2], 2), printed("-2.71 -1.71"));
     let q = rlox_tabular::bellman::q_from_v(&m, &closed_form_values(&m, &left, 0.9).unwrap(), 0.9);
     assert_eq!(rounded(&q, 1), printed("-10.0 -9.0 -7.1 / -9.0 -7.1 -9.1"));
-    let r = policy_iteration(&g, &PlanningOptions { initial_policy: Some(g.parse_policy("LL").unwrap()), ..Default::default() }).unwrap();
+    let r = policy_iteration(
+        &g,
+        &PlanningOptions { initial_policy: Some(g.parse_policy("LL").unwrap()), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(g.format_policy(&r.history[0].policy), "RS", "optimal after one iteration");
     assert_eq!(r.iterations, 2, "the second iteration confirms the policy is stable");
 }

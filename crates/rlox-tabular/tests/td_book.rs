@@ -49,7 +49,11 @@ fn off_policy_q_learning_recovers_the_optimal_values_from_uniform_data() {
         assert!(r.history.rmse.first().unwrap().1 > 1.0, "the curve starts far from v*");
         // The greedy policy is optimal: its exact values equal v* (there are ties between optimal policies).
         let v = closed_form_values(&m, &TabularPolicy::deterministic(&r.policy, 5).unwrap(), 0.9).unwrap();
-        assert!(v.iter().zip(&opt.values).all(|(a, b)| (a - b).abs() < 1e-6), "seed {seed}: {}", g.format_policy(&r.policy));
+        assert!(
+            v.iter().zip(&opt.values).all(|(a, b)| (a - b).abs() < 1e-6),
+            "seed {seed}: {}",
+            g.format_policy(&r.policy)
+        );
     }
 }
 
@@ -134,4 +138,3 @@ fn bad_settings_are_rejected() {
         assert!(td_control(&mut env, TdControl::Sarsa, &cfg, None).is_err());
     }
 }
-

@@ -53,15 +53,8 @@ const G: f64 = 9.8;
 /// `_dsdt` with `book_or_nips = "book"`).
 #[inline(always)]
 fn dsdt(s: [f64; 4], a: f64) -> [f64; 4] {
-    let (m1, m2, l1, lc1, lc2, i1, i2) = (
-        LINK_MASS_1,
-        LINK_MASS_2,
-        LINK_LENGTH_1,
-        LINK_COM_POS_1,
-        LINK_COM_POS_2,
-        LINK_MOI,
-        LINK_MOI,
-    );
+    let (m1, m2, l1, lc1, lc2, i1, i2) =
+        (LINK_MASS_1, LINK_MASS_2, LINK_LENGTH_1, LINK_COM_POS_1, LINK_COM_POS_2, LINK_MOI, LINK_MOI);
     let [theta1, theta2, dtheta1, dtheta2] = s;
     let cos_t2 = theta2.cos();
     let sin_t2 = theta2.sin();
@@ -121,12 +114,7 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
     let k3 = dsdt(axpy(s, dt2, k2), a);
     let k4 = dsdt(axpy(s, DT, k3), a);
     let ns: [f64; 4] = std::array::from_fn(|j| s[j] + DT / 6.0 * (k1[j] + 2.0 * k2[j] + 2.0 * k3[j] + k4[j]));
-    let ns = [
-        wrap(ns[0]),
-        wrap(ns[1]),
-        bound(ns[2], -MAX_VEL_1, MAX_VEL_1),
-        bound(ns[3], -MAX_VEL_2, MAX_VEL_2),
-    ];
+    let ns = [wrap(ns[0]), wrap(ns[1]), bound(ns[2], -MAX_VEL_1, MAX_VEL_1), bound(ns[3], -MAX_VEL_2, MAX_VEL_2)];
     let terminated = -ns[0].cos() - (ns[1] + ns[0]).cos() > 1.0;
     (ns, terminated)
 }
@@ -134,14 +122,7 @@ pub fn dynamics(s: [f64; 4], action: usize) -> ([f64; 4], bool) {
 /// The observation `[cos t1, sin t1, cos t2, sin t2, dt1, dt2]` in `f32`.
 #[inline(always)]
 pub fn observe(s: &[f64; 4]) -> [f32; 6] {
-    [
-        s[0].cos() as f32,
-        s[0].sin() as f32,
-        s[1].cos() as f32,
-        s[1].sin() as f32,
-        s[2] as f32,
-        s[3] as f32,
-    ]
+    [s[0].cos() as f32, s[0].sin() as f32, s[1].cos() as f32, s[1].sin() as f32, s[2] as f32, s[3] as f32]
 }
 
 #[inline]
@@ -177,11 +158,7 @@ impl Acrobot {
 
     /// A new env; call [`Env::reset`] before stepping.
     pub fn new() -> Self {
-        Acrobot {
-            state: [0.0; 4],
-            started: false,
-            rng: rng_from_seed(DEFAULT_SEED),
-        }
+        Acrobot { state: [0.0; 4], started: false, rng: rng_from_seed(DEFAULT_SEED) }
     }
 
     /// The current observation.
@@ -226,13 +203,7 @@ impl Env for Acrobot {
         let (state, terminated) = dynamics(self.state, *action);
         self.state = state;
         let reward = if terminated { 0.0 } else { -1.0 };
-        Ok(Step {
-            obs: observe(&state),
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
+        Ok(Step { obs: observe(&state), reward, terminated, truncated: false, info: Info::new() })
     }
 }
 
@@ -275,13 +246,7 @@ impl AcrobotVec {
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 6, max_episode_steps)?;
         let z = vec![0.0; num_envs];
-        Ok(AcrobotVec {
-            theta1: z.clone(),
-            theta2: z.clone(),
-            dtheta1: z.clone(),
-            dtheta2: z,
-            book,
-        })
+        Ok(AcrobotVec { theta1: z.clone(), theta2: z.clone(), dtheta1: z.clone(), dtheta2: z, book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

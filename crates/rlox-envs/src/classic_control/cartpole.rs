@@ -82,12 +82,7 @@ fn sample_initial(rng: &mut Rng) -> [f64; 4] {
 }
 
 fn observation_space() -> Space {
-    let high = [
-        (X_THRESHOLD * 2.0) as f32,
-        f32::INFINITY,
-        (THETA_THRESHOLD_RADIANS * 2.0) as f32,
-        f32::INFINITY,
-    ];
+    let high = [(X_THRESHOLD * 2.0) as f32, f32::INFINITY, (THETA_THRESHOLD_RADIANS * 2.0) as f32, f32::INFINITY];
     BoxSpace::new(high.iter().map(|h| -h).collect(), high.to_vec()).into()
 }
 
@@ -115,12 +110,7 @@ impl CartPole {
 
     /// A new env; call [`Env::reset`] before stepping. Its RNG starts from [`DEFAULT_SEED`].
     pub fn new() -> Self {
-        CartPole {
-            state: [0.0; 4],
-            started: false,
-            steps_beyond_terminated: None,
-            rng: rng_from_seed(DEFAULT_SEED),
-        }
+        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: rng_from_seed(DEFAULT_SEED) }
     }
 
     /// The current observation.
@@ -175,13 +165,7 @@ impl Env for CartPole {
             self.steps_beyond_terminated = Some(0);
             1.0
         };
-        Ok(Step {
-            obs: observe(&state),
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
+        Ok(Step { obs: observe(&state), reward, terminated, truncated: false, info: Info::new() })
     }
 }
 
@@ -227,13 +211,7 @@ impl CartPoleVec {
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 4, max_episode_steps)?;
         let z = vec![0.0; num_envs];
-        Ok(CartPoleVec {
-            x: z.clone(),
-            x_dot: z.clone(),
-            theta: z.clone(),
-            theta_dot: z,
-            book,
-        })
+        Ok(CartPoleVec { x: z.clone(), x_dot: z.clone(), theta: z.clone(), theta_dot: z, book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

@@ -64,11 +64,7 @@ pub fn dynamics(position: f64, velocity: f64, wide: bool, a: f32) -> (f64, f64, 
         };
         let velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED);
         let position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION);
-        let velocity = if position == MIN_POSITION && velocity < 0.0 {
-            0.0
-        } else {
-            velocity
-        };
+        let velocity = if position == MIN_POSITION && velocity < 0.0 { 0.0 } else { velocity };
         let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
         (position as f32, velocity as f32, terminated)
     } else {
@@ -104,11 +100,7 @@ fn sample_initial(rng: &mut Rng) -> (f64, f64) {
 }
 
 fn observation_space() -> Space {
-    BoxSpace::new(
-        vec![MIN_POSITION as f32, -MAX_SPEED as f32],
-        vec![MAX_POSITION as f32, MAX_SPEED as f32],
-    )
-    .into()
+    BoxSpace::new(vec![MIN_POSITION as f32, -MAX_SPEED as f32], vec![MAX_POSITION as f32, MAX_SPEED as f32]).into()
 }
 
 fn action_space() -> Space {
@@ -191,13 +183,7 @@ impl Env for MountainCarContinuous {
         self.position = position;
         self.velocity = velocity;
         self.wide = false;
-        Ok(Step {
-            obs: self.obs(),
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
+        Ok(Step { obs: self.obs(), reward, terminated, truncated: false, info: Info::new() })
     }
 }
 

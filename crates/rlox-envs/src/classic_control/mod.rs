@@ -102,11 +102,7 @@ pub(crate) fn floor_mod(x: f64, m: f64) -> f64 {
 /// The error for a discrete action outside `Discrete(n)`.
 #[cold]
 pub(crate) fn bad_discrete(env: &str, action: usize, n: usize) -> Error {
-    Error::InvalidAction {
-        env: env.to_string(),
-        action: action.to_string(),
-        space: format!("Discrete({n})"),
-    }
+    Error::InvalidAction { env: env.to_string(), action: action.to_string(), space: format!("Discrete({n})") }
 }
 
 /// Check a one-dimensional continuous action and return its value.
@@ -123,11 +119,8 @@ pub(crate) fn scalar_action(env: &str, action: &[f32], low: f32, high: f32) -> R
 
 #[cold]
 fn bad_continuous(env: &str, action: &[f32], low: f32, high: f32) -> Error {
-    let why = if action.len() != 1 {
-        format!(" (length {}, expected 1)", action.len())
-    } else {
-        " (not finite)".into()
-    };
+    let why =
+        if action.len() != 1 { format!(" (length {}, expected 1)", action.len()) } else { " (not finite)".into() };
     Error::InvalidAction {
         env: env.to_string(),
         action: format!("{action:?}{why}"),
@@ -149,10 +142,7 @@ pub(crate) fn check_state(env: &str, layout: &str, state: &[f64], n: usize) -> R
 /// The error for `step` before `reset`.
 #[cold]
 pub(crate) fn needs_reset(env: &str) -> Error {
-    Error::NeedsReset {
-        env: env.to_string(),
-        when: "before reset()",
-    }
+    Error::NeedsReset { env: env.to_string(), when: "before reset()" }
 }
 
 /// The bookkeeping every batch shares: outputs, flags, episode clocks and one RNG per env.
@@ -176,16 +166,10 @@ pub(crate) struct Book {
 impl Book {
     pub fn new(env: &str, num_envs: usize, obs_dim: usize, max_episode_steps: usize) -> Result<Self> {
         if num_envs == 0 {
-            return Err(Error::invalid(
-                "num_envs",
-                format!("a {env} batch needs at least one env"),
-            ));
+            return Err(Error::invalid("num_envs", format!("a {env} batch needs at least one env")));
         }
         if max_episode_steps == 0 || max_episode_steps > u32::MAX as usize {
-            return Err(Error::invalid(
-                "max_episode_steps",
-                format!("{max_episode_steps} is not in 1..=u32::MAX"),
-            ));
+            return Err(Error::invalid("max_episode_steps", format!("{max_episode_steps} is not in 1..=u32::MAX")));
         }
         Ok(Book {
             obs: vec![0.0; num_envs * obs_dim],
@@ -225,10 +209,7 @@ impl Book {
             return Err(needs_reset(env));
         }
         if num_actions != self.len() {
-            return Err(Error::invalid(
-                "actions",
-                format!("got {num_actions} actions for {} envs", self.len()),
-            ));
+            return Err(Error::invalid("actions", format!("got {num_actions} actions for {} envs", self.len())));
         }
         Ok(())
     }
@@ -258,10 +239,7 @@ impl Book {
     /// Check an env index for the per-env accessors.
     pub fn check_index(&self, env: &str, i: usize) -> Result<()> {
         if i >= self.len() {
-            return Err(Error::invalid(
-                "env index",
-                format!("{env} batch has {} envs, index {i}", self.len()),
-            ));
+            return Err(Error::invalid("env index", format!("{env} batch has {} envs, index {i}", self.len())));
         }
         Ok(())
     }

@@ -41,11 +41,7 @@ pub fn dynamics(position: f64, velocity: f64, action: usize) -> (f64, f64, bool)
     let velocity = velocity + ((action as f64 - 1.0) * FORCE + (3.0 * position).cos() * (-GRAVITY));
     let velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED);
     let position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION);
-    let velocity = if position == MIN_POSITION && velocity < 0.0 {
-        0.0
-    } else {
-        velocity
-    };
+    let velocity = if position == MIN_POSITION && velocity < 0.0 { 0.0 } else { velocity };
     let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
     (position, velocity, terminated)
 }
@@ -62,11 +58,7 @@ fn sample_initial(rng: &mut Rng) -> (f64, f64) {
 }
 
 fn observation_space() -> Space {
-    BoxSpace::new(
-        vec![MIN_POSITION as f32, -MAX_SPEED as f32],
-        vec![MAX_POSITION as f32, MAX_SPEED as f32],
-    )
-    .into()
+    BoxSpace::new(vec![MIN_POSITION as f32, -MAX_SPEED as f32], vec![MAX_POSITION as f32, MAX_SPEED as f32]).into()
 }
 
 /// `MountainCar-v0` without its time limit (see [`mountain_car_v0`] for the registered env).
@@ -92,12 +84,7 @@ impl MountainCar {
 
     /// A new env; call [`Env::reset`] before stepping.
     pub fn new() -> Self {
-        MountainCar {
-            position: 0.0,
-            velocity: 0.0,
-            started: false,
-            rng: rng_from_seed(DEFAULT_SEED),
-        }
+        MountainCar { position: 0.0, velocity: 0.0, started: false, rng: rng_from_seed(DEFAULT_SEED) }
     }
 
     /// The current observation.
@@ -142,13 +129,7 @@ impl Env for MountainCar {
         let (position, velocity, terminated) = dynamics(self.position, self.velocity, *action);
         self.position = position;
         self.velocity = velocity;
-        Ok(Step {
-            obs: self.obs(),
-            reward: -1.0,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
+        Ok(Step { obs: self.obs(), reward: -1.0, terminated, truncated: false, info: Info::new() })
     }
 }
 
@@ -189,11 +170,7 @@ impl MountainCarVec {
     /// `num_envs` cars truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 2, max_episode_steps)?;
-        Ok(MountainCarVec {
-            position: vec![0.0; num_envs],
-            velocity: vec![0.0; num_envs],
-            book,
-        })
+        Ok(MountainCarVec { position: vec![0.0; num_envs], velocity: vec![0.0; num_envs], book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

@@ -119,13 +119,7 @@ impl Pendulum {
 
     /// A new env with gravity `g` (Gymnasium's `g` argument).
     pub fn with_gravity(g: f64) -> Self {
-        Pendulum {
-            th: 0.0,
-            thdot: 0.0,
-            g,
-            started: false,
-            rng: rng_from_seed(DEFAULT_SEED),
-        }
+        Pendulum { th: 0.0, thdot: 0.0, g, started: false, rng: rng_from_seed(DEFAULT_SEED) }
     }
 
     /// The current observation.
@@ -168,13 +162,7 @@ impl Env for Pendulum {
         let (th, thdot, reward) = dynamics(self.th, self.thdot, u, self.g);
         self.th = th;
         self.thdot = thdot;
-        Ok(Step {
-            obs: observe(th, thdot),
-            reward,
-            terminated: false,
-            truncated: false,
-            info: Info::new(),
-        })
+        Ok(Step { obs: observe(th, thdot), reward, terminated: false, truncated: false, info: Info::new() })
     }
 }
 
@@ -216,12 +204,7 @@ impl PendulumVec {
     /// `num_envs` pendulums truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
         let book = Book::new(ID, num_envs, 3, max_episode_steps)?;
-        Ok(PendulumVec {
-            th: vec![0.0; num_envs],
-            thdot: vec![0.0; num_envs],
-            g: DEFAULT_G,
-            book,
-        })
+        Ok(PendulumVec { th: vec![0.0; num_envs], thdot: vec![0.0; num_envs], g: DEFAULT_G, book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].

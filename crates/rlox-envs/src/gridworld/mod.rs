@@ -197,30 +197,45 @@ impl GridWorld {
     /// cell; linear actions on a grid of more than one row; non-finite rewards.
     pub fn new(config: GridWorldConfig) -> Result<Self> {
         if config.rows == 0 || config.cols == 0 {
-            return Err(Error::invalid("grid size", format!("{}x{}: rows and cols must be at least 1", config.rows, config.cols)));
+            return Err(Error::invalid(
+                "grid size",
+                format!("{}x{}: rows and cols must be at least 1", config.rows, config.cols),
+            ));
         }
         let inside = |(r, c): Cell| r >= 1 && c >= 1 && r <= config.rows && c <= config.cols;
         for &cell in &config.forbidden {
             if !inside(cell) {
-                return Err(Error::invalid("forbidden cell", format!("{cell:?} is outside the {}x{} grid", config.rows, config.cols)));
+                return Err(Error::invalid(
+                    "forbidden cell",
+                    format!("{cell:?} is outside the {}x{} grid", config.rows, config.cols),
+                ));
             }
         }
         if !inside(config.target) {
-            return Err(Error::invalid("target", format!("{:?} is outside the {}x{} grid", config.target, config.rows, config.cols)));
+            return Err(Error::invalid(
+                "target",
+                format!("{:?} is outside the {}x{} grid", config.target, config.rows, config.cols),
+            ));
         }
         if config.forbidden.contains(&config.target) {
             return Err(Error::invalid("target", format!("{:?} is a forbidden cell", config.target)));
         }
         if let Some(start) = config.start {
             if !inside(start) {
-                return Err(Error::invalid("start", format!("{start:?} is outside the {}x{} grid", config.rows, config.cols)));
+                return Err(Error::invalid(
+                    "start",
+                    format!("{start:?} is outside the {}x{} grid", config.rows, config.cols),
+                ));
             }
             if config.forbidden_as_wall && config.forbidden.contains(&start) {
                 return Err(Error::invalid("start", format!("{start:?} is a wall")));
             }
         }
         if config.actions == ActionSet::Linear && config.rows != 1 {
-            return Err(Error::invalid("actions", format!("linear actions need a grid of one row, not {}", config.rows)));
+            return Err(Error::invalid(
+                "actions",
+                format!("linear actions need a grid of one row, not {}", config.rows),
+            ));
         }
         for (name, v) in [
             ("r_boundary", config.r_boundary),
@@ -352,7 +367,12 @@ impl GridWorld {
             if chars.len() != self.config.cols {
                 return Err(Error::invalid(
                     "policy",
-                    format!("row {} '{row}' has {} cells, the grid has {} columns", i + 1, chars.len(), self.config.cols),
+                    format!(
+                        "row {} '{row}' has {} cells, the grid has {} columns",
+                        i + 1,
+                        chars.len(),
+                        self.config.cols
+                    ),
                 ));
             }
             for (j, ch) in chars.iter().enumerate() {
@@ -401,7 +421,13 @@ impl GridWorld {
         for r in 0..self.config.rows {
             for c in 0..self.config.cols {
                 let s = r * self.config.cols + c;
-                let mark = if s == self.target { 'T' } else if self.forbidden[s] { '#' } else { '.' };
+                let mark = if s == self.target {
+                    'T'
+                } else if self.forbidden[s] {
+                    '#'
+                } else {
+                    '.'
+                };
                 match actions {
                     Some(a) => {
                         let _ = write!(out, "{mark}{} ", glyph(a[s]));
@@ -485,7 +511,10 @@ impl Env for GridWorld {
             });
         }
         if self.needs_reset {
-            return Err(Error::NeedsReset { env: "gridworld".into(), when: "before reset() or after the episode ended" });
+            return Err(Error::NeedsReset {
+                env: "gridworld".into(),
+                when: "before reset() or after the episode ended",
+            });
         }
         let (next, reward) = self.outcome(self.state, *action);
         self.state = next;
