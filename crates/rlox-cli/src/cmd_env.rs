@@ -22,9 +22,9 @@ pub enum EnvCommand {
         format: Format,
     },
     /// Describe one environment (and draw a grid world).
-    Show(ShowArgs),
+    Show(Box<ShowArgs>),
     /// Set a classic-control env's internal state after reset and apply a list of actions.
-    Rollout(RolloutArgs),
+    Rollout(Box<RolloutArgs>),
 }
 
 /// Arguments of `rlox env rollout`.
@@ -71,8 +71,8 @@ pub struct ShowArgs {
 pub fn run(cmd: EnvCommand) -> anyhow::Result<()> {
     match cmd {
         EnvCommand::List { format } => list(format),
-        EnvCommand::Show(a) => show(a),
-        EnvCommand::Rollout(a) => rollout(a),
+        EnvCommand::Show(a) => show(*a),
+        EnvCommand::Rollout(a) => rollout(*a),
     }
 }
 

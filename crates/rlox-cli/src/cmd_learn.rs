@@ -70,7 +70,7 @@ pub struct LearnArgs {
 /// A learning run's environment: the grid world keeps its policy strings and pictures.
 pub enum Learner {
     /// The book's grid world.
-    Grid(GridWorld),
+    Grid(Box<GridWorld>),
     /// Any other tabular env.
     Other(Box<dyn TabularEnv>),
 }
@@ -79,7 +79,7 @@ impl Learner {
     /// Build from the env arguments.
     pub fn from_args(env: &EnvArgs) -> anyhow::Result<Self> {
         Ok(match env.gridworld()? {
-            Some(g) => Learner::Grid(g),
+            Some(g) => Learner::Grid(Box::new(g)),
             None => Learner::Other(env.make()?.into_tabular("tabular learning")?),
         })
     }
@@ -87,7 +87,7 @@ impl Learner {
     /// The compiled model.
     pub fn mdp(&self) -> anyhow::Result<TabularMdp> {
         Ok(match self {
-            Learner::Grid(g) => TabularMdp::from_mdp(g)?,
+            Learner::Grid(g) => TabularMdp::from_mdp(g.as_ref())?,
             Learner::Other(e) => TabularMdp::from_mdp(e)?,
         })
     }
@@ -95,7 +95,7 @@ impl Learner {
     /// Run the learner.
     pub fn learn(&mut self, s: &LearnSettings, reference: Option<&[f64]>) -> anyhow::Result<LearnResult> {
         Ok(match self {
-            Learner::Grid(g) => learn(g, s, reference)?,
+            Learner::Grid(g) => learn(g.as_mut(), s, reference)?,
             Learner::Other(e) => learn(e, s, reference)?,
         })
     }
@@ -109,7 +109,7 @@ impl Learner {
         seed: u64,
     ) -> anyhow::Result<GreedyEvaluation> {
         Ok(match self {
-            Learner::Grid(g) => evaluate_greedy(g, policy, episodes, max_steps, seed)?,
+            Learner::Grid(g) => evaluate_greedy(g.as_mut(), policy, episodes, max_steps, seed)?,
             Learner::Other(e) => evaluate_greedy(e, policy, episodes, max_steps, seed)?,
         })
     }

@@ -85,14 +85,14 @@ pub struct SolveArgs {
 
 /// The environment being solved: the grid world keeps its policy-string format and pictures.
 enum Target {
-    Grid(GridWorld),
+    Grid(Box<GridWorld>),
     Other(Box<dyn TabularEnv>),
 }
 
 impl Target {
     fn mdp(&self) -> anyhow::Result<TabularMdp> {
         Ok(match self {
-            Target::Grid(g) => TabularMdp::from_mdp(g)?,
+            Target::Grid(g) => TabularMdp::from_mdp(g.as_ref())?,
             Target::Other(e) => TabularMdp::from_mdp(e)?,
         })
     }
@@ -150,7 +150,7 @@ fn history_json(target: &Target, history: &[IterationRecord]) -> Value {
 /// Run `rlox solve`.
 pub fn run(a: SolveArgs) -> anyhow::Result<()> {
     let target = match a.env.gridworld()? {
-        Some(g) => Target::Grid(g),
+        Some(g) => Target::Grid(Box::new(g)),
         None => Target::Other(a.env.make()?.into_tabular("planning")?),
     };
     let mdp = target.mdp()?;

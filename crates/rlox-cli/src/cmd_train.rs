@@ -184,7 +184,7 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
     }
     let env_args_options = env_options(&cfg.env)?;
     let mut learner = match cfg.env.id.as_str() {
-        "gridworld" => Learner::Grid(rlox_envs::registry::make_gridworld_from(env_args_options)?),
+        "gridworld" => Learner::Grid(Box::new(rlox_envs::registry::make_gridworld_from(env_args_options)?)),
         id => Learner::Other(
             rlox_envs::registry::make(id, env_args_options)?.into_tabular("the tabular [plan]/[learn] job")?,
         ),

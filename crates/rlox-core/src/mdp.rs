@@ -145,22 +145,6 @@ impl Mdp for TabularMdp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejects_bad_rows() {
-        assert!(TabularMdp::new(1, 1, vec![vec![(0, 0.5)]], vec![0.0]).is_err());
-        assert!(TabularMdp::new(1, 1, vec![vec![(1, 1.0)]], vec![0.0]).is_err());
-        assert!(TabularMdp::new(1, 1, vec![], vec![]).is_err());
-        let m = TabularMdp::new(2, 1, vec![vec![(1, 1.0)], vec![(0, 0.3), (1, 0.7)]], vec![1.0, 2.0]).unwrap();
-        let again = TabularMdp::from_mdp(&m).unwrap();
-        assert_eq!(m, again);
-        assert_eq!(m.row(1, 0).1, &[0.3, 0.7]);
-    }
-}
-
 impl<M: Mdp + ?Sized> Mdp for Box<M> {
     fn n_states(&self) -> usize {
         (**self).n_states()
@@ -188,5 +172,21 @@ impl<M: Mdp> Mdp for crate::wrappers::TimeLimit<M> {
     }
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.inner().expected_reward(state, action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_rows() {
+        assert!(TabularMdp::new(1, 1, vec![vec![(0, 0.5)]], vec![0.0]).is_err());
+        assert!(TabularMdp::new(1, 1, vec![vec![(1, 1.0)]], vec![0.0]).is_err());
+        assert!(TabularMdp::new(1, 1, vec![], vec![]).is_err());
+        let m = TabularMdp::new(2, 1, vec![vec![(1, 1.0)], vec![(0, 0.3), (1, 0.7)]], vec![1.0, 2.0]).unwrap();
+        let again = TabularMdp::from_mdp(&m).unwrap();
+        assert_eq!(m, again);
+        assert_eq!(m.row(1, 0).1, &[0.3, 0.7]);
     }
 }

@@ -208,7 +208,7 @@ impl<'a> Tables<'a> {
     fn tick(&mut self) {
         self.steps += 1;
         if let Some(r) = self.reference {
-            if self.steps % self.record_every == 0 {
+            if self.steps.is_multiple_of(self.record_every) {
                 self.history.rmse.push((self.steps, rmse_of_q(&self.q, self.na, r)));
             }
         }

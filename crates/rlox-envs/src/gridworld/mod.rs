@@ -154,6 +154,29 @@ pub fn preset(name: &str) -> Result<GridWorldConfig> {
     })
 }
 
+/// SplitMix64: the hash behind [`random_layout`], simple enough to reproduce in NumPy (see bench/).
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A large random grid world with the book's rewards: cell `i` (row-major, from 0) is forbidden when
+/// `splitmix64(seed + i) % 100 < forbidden_percent`; the target is the centre cell (never forbidden).
+///
+/// The rule is a fixed hash rather than an RNG stream so that other languages build the same grid
+/// (the NumPy value-iteration benchmark does).
+pub fn random_layout(rows: usize, cols: usize, forbidden_percent: u64, seed: u64) -> GridWorldConfig {
+    let target = (rows / 2 + 1, cols / 2 + 1);
+    let forbidden = (0..rows * cols)
+        .filter(|&i| splitmix64(seed.wrapping_add(i as u64)) % 100 < forbidden_percent)
+        .map(|i| (i / cols + 1, i % cols + 1))
+        .filter(|&cell| cell != target)
+        .collect();
+    GridWorldConfig { rows, cols, forbidden, target, ..preset("book-5x5").expect("built-in preset") }
+}
+
 /// Parse a cell list like `"2,2;2,3;4,3"` or `"(2,2) (2,3)"` into 1-based cells.
 pub fn parse_cells(text: &str) -> Result<Vec<Cell>> {
     let cleaned: String = text.chars().map(|c| if c == '(' || c == ')' { ' ' } else { c }).collect();
