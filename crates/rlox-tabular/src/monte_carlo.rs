@@ -23,7 +23,7 @@
 
 use crate::planning::IterationRecord;
 use crate::schedule::{EpsilonSchedule, StepSize};
-use crate::td::{discrete_sizes, epsilon_greedy, rmse_of_q, LearnResult, LearningHistory};
+use crate::td::{discrete_sizes, epsilon_greedy, rmse, LearnResult, LearningHistory};
 use rand::Rng as _;
 use rlox_core::env::Env;
 use rlox_core::env::SetState;
@@ -77,11 +77,14 @@ exploring_start_via_set_state!(FrozenLake, CliffWalking, Taxi);
 /// What a Monte Carlo control run returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonteCarloResult {
-    /// Final action values, `max_a q` as values, the greedy policy, steps and learning curves
-    /// (`history.rmse` holds `(env steps, RMSE of max_a q against the reference)` per record).
+    /// Final action values, state values, the greedy policy, steps and learning curves
+    /// (`history.rmse` holds `(env steps, RMSE of the state values against the reference)` per record).
+    /// State values are `max_a q` for MC Basic and Exploring Starts, and the values of the
+    /// epsilon-greedy policy (`sum_a pi(a|s) q(s, a)`, with the epsilon of the next episode) for MC
+    /// epsilon-greedy, whose `q` estimates that policy.
     pub learn: LearnResult,
     /// One record per iteration of MC Basic, or per `record_every` episodes of the other two:
-    /// `max_a q`, its greedy policy, the sup-norm change since the previous record and the sup-norm
+    /// the state values as above, the greedy policy, the sup-norm change since the previous record and the sup-norm
     /// error against the reference.
     pub iterations: Vec<IterationRecord>,
     /// MC Basic: the policy was stable (greedy in its own action values). The sampling methods have no
@@ -116,8 +119,21 @@ fn max_row(row: &[f64]) -> f64 {
     row.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
-fn values_of(q: &[f64], na: usize) -> Vec<f64> {
-    q.chunks(na).map(max_row).collect()
+/// State values from action values: `max_a q(s, a)` for a greedy policy, or the expectation under the
+/// book's epsilon-greedy policy around the greedy action when `epsilon` is given.
+fn values_of(q: &[f64], na: usize, epsilon: Option<f64>) -> Vec<f64> {
+    match epsilon {
+        None => q.chunks(na).map(max_row).collect(),
+        Some(eps) => q
+            .chunks(na)
+            .map(|row| {
+                let g = argmax_lowest(row);
+                let other = eps / na as f64;
+                let best = 1.0 - eps * (na as f64 - 1.0) / na as f64;
+                row.iter().enumerate().map(|(a, v)| v * if a == g { best } else { other }).sum()
+            })
+            .collect(),
+    }
 }
 
 fn greedy_of(q: &[f64], na: usize) -> Vec<usize> {
@@ -148,12 +164,12 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    fn record(&mut self, q: &[f64], steps: u64) {
-        let values = values_of(q, self.na);
+    fn record(&mut self, q: &[f64], steps: u64, epsilon: Option<f64>) {
+        let values = values_of(q, self.na, epsilon);
         let delta = sup_diff(&values, &self.previous);
         let error = self.reference.map(|r| sup_diff(&values, r));
         if let Some(r) = self.reference {
-            self.history.rmse.push((steps, rmse_of_q(q, self.na, r)));
+            self.history.rmse.push((steps, rmse(&values, r)));
         }
         self.iterations.push(IterationRecord { values: values.clone(), policy: greedy_of(q, self.na), delta, error });
         self.previous = values;
@@ -164,8 +180,8 @@ impl<'a> Recorder<'a> {
         self.history.episode_lengths.push(len);
     }
 
-    fn finish(self, q: Vec<f64>, steps: u64, converged: bool) -> MonteCarloResult {
-        let values = values_of(&q, self.na);
+    fn finish(self, q: Vec<f64>, steps: u64, converged: bool, epsilon: Option<f64>) -> MonteCarloResult {
+        let values = values_of(&q, self.na, epsilon);
         let policy = greedy_of(&q, self.na);
         MonteCarloResult {
             learn: LearnResult { q, values, policy, steps, history: self.history },
@@ -286,7 +302,7 @@ where
                 }
             }
         }
-        rec.record(&q, steps);
+        rec.record(&q, steps, None);
         let improved = greedy_of(&q, na);
         let stable = improved == actions;
         actions = improved;
@@ -295,7 +311,7 @@ where
             break;
         }
     }
-    Ok(rec.finish(q, steps, converged))
+    Ok(rec.finish(q, steps, converged, None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +409,18 @@ impl Episode {
     }
 
     /// `g <- r_{t+1} + gamma g` from the end; update `q(s_t, a_t)` at (first) visits.
-    fn update(&mut self, q: &mut [f64], visits: &mut [u64], na: usize, gamma: f64, visit: Visit, alpha: &StepSize) {
+    /// `counts` drive the step size (`alpha_n` at the n-th update), `visits` only count for the history.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &mut self,
+        q: &mut [f64],
+        counts: &mut [u64],
+        visits: &mut [u64],
+        na: usize,
+        gamma: f64,
+        visit: Visit,
+        alpha: &StepSize,
+    ) {
         let pair = |t: usize| self.states[t] as usize * na + self.actions[t] as usize;
         if visit == Visit::First {
             for t in (0..self.rewards.len()).rev() {
@@ -406,7 +433,8 @@ impl Episode {
             let i = pair(t);
             if visit == Visit::Every || self.first[i] == t {
                 visits[i] += 1;
-                q[i] += alpha.at(visits[i]) * (g - q[i]);
+                counts[i] += 1;
+                q[i] += alpha.at(counts[i]) * (g - q[i]);
             }
         }
         if visit == Visit::First {
@@ -443,6 +471,7 @@ where
     let mut rec = Recorder::new(ns, na, reference);
     let mut q = vec![cfg.initial_q; ns * na];
     let mut ep = Episode::new(ns * na);
+    let mut counts = vec![0u64; ns * na];
     let mut steps = 0u64;
     for episode in 0..cfg.episodes {
         ep.clear();
@@ -461,12 +490,12 @@ where
         }
         steps += ep.rewards.len() as u64;
         rec.episode(ep.rewards.iter().sum(), ep.rewards.len());
-        ep.update(&mut q, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
+        ep.update(&mut q, &mut counts, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
         if (episode + 1) % cfg.record_every == 0 || episode + 1 == cfg.episodes {
-            rec.record(&q, steps);
+            rec.record(&q, steps, None);
         }
     }
-    Ok(rec.finish(q, steps, false))
+    Ok(rec.finish(q, steps, false, None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,6 +522,13 @@ pub struct McEpsilonGreedyConfig {
     /// `q += alpha_n (g - q)` at the n-th update of a pair. Default `1/n`, the average of all returns
     /// seen so far (the book's `Returns / Num`, kept across episodes).
     pub step_size: StepSize,
+    /// Forget the returns of earlier episodes when a new one starts (only the step-size counters are
+    /// reset: a pair's first update in the episode overwrites its estimate, unvisited pairs keep theirs).
+    /// Each iteration then evaluates its own policy, as in MC Basic, and the method behaves like policy
+    /// iteration over epsilon-greedy policies. Default false: the book's pseudo-code initialises
+    /// `Returns` and `Num` once, so early returns of worse policies weigh on the averages (and slow the
+    /// convergence as `1/k`).
+    pub restart_estimates: bool,
     /// The first episode follows the uniform policy (the book's `pi_0`). Default true; when false it is
     /// epsilon-greedy in `initial_q` (ties to action 0).
     pub uniform_first_episode: bool,
@@ -513,6 +549,7 @@ impl Default for McEpsilonGreedyConfig {
             episode_length: 1_000_000,
             visit: Visit::Every,
             step_size: StepSize::Visits { alpha0: 1.0, power: 1.0 },
+            restart_estimates: false,
             uniform_first_episode: true,
             initial_q: 0.0,
             record_every: 1,
@@ -558,9 +595,14 @@ where
     let mut rec = Recorder::new(ns, na, reference);
     let mut q = vec![cfg.initial_q; ns * na];
     let mut ep = Episode::new(ns * na);
+    let mut counts = vec![0u64; ns * na];
     let mut steps = 0u64;
     for episode in 0..cfg.episodes {
         let eps = if episode == 0 && cfg.uniform_first_episode { 1.0 } else { cfg.epsilon.at(episode) };
+        if cfg.restart_estimates {
+            // The first update of each pair in this episode then overwrites q (alpha_1 = 1 for 1/n).
+            counts.iter_mut().for_each(|c| *c = 0);
+        }
         ep.clear();
         let (mut s, _) = env.reset(if episode == 0 { Some(cfg.seed) } else { None })?;
         while ep.rewards.len() < cfg.episode_length {
@@ -574,12 +616,12 @@ where
         }
         steps += ep.rewards.len() as u64;
         rec.episode(ep.rewards.iter().sum(), ep.rewards.len());
-        ep.update(&mut q, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
+        ep.update(&mut q, &mut counts, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
         if (episode + 1) % cfg.record_every == 0 || episode + 1 == cfg.episodes {
-            rec.record(&q, steps);
+            rec.record(&q, steps, Some(cfg.epsilon.at(episode + 1)));
         }
     }
-    Ok(rec.finish(q, steps, false))
+    Ok(rec.finish(q, steps, false, Some(cfg.epsilon.at(cfg.episodes))))
 }
 
 #[cfg(test)]
@@ -602,11 +644,11 @@ mod tests {
         ep.push(1, 1, 1.0);
         let (mut q, mut visits) = (vec![0.0; 4], vec![0; 4]);
         let avg = StepSize::Visits { alpha0: 1.0, power: 1.0 };
-        ep.update(&mut q, &mut visits, 2, 0.5, Visit::First, &avg);
+        ep.update(&mut q, &mut vec![0; 4], &mut visits, 2, 0.5, Visit::First, &avg);
         assert_eq!(visits, vec![1, 0, 0, 1]);
         assert_eq!(q[0], 1.0 + 0.5 + 0.25);
         let (mut q, mut visits) = (vec![0.0; 4], vec![0; 4]);
-        ep.update(&mut q, &mut visits, 2, 0.5, Visit::Every, &avg);
+        ep.update(&mut q, &mut vec![0; 4], &mut visits, 2, 0.5, Visit::Every, &avg);
         assert_eq!(visits, vec![2, 0, 0, 1]);
         assert_eq!(q[0], (1.75 + 1.5) / 2.0);
     }
