@@ -383,6 +383,11 @@ impl GdConfig {
         GdConfig { batch: Batch::Full, ..Self::default() }
     }
 
+    /// The same settings from another start `w1` and seed.
+    pub fn with_w1(self, w1: Vec<f64>, seed: u64) -> Self {
+        GdConfig { w1, seed, ..self }
+    }
+
     /// Check the settings against an objective of dimension `dim`.
     pub fn validate(&self, dim: usize) -> Result<()> {
         if self.iterations == 0 {
