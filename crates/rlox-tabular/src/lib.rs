@@ -22,3 +22,5 @@ pub use planning::{
 pub mod learn;
 pub mod schedule;
 pub mod td;
+pub mod approx;
+pub mod monte_carlo;
