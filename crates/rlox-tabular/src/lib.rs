@@ -5,7 +5,9 @@
 //!
 //! * [`bellman`]: the Bellman equation: policy evaluation in closed form and by iteration, action
 //!   values from state values, greedy improvement, the optimality residual (chapter 2-3);
-//! * [`planning`]: value iteration, policy iteration and truncated policy iteration (chapter 4).
+//! * [`planning`]: value iteration, policy iteration and truncated policy iteration (chapter 4);
+//! * [`linear`]: value function approximation with linear features: TD-Linear, LSTD, the TD fixed
+//!   point, the stationary distribution, Sarsa and Q-learning with linear features (chapter 8).
 //!
 //! Everything works on any finite [`rlox_core::Mdp`], not only the grid world.
 
@@ -19,8 +21,9 @@ pub use bellman::{closed_form_values, iterative_evaluation, q_from_v, Evaluation
 pub use planning::{
     policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult,
 };
+pub mod approx;
 pub mod learn;
+pub mod linear;
+pub mod monte_carlo;
 pub mod schedule;
 pub mod td;
-pub mod approx;
-pub mod monte_carlo;
