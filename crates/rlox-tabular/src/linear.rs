@@ -1331,6 +1331,23 @@ mod tests {
     }
 
     #[test]
+    fn state_action_layouts() {
+        let b = ActionBlocks::new(GridFeatures::new(FeatureSpec::Polynomial { degree: 1 }, 5, 5).unwrap(), 5).unwrap();
+        assert_eq!(StateActionFeatures::dim(&b), 15);
+        let mut out = vec![9.0; 15];
+        b.features(0, 2, &mut out); // (1,1): x = y = -1, block 2
+        assert_eq!(out, [0., 0., 0., 0., 0., 0., 1., -1., -1., 0., 0., 0., 0., 0., 0.]);
+        let j = JointFourier::new(5, 5, 5, 5).unwrap();
+        assert_eq!(j.dim(), 216);
+        let mut out = vec![0.0; 216];
+        j.features(0, 0, &mut out); // x = y = z = 0: every cosine is 1
+        assert!(out.iter().all(|x| *x == 1.0));
+        j.features(24, 4, &mut out); // x = y = z = 1: cos(pi (c1 + c2 + c3)) = (-1)^(c1 + c2 + c3)
+        assert_eq!(out[1], -1.0);
+        assert_eq!(out[7], 1.0); // c1 = 0, c2 = 1, c3 = 1
+    }
+
+    #[test]
     fn spec_serde() {
         let s: FeatureSpec = serde_json::from_str(r#"{"kind":"fourier","order":3}"#).unwrap();
         assert_eq!(s, FeatureSpec::Fourier { order: 3 });
