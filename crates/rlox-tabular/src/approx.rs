@@ -41,18 +41,12 @@ impl<F: Fn(u64) -> f64> StepRule for F {
 }
 
 /// `a_k = 1/k`, the book's default step size for the chapter 6 examples.
-pub const ONE_OVER_K: StepSize = StepSize::Visits {
-    alpha0: 1.0,
-    power: 1.0,
-};
+pub const ONE_OVER_K: StepSize = StepSize::Visits { alpha0: 1.0, power: 1.0 };
 
 fn step_at(rule: &dyn StepRule, k: u64) -> Result<f64> {
     let a = rule.step(k);
     if !(a >= 0.0 && a.is_finite()) {
-        return Err(Error::invalid(
-            "step size",
-            format!("a_{k} = {a}; step sizes must be finite and non-negative"),
-        ));
+        return Err(Error::invalid("step size", format!("a_{k} = {a}; step sizes must be finite and non-negative")));
     }
     Ok(a)
 }
@@ -168,10 +162,7 @@ pub fn robbins_monro(
         let a = step_at(step, k)?;
         let g = observe(w, &mut rng);
         if !g.is_finite() {
-            return Err(Error::invalid(
-                "observation",
-                format!("g~(w_{k} = {w}) = {g} is not finite"),
-            ));
+            return Err(Error::invalid("observation", format!("g~(w_{k} = {w}) = {g} is not finite")));
         }
         w -= a * g;
         h.iterates.push(w);
@@ -213,10 +204,7 @@ impl MeanEstimation {
     pub fn new(points: Vec<Vec<f64>>) -> Result<Self> {
         let d = points.first().map_or(0, Vec::len);
         if d == 0 || points.iter().any(|p| p.len() != d) {
-            return Err(Error::invalid(
-                "points",
-                "need at least one point, all of the same positive dimension",
-            ));
+            return Err(Error::invalid("points", "need at least one point, all of the same positive dimension"));
         }
         Ok(MeanEstimation { points })
     }
@@ -228,9 +216,7 @@ impl MeanEstimation {
             return Err(Error::invalid("half_width", format!("{half_width} must be positive")));
         }
         let mut rng = rng_from_seed(derive_seed(seed, 2));
-        let points = (0..n)
-            .map(|_| (0..2).map(|_| rng.random_range(-half_width..=half_width)).collect())
-            .collect();
+        let points = (0..n).map(|_| (0..2).map(|_| rng.random_range(-half_width..=half_width)).collect()).collect();
         Self::new(points)
     }
 }
@@ -249,9 +235,7 @@ impl Objective for MeanEstimation {
     }
     fn solution(&self) -> Vec<f64> {
         let n = self.points.len() as f64;
-        (0..self.dim())
-            .map(|j| self.points.iter().map(|p| p[j]).sum::<f64>() / n)
-            .collect()
+        (0..self.dim()).map(|j| self.points.iter().map(|p| p[j]).sum::<f64>() / n).collect()
     }
 }
 
@@ -270,10 +254,7 @@ impl LeastSquares {
     pub fn new(features: Vec<Vec<f64>>, targets: Vec<f64>) -> Result<Self> {
         let d = features.first().map_or(0, Vec::len);
         if d == 0 || features.iter().any(|x| x.len() != d) {
-            return Err(Error::invalid(
-                "features",
-                "need at least one row, all of the same positive length",
-            ));
+            return Err(Error::invalid("features", "need at least one row, all of the same positive length"));
         }
         if features.len() != targets.len() {
             return Err(Error::invalid(
@@ -313,9 +294,7 @@ impl Objective for LeastSquares {
             }
         }
         for col in 0..d {
-            let p = (col..d)
-                .max_by(|&a, &b| m[a * w + col].abs().total_cmp(&m[b * w + col].abs()))
-                .unwrap_or(col);
+            let p = (col..d).max_by(|&a, &b| m[a * w + col].abs().total_cmp(&m[b * w + col].abs())).unwrap_or(col);
             for k in 0..w {
                 m.swap(p * w + k, col * w + k);
             }
@@ -381,10 +360,7 @@ pub struct GdConfig {
 impl Default for GdConfig {
     fn default() -> Self {
         GdConfig {
-            batch: Batch::Mini {
-                size: 1,
-                sampling: Sampling::WithReplacement,
-            },
+            batch: Batch::Mini { size: 1, sampling: Sampling::WithReplacement },
             step_size: ONE_OVER_K,
             iterations: 100,
             w1: vec![-20.0, 20.0],
@@ -401,21 +377,12 @@ impl GdConfig {
 
     /// MBGD with batches of `size`, drawn with replacement as in the book.
     pub fn mbgd(size: usize) -> Self {
-        GdConfig {
-            batch: Batch::Mini {
-                size,
-                sampling: Sampling::WithReplacement,
-            },
-            ..Self::default()
-        }
+        GdConfig { batch: Batch::Mini { size, sampling: Sampling::WithReplacement }, ..Self::default() }
     }
 
     /// BGD (exact gradients).
     pub fn bgd() -> Self {
-        GdConfig {
-            batch: Batch::Full,
-            ..Self::default()
-        }
+        GdConfig { batch: Batch::Full, ..Self::default() }
     }
 
     /// The same settings from another start `w1` and seed.
@@ -433,10 +400,7 @@ impl GdConfig {
         }
         self.step_size.validate()?;
         if self.w1.len() != dim || self.w1.iter().any(|x| !x.is_finite()) {
-            return Err(Error::invalid(
-                "w1",
-                format!("{:?} is not a finite vector of dimension {dim}", self.w1),
-            ));
+            return Err(Error::invalid("w1", format!("{:?} is not a finite vector of dimension {dim}", self.w1)));
         }
         Ok(())
     }

@@ -19,8 +19,8 @@ pub use bellman::{closed_form_values, iterative_evaluation, q_from_v, Evaluation
 pub use planning::{
     policy_iteration, truncated_policy_iteration, value_iteration, IterationRecord, PlanningOptions, PlanningResult,
 };
+pub mod approx;
 pub mod learn;
+pub mod monte_carlo;
 pub mod schedule;
 pub mod td;
-pub mod approx;
-pub mod monte_carlo;

@@ -27,11 +27,10 @@ use crate::td::{discrete_sizes, epsilon_greedy, rmse, LearnResult, LearningHisto
 use rand::Rng as _;
 use rlox_core::env::Env;
 use rlox_core::env::SetState;
+use rlox_core::mdp::Mdp;
 use rlox_core::policy::argmax_lowest;
 use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_core::{Error, Result};
-use rlox_envs::gridworld::GridWorld;
-use rlox_envs::toy_text::{CliffWalking, FrozenLake, Taxi};
 use serde::{Deserialize, Serialize};
 
 /// An environment that can start an episode in any state: what "exploring starts" require.
@@ -51,28 +50,16 @@ pub trait ExploringStart {
     }
 }
 
-impl ExploringStart for GridWorld {
+/// Every environment whose state can be set and whose model says which states are terminal
+/// (the grid world, FrozenLake, CliffWalking, Taxi, and the registry's boxed tabular envs).
+impl<T: SetState + Mdp + ?Sized> ExploringStart for T {
     fn start_at(&mut self, state: usize) -> Result<()> {
-        self.set_state(state)
+        self.set_state(&[state as f64])
     }
     fn is_terminal(&self, state: usize) -> bool {
-        self.is_absorbing(state)
+        Mdp::is_terminal(self, state)
     }
 }
-
-macro_rules! exploring_start_via_set_state {
-    ($($t:ty),*) => {$(
-        impl ExploringStart for $t {
-            fn start_at(&mut self, state: usize) -> Result<()> {
-                SetState::set_state(self, &[state as f64])
-            }
-            fn is_terminal(&self, state: usize) -> bool {
-                self.table().is_terminal(state)
-            }
-        }
-    )*};
-}
-exploring_start_via_set_state!(FrozenLake, CliffWalking, Taxi);
 
 /// What a Monte Carlo control run returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,10 +95,9 @@ fn check_at_least_one(what: &str, n: usize) -> Result<()> {
 
 fn check_reference(reference: Option<&[f64]>, ns: usize) -> Result<()> {
     match reference {
-        Some(r) if r.len() != ns => Err(Error::invalid(
-            "reference values",
-            format!("{} values for {ns} states", r.len()),
-        )),
+        Some(r) if r.len() != ns => {
+            Err(Error::invalid("reference values", format!("{} values for {ns} states", r.len())))
+        }
         _ => Ok(()),
     }
 }
@@ -131,10 +117,7 @@ fn values_of(q: &[f64], na: usize, epsilon: Option<f64>) -> Vec<f64> {
                 let g = argmax_lowest(row);
                 let other = eps / na as f64;
                 let best = 1.0 - eps * (na as f64 - 1.0) / na as f64;
-                row.iter()
-                    .enumerate()
-                    .map(|(a, v)| v * if a == g { best } else { other })
-                    .sum()
+                row.iter().enumerate().map(|(a, v)| v * if a == g { best } else { other }).sum()
             })
             .collect(),
     }
@@ -164,10 +147,7 @@ impl<'a> Recorder<'a> {
             reference,
             previous: vec![0.0; ns],
             iterations: Vec::new(),
-            history: LearningHistory {
-                visits: vec![0; ns * na],
-                ..Default::default()
-            },
+            history: LearningHistory { visits: vec![0; ns * na], ..Default::default() },
         }
     }
 
@@ -178,12 +158,7 @@ impl<'a> Recorder<'a> {
         if let Some(r) = self.reference {
             self.history.rmse.push((steps, rmse(&values, r)));
         }
-        self.iterations.push(IterationRecord {
-            values: values.clone(),
-            policy: greedy_of(q, self.na),
-            delta,
-            error,
-        });
+        self.iterations.push(IterationRecord { values: values.clone(), policy: greedy_of(q, self.na), delta, error });
         self.previous = values;
     }
 
@@ -196,13 +171,7 @@ impl<'a> Recorder<'a> {
         let values = values_of(&q, self.na, epsilon);
         let policy = greedy_of(&q, self.na);
         MonteCarloResult {
-            learn: LearnResult {
-                q,
-                values,
-                policy,
-                steps,
-                history: self.history,
-            },
+            learn: LearnResult { q, values, policy, steps, history: self.history },
             iterations: self.iterations,
             converged,
         }
@@ -281,10 +250,7 @@ where
     check_reference(reference, ns)?;
     let mut actions = match &cfg.initial_policy {
         Some(p) if p.len() != ns || p.iter().any(|&a| a >= na) => {
-            return Err(Error::invalid(
-                "initial policy",
-                format!("needs one action < {na} for each of {ns} states"),
-            ))
+            return Err(Error::invalid("initial policy", format!("needs one action < {na} for each of {ns} states")))
         }
         Some(p) => p.clone(),
         None => vec![0; ns],
@@ -381,10 +347,7 @@ impl Default for McExploringStartsConfig {
             episodes: 10_000,
             episode_length: 100,
             visit: Visit::First,
-            step_size: StepSize::Visits {
-                alpha0: 1.0,
-                power: 1.0,
-            },
+            step_size: StepSize::Visits { alpha0: 1.0, power: 1.0 },
             initial_q: 0.0,
             record_every: 100,
             seed: 0,
@@ -417,12 +380,7 @@ struct Episode {
 
 impl Episode {
     fn new(n_pairs: usize) -> Self {
-        Episode {
-            states: Vec::new(),
-            actions: Vec::new(),
-            rewards: Vec::new(),
-            first: vec![usize::MAX; n_pairs],
-        }
+        Episode { states: Vec::new(), actions: Vec::new(), rewards: Vec::new(), first: vec![usize::MAX; n_pairs] }
     }
 
     fn clear(&mut self) {
@@ -493,10 +451,7 @@ where
     check_reference(reference, ns)?;
     let starts: Vec<usize> = (0..ns).filter(|&s| !env.is_terminal(s)).collect();
     if starts.is_empty() {
-        return Err(Error::invalid(
-            "environment",
-            format!("{} has no non-terminal state to start from", env.id()),
-        ));
+        return Err(Error::invalid("environment", format!("{} has no non-terminal state to start from", env.id())));
     }
     env.reset(Some(cfg.seed))?;
     let mut rng = rng_from_seed(derive_seed(cfg.seed, 1));
@@ -522,15 +477,7 @@ where
         }
         steps += ep.rewards.len() as u64;
         rec.episode(ep.rewards.iter().sum(), ep.rewards.len());
-        ep.update(
-            &mut q,
-            &mut counts,
-            &mut rec.history.visits,
-            na,
-            cfg.gamma,
-            cfg.visit,
-            &cfg.step_size,
-        );
+        ep.update(&mut q, &mut counts, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
         if (episode + 1) % cfg.record_every == 0 || episode + 1 == cfg.episodes {
             rec.record(&q, steps, None);
         }
@@ -588,10 +535,7 @@ impl Default for McEpsilonGreedyConfig {
             episodes: 10,
             episode_length: 1_000_000,
             visit: Visit::Every,
-            step_size: StepSize::Visits {
-                alpha0: 1.0,
-                power: 1.0,
-            },
+            step_size: StepSize::Visits { alpha0: 1.0, power: 1.0 },
             restart_estimates: false,
             uniform_first_episode: true,
             initial_q: 0.0,
@@ -645,11 +589,7 @@ where
     let mut counts = vec![0u64; ns * na];
     let mut steps = 0u64;
     for episode in 0..cfg.episodes {
-        let eps = if episode == 0 && cfg.uniform_first_episode {
-            1.0
-        } else {
-            cfg.epsilon.at(episode)
-        };
+        let eps = if episode == 0 && cfg.uniform_first_episode { 1.0 } else { cfg.epsilon.at(episode) };
         if cfg.restart_estimates {
             // The first update of each pair in this episode then overwrites q (alpha_1 = 1 for 1/n).
             counts.iter_mut().for_each(|c| *c = 0);
@@ -667,15 +607,7 @@ where
         }
         steps += ep.rewards.len() as u64;
         rec.episode(ep.rewards.iter().sum(), ep.rewards.len());
-        ep.update(
-            &mut q,
-            &mut counts,
-            &mut rec.history.visits,
-            na,
-            cfg.gamma,
-            cfg.visit,
-            &cfg.step_size,
-        );
+        ep.update(&mut q, &mut counts, &mut rec.history.visits, na, cfg.gamma, cfg.visit, &cfg.step_size);
         if (episode + 1) % cfg.record_every == 0 || episode + 1 == cfg.episodes {
             rec.record(&q, steps, Some(cfg.epsilon.at(episode + 1)));
         }
@@ -702,10 +634,7 @@ mod tests {
         ep.push(0, 0, 1.0);
         ep.push(1, 1, 1.0);
         let (mut q, mut visits) = (vec![0.0; 4], vec![0; 4]);
-        let avg = StepSize::Visits {
-            alpha0: 1.0,
-            power: 1.0,
-        };
+        let avg = StepSize::Visits { alpha0: 1.0, power: 1.0 };
         ep.update(&mut q, &mut [0; 4], &mut visits, 2, 0.5, Visit::First, &avg);
         assert_eq!(visits, vec![1, 0, 0, 1]);
         assert_eq!(q[0], 1.0 + 0.5 + 0.25);

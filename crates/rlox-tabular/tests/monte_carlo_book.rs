@@ -92,27 +92,13 @@ fn finite_horizon_policy_iteration(g: &GridWorld, length: usize) -> (Vec<f64>, V
 #[test]
 fn mc_basic_fig_5_4_episode_lengths() {
     let g = grid(|c| c.r_forbidden = -10.0);
-    let opt = value_iteration(
-        &g,
-        &PlanningOptions {
-            tol: 1e-12,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let opt = value_iteration(&g, &PlanningOptions { tol: 1e-12, ..Default::default() }).unwrap();
     let d = safe_distance(&g);
     let mut positives = Vec::new();
     for length in [1, 2, 3, 4, 14, 15, 30, 100] {
         let mut env = g.clone();
-        let r = mc_basic(
-            &mut env,
-            &McBasicConfig {
-                episode_length: length,
-                ..Default::default()
-            },
-            Some(&opt.values),
-        )
-        .unwrap();
+        let r = mc_basic(&mut env, &McBasicConfig { episode_length: length, ..Default::default() }, Some(&opt.values))
+            .unwrap();
         assert!(r.converged, "L = {length}");
         let (q, actions, iterations) = finite_horizon_policy_iteration(&g, length);
         assert!(sup(&q, &r.learn.q) <= 1e-12, "L = {length}: {}", sup(&q, &r.learn.q));
@@ -121,25 +107,16 @@ fn mc_basic_fig_5_4_episode_lengths() {
         assert_eq!(r.learn.steps, (r.iterations.len() * 125 * length) as u64);
         let v = &r.learn.values;
         for s in 0..25 {
-            let expected: f64 = if d[s] <= length {
-                (d[s] - 1..length).map(|t| 0.9f64.powi(t as i32)).sum()
-            } else {
-                0.0
-            };
-            assert!(
-                (v[s] - expected).abs() < 1e-12,
-                "L = {length}, state {s}: {} vs {expected}",
-                v[s]
-            );
+            let expected: f64 =
+                if d[s] <= length { (d[s] - 1..length).map(|t| 0.9f64.powi(t as i32)).sum() } else { 0.0 };
+            assert!((v[s] - expected).abs() < 1e-12, "L = {length}, state {s}: {} vs {expected}", v[s]);
         }
         positives.push(v.iter().filter(|x| **x > 0.0).count());
         match length {
             1 => {
                 let ones: Vec<usize> = (0..25).filter(|&s| v[s] == 1.0).collect();
-                let cells: Vec<usize> = [(4, 3), (3, 3), (5, 3), (4, 2), (4, 4)]
-                    .iter()
-                    .map(|&c| g.state_of(c))
-                    .collect();
+                let cells: Vec<usize> =
+                    [(4, 3), (3, 3), (5, 3), (4, 2), (4, 4)].iter().map(|&c| g.state_of(c)).collect();
                 assert_eq!(ones.len(), 5);
                 assert!(cells.iter().all(|s| ones.contains(s)));
                 assert!(v.iter().all(|x| *x == 0.0 || *x == 1.0));
@@ -162,22 +139,10 @@ fn mc_basic_fig_5_4_episode_lengths() {
 #[test]
 fn mc_basic_several_episodes_and_3x3() {
     let g = grid(|c| c.r_forbidden = -10.0);
-    let one = mc_basic(
-        &mut g.clone(),
-        &McBasicConfig {
-            episode_length: 30,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap();
+    let one = mc_basic(&mut g.clone(), &McBasicConfig { episode_length: 30, ..Default::default() }, None).unwrap();
     let three = mc_basic(
         &mut g.clone(),
-        &McBasicConfig {
-            episode_length: 30,
-            episodes_per_pair: 3,
-            ..Default::default()
-        },
+        &McBasicConfig { episode_length: 30, episodes_per_pair: 3, ..Default::default() },
         None,
     )
     .unwrap();
@@ -186,14 +151,7 @@ fn mc_basic_several_episodes_and_3x3() {
 
     let mut env = GridWorld::from_preset("book-3x3").unwrap();
     let small = env.clone();
-    let opt = value_iteration(
-        &small,
-        &PlanningOptions {
-            tol: 1e-12,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let opt = value_iteration(&small, &PlanningOptions { tol: 1e-12, ..Default::default() }).unwrap();
     let r = mc_basic(&mut env, &McBasicConfig::default(), None).unwrap();
     assert!(r.converged);
     let m = TabularMdp::from_mdp(&small).unwrap();
@@ -213,14 +171,7 @@ fn mc_basic_several_episodes_and_3x3() {
 #[test]
 fn mc_exploring_starts_finds_an_optimal_policy() {
     let g = grid(|_| {});
-    let opt = value_iteration(
-        &g,
-        &PlanningOptions {
-            tol: 1e-12,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let opt = value_iteration(&g, &PlanningOptions { tol: 1e-12, ..Default::default() }).unwrap();
     for visit in [Visit::First, Visit::Every] {
         for seed in 0..5 {
             let cfg = McExploringStartsConfig {
@@ -231,11 +182,7 @@ fn mc_exploring_starts_finds_an_optimal_policy() {
             };
             let r = mc_exploring_starts(&mut g.clone(), &cfg, Some(&opt.values)).unwrap();
             let v = exact_values(&g, &TabularPolicy::deterministic(&r.learn.policy, 5).unwrap());
-            assert!(
-                sup(&v, &opt.values) < 1e-6,
-                "{visit:?} seed {seed}: {}",
-                g.format_policy(&r.learn.policy)
-            );
+            assert!(sup(&v, &opt.values) < 1e-6, "{visit:?} seed {seed}: {}", g.format_policy(&r.learn.policy));
             assert_eq!(r.learn.history.episode_lengths.len(), 10_000);
             // The estimate of v* ends close: RMSE of max_a q below 0.01 (measured 3e-4 to 8e-4).
             assert!(r.learn.history.rmse.last().unwrap().1 < 0.01);
@@ -245,17 +192,9 @@ fn mc_exploring_starts_finds_an_optimal_policy() {
     // The book's averages, first-visit, 100,000 episodes: within 0.1 of optimal for every seed.
     let mut exact = 0;
     for seed in 0..5 {
-        let cfg = McExploringStartsConfig {
-            seed,
-            episodes: 100_000,
-            record_every: 10_000,
-            ..Default::default()
-        };
+        let cfg = McExploringStartsConfig { seed, episodes: 100_000, record_every: 10_000, ..Default::default() };
         let r = mc_exploring_starts(&mut g.clone(), &cfg, Some(&opt.values)).unwrap();
-        let err = sup(
-            &exact_values(&g, &TabularPolicy::deterministic(&r.learn.policy, 5).unwrap()),
-            &opt.values,
-        );
+        let err = sup(&exact_values(&g, &TabularPolicy::deterministic(&r.learn.policy, 5).unwrap()), &opt.values);
         assert!(err < 0.1 + 1e-6, "seed {seed}: {err}");
         exact += usize::from(err < 1e-6);
     }
@@ -294,23 +233,14 @@ fn mc_epsilon_greedy_approaches_the_best_epsilon_greedy_policy() {
     let uniform = exact_values(&g, &TabularPolicy::uniform(25, 5));
     for seed in 0..3 {
         for restart in [true, false] {
-            let cfg = McEpsilonGreedyConfig {
-                seed,
-                restart_estimates: restart,
-                ..Default::default()
-            };
+            let cfg = McEpsilonGreedyConfig { seed, restart_estimates: restart, ..Default::default() };
             let r = mc_epsilon_greedy(&mut g.clone(), &cfg, Some(&best)).unwrap();
             assert_eq!(r.learn.steps, 10_000_000);
             assert_eq!(r.iterations.len(), 10);
             let errors: Vec<f64> = r
                 .iterations
                 .iter()
-                .map(|it| {
-                    sup(
-                        &exact_values(&g, &TabularPolicy::epsilon_greedy(&it.policy, 5, 0.5).unwrap()),
-                        &best,
-                    )
-                })
+                .map(|it| sup(&exact_values(&g, &TabularPolicy::epsilon_greedy(&it.policy, 5, 0.5).unwrap()), &best))
                 .collect();
             let last = exact_values(&g, &TabularPolicy::epsilon_greedy(&r.learn.policy, 5, 0.5).unwrap());
             // Far better than where it started (the uniform policy).
@@ -328,105 +258,43 @@ fn mc_epsilon_greedy_approaches_the_best_epsilon_greedy_policy() {
 #[test]
 fn bad_input_gets_clear_errors() {
     let mut g = GridWorld::from_preset("book-2x2").unwrap();
-    let e = mc_basic(
-        &mut g,
-        &McBasicConfig {
-            episode_length: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e = mc_basic(&mut g, &McBasicConfig { episode_length: 0, ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("episode length"), "{e}");
-    let e = mc_basic(
-        &mut g,
-        &McBasicConfig {
-            episodes_per_pair: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e = mc_basic(&mut g, &McBasicConfig { episodes_per_pair: 0, ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("episodes per"), "{e}");
-    let e = mc_basic(
-        &mut g,
-        &McBasicConfig {
-            initial_policy: Some(vec![7; 4]),
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e =
+        mc_basic(&mut g, &McBasicConfig { initial_policy: Some(vec![7; 4]), ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("initial policy"), "{e}");
     let e = mc_basic(&mut g, &McBasicConfig::default(), Some(&[0.0; 3])).unwrap_err();
     assert!(e.to_string().contains("reference"), "{e}");
-    let e = mc_exploring_starts(
-        &mut g,
-        &McExploringStartsConfig {
-            episodes: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e =
+        mc_exploring_starts(&mut g, &McExploringStartsConfig { episodes: 0, ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("episodes"), "{e}");
-    let e = mc_exploring_starts(
-        &mut g,
-        &McExploringStartsConfig {
-            episode_length: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e = mc_exploring_starts(&mut g, &McExploringStartsConfig { episode_length: 0, ..Default::default() }, None)
+        .unwrap_err();
     assert!(e.to_string().contains("episode length"), "{e}");
     for eps in [-0.1, 1.5, f64::NAN] {
-        let cfg = McEpsilonGreedyConfig {
-            epsilon: EpsilonSchedule::constant(eps),
-            ..Default::default()
-        };
+        let cfg = McEpsilonGreedyConfig { epsilon: EpsilonSchedule::constant(eps), ..Default::default() };
         let e = mc_epsilon_greedy(&mut g, &cfg, None).unwrap_err();
         assert!(e.to_string().contains("epsilon"), "{e}");
     }
-    let e = mc_epsilon_greedy(
-        &mut g,
-        &McEpsilonGreedyConfig {
-            episodes: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e = mc_epsilon_greedy(&mut g, &McEpsilonGreedyConfig { episodes: 0, ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("episodes"), "{e}");
-    let e = mc_epsilon_greedy(
-        &mut g,
-        &McEpsilonGreedyConfig {
-            gamma: 1.5,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap_err();
+    let e = mc_epsilon_greedy(&mut g, &McEpsilonGreedyConfig { gamma: 1.5, ..Default::default() }, None).unwrap_err();
     assert!(e.to_string().contains("gamma"), "{e}");
     // Negative lengths cannot be written: the configs reject them (and unknown keys) when parsed.
     let e = serde_json::from_str::<McBasicConfig>(r#"{"episode_length": -3}"#).unwrap_err();
     assert!(e.to_string().contains("-3"), "{e}");
     assert!(serde_json::from_str::<McExploringStartsConfig>(r#"{"episode_lenght": 3}"#).is_err());
     let parsed: McEpsilonGreedyConfig = serde_json::from_str(r#"{"visit": "first", "episodes": 2}"#).unwrap();
-    assert_eq!(
-        (parsed.visit, parsed.episodes, parsed.episode_length),
-        (Visit::First, 2, 1_000_000)
-    );
+    assert_eq!((parsed.visit, parsed.episodes, parsed.episode_length), (Visit::First, 2, 1_000_000));
 }
 
 /// Same seed, same numbers; another seed, other numbers.
 #[test]
 fn runs_are_seeded() {
     let g = grid(|_| {});
-    let cfg = McExploringStartsConfig {
-        episodes: 500,
-        ..Default::default()
-    };
+    let cfg = McExploringStartsConfig { episodes: 500, ..Default::default() };
     let a = mc_exploring_starts(&mut g.clone(), &cfg, None).unwrap();
     let b = mc_exploring_starts(&mut g.clone(), &cfg, None).unwrap();
     let c = mc_exploring_starts(&mut g.clone(), &McExploringStartsConfig { seed: 1, ..cfg }, None).unwrap();

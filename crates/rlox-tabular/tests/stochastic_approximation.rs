@@ -18,23 +18,14 @@ fn robbins_monro_book_iterates() {
     // w3: w3 - tanh(w3 - 1) / 3 = 1.4577579 (also when w3 is first rounded to 1.647826), so we assert
     // the exact value 1.457758 (see the issue note).
     for (k, expected) in [(1, 2.035972), (2, 1.647826), (3, 1.457758)] {
-        assert!(
-            (h.iterates[k] - expected).abs() < 1e-6,
-            "w{} = {}",
-            k + 1,
-            h.iterates[k]
-        );
+        assert!((h.iterates[k] - expected).abs() < 1e-6, "w{} = {}", k + 1, h.iterates[k]);
     }
     assert_eq!(h.iterates.len(), 1001);
     assert_eq!(h.steps[3], 0.25);
     // Monotone from above towards the root 1 (g > 0 and a_k g < w - 1 here). Near the root g' = 1, so
     // with 1/k the error shrinks only like 1/k: 0.029 after 50 steps; within 0.005 after 1,000.
     assert!(h.iterates.windows(2).all(|p| p[1] < p[0] && p[1] > 1.0));
-    assert!(
-        (h.iterates[50] - 1.0).abs() < 0.05 && (h.last() - 1.0).abs() < 0.005,
-        "{}",
-        h.last()
-    );
+    assert!((h.iterates[50] - 1.0).abs() < 0.05 && (h.last() - 1.0).abs() < 0.005, "{}", h.last());
     // The same with a closure step rule.
     let c = robbins_monro(3.0, 1000, &|k: u64| 1.0 / k as f64, 0, |w, _| g(w)).unwrap();
     assert_eq!(c, h);
@@ -50,15 +41,10 @@ fn robbins_monro_with_noise_converges_near_the_root() {
         let h = robbins_monro(3.0, 20_000, &ONE_OVER_K, seed, |w, rng| g(w) + noise.sample(rng)).unwrap();
         assert!((h.last() - 1.0).abs() < 0.05, "seed {seed}: {}", h.last());
         // The constant step keeps fluctuating: spread of the last 5,000 iterates is larger.
-        let c = robbins_monro(3.0, 20_000, &StepSize::Constant { alpha: 0.1 }, seed, |w, rng| {
-            g(w) + noise.sample(rng)
-        })
-        .unwrap();
+        let c = robbins_monro(3.0, 20_000, &StepSize::Constant { alpha: 0.1 }, seed, |w, rng| g(w) + noise.sample(rng))
+            .unwrap();
         let spread = |v: &[f64]| v.iter().map(|x| (x - 1.0).abs()).sum::<f64>() / v.len() as f64;
-        assert!(
-            spread(&c.iterates[15_000..]) > 3.0 * spread(&h.iterates[15_000..]),
-            "seed {seed}"
-        );
+        assert!(spread(&c.iterates[15_000..]) > 3.0 * spread(&h.iterates[15_000..]), "seed {seed}");
     }
     // Seeded: same seed, same iterates.
     let a = robbins_monro(3.0, 100, &ONE_OVER_K, 7, |w, rng| g(w) + noise.sample(rng)).unwrap();
@@ -69,10 +55,7 @@ fn robbins_monro_with_noise_converges_near_the_root() {
 #[test]
 fn robbins_monro_rejects_bad_input() {
     assert!(robbins_monro(f64::NAN, 10, &ONE_OVER_K, 0, |w, _| w).is_err());
-    assert!(robbins_monro(0.0, 0, &ONE_OVER_K, 0, |w, _| w)
-        .unwrap_err()
-        .to_string()
-        .contains("iterations"));
+    assert!(robbins_monro(0.0, 0, &ONE_OVER_K, 0, |w, _| w).unwrap_err().to_string().contains("iterations"));
     let e = robbins_monro(0.0, 10, &|_k: u64| -1.0, 0, |w, _| w).unwrap_err();
     assert!(e.to_string().contains("step size"), "{e}");
     // g(w) = -w^3 with a_k = 1 diverges: caught as a non-finite observation, not a panic.
@@ -103,11 +86,7 @@ fn sgd_mbgd_bgd_on_mean_estimation() {
 
     // BGD: alpha_1 = 1 takes w straight to the sample mean (1e-12), and it stays there.
     let bgd = gradient_descent(&data, &GdConfig::bgd()).unwrap();
-    assert!(
-        bgd.distances[1..].iter().all(|d| *d < 1e-12),
-        "{:?}",
-        &bgd.distances[..3]
-    );
+    assert!(bgd.distances[1..].iter().all(|d| *d < 1e-12), "{:?}", &bgd.distances[..3]);
     assert!(bgd.distances[0] > 20.0);
     assert_eq!(bgd.solution, mean);
     // The sample mean of 100 uniform points is near the centre (std 5.8 / 10 per coordinate).
@@ -121,13 +100,7 @@ fn sgd_mbgd_bgd_on_mean_estimation() {
         assert!((w[0] - m[0]).abs() < 1e-12 && (w[1] - m[1]).abs() < 1e-12);
     }
     // Without replacement (one shuffled epoch of 100 steps) SGD therefore ends exactly at the sample mean.
-    let cfg = GdConfig {
-        batch: Batch::Mini {
-            size: 1,
-            sampling: Sampling::Shuffled,
-        },
-        ..GdConfig::sgd()
-    };
+    let cfg = GdConfig { batch: Batch::Mini { size: 1, sampling: Sampling::Shuffled }, ..GdConfig::sgd() };
     let epoch = gradient_descent(&data, &cfg).unwrap();
     assert!(epoch.distances[100] < 1e-12, "{}", epoch.distances[100]);
     let mut seen: Vec<usize> = epoch.batches.iter().map(|b| b[0]).collect();
@@ -140,14 +113,7 @@ fn sgd_mbgd_bgd_on_mean_estimation() {
     let window = |m: usize| -> (f64, f64, f64) {
         let (mut early, mut mid, mut last) = (0.0, 0.0, 0.0);
         for seed in 0..20 {
-            let h = gradient_descent(
-                &data,
-                &GdConfig {
-                    seed,
-                    ..GdConfig::mbgd(m)
-                },
-            )
-            .unwrap();
+            let h = gradient_descent(&data, &GdConfig { seed, ..GdConfig::mbgd(m) }).unwrap();
             early += h.distances[0];
             mid += h.distances[10..=30].iter().sum::<f64>() / 21.0;
             last += h.distances[100];
@@ -184,44 +150,22 @@ fn gradient_descent_on_least_squares() {
     assert!(grad.iter().all(|g| g.abs() < 1e-10), "{grad:?}");
 
     // BGD with a constant step 0.5 contracts geometrically: within 1e-9 after 300 iterations.
-    let cfg = GdConfig {
-        step_size: StepSize::Constant { alpha: 0.5 },
-        iterations: 300,
-        w1: vec![0.0; 3],
-        ..GdConfig::bgd()
-    };
+    let cfg =
+        GdConfig { step_size: StepSize::Constant { alpha: 0.5 }, iterations: 300, w1: vec![0.0; 3], ..GdConfig::bgd() };
     let bgd = gradient_descent(&p, &cfg).unwrap();
-    assert!(
-        *bgd.distances.last().unwrap() < 1e-9,
-        "{}",
-        bgd.distances.last().unwrap()
-    );
+    assert!(*bgd.distances.last().unwrap() < 1e-9, "{}", bgd.distances.last().unwrap());
 
     // SGD with 1/k: within 0.05 after 20,000 steps for 5 seeds (measured error ~0.01), and MBGD(20)
     // closer than SGD at the same iteration count on average.
     let (mut sgd_err, mut mb_err) = (0.0, 0.0);
     for seed in 0..5 {
-        let cfg = GdConfig {
-            iterations: 20_000,
-            w1: vec![0.0; 3],
-            seed,
-            ..GdConfig::sgd()
-        };
+        let cfg = GdConfig { iterations: 20_000, w1: vec![0.0; 3], seed, ..GdConfig::sgd() };
         let h = gradient_descent(&p, &cfg).unwrap();
-        assert!(
-            *h.distances.last().unwrap() < 0.05,
-            "seed {seed}: {}",
-            h.distances.last().unwrap()
-        );
+        assert!(*h.distances.last().unwrap() < 0.05, "seed {seed}: {}", h.distances.last().unwrap());
         sgd_err += h.distances[2_000];
-        let mb = gradient_descent(
-            &p,
-            &GdConfig {
-                iterations: 2_000,
-                ..GdConfig::mbgd(20).with_w1(vec![0.0; 3], seed)
-            },
-        )
-        .unwrap();
+        let mb =
+            gradient_descent(&p, &GdConfig { iterations: 2_000, ..GdConfig::mbgd(20).with_w1(vec![0.0; 3], seed) })
+                .unwrap();
         mb_err += mb.distances[2_000];
     }
     assert!(mb_err < sgd_err, "{mb_err} vs {sgd_err}");
@@ -230,34 +174,14 @@ fn gradient_descent_on_least_squares() {
 #[test]
 fn gradient_descent_rejects_bad_input() {
     let data = MeanEstimation::uniform_square(10, 10.0, 0).unwrap();
-    let e = gradient_descent(
-        &data,
-        &GdConfig {
-            iterations: 0,
-            ..GdConfig::sgd()
-        },
-    )
-    .unwrap_err();
+    let e = gradient_descent(&data, &GdConfig { iterations: 0, ..GdConfig::sgd() }).unwrap_err();
     assert!(e.to_string().contains("iterations"), "{e}");
     let e = gradient_descent(&data, &GdConfig::mbgd(0)).unwrap_err();
     assert!(e.to_string().contains("batch size"), "{e}");
-    let e = gradient_descent(
-        &data,
-        &GdConfig {
-            w1: vec![0.0; 3],
-            ..GdConfig::sgd()
-        },
-    )
-    .unwrap_err();
+    let e = gradient_descent(&data, &GdConfig { w1: vec![0.0; 3], ..GdConfig::sgd() }).unwrap_err();
     assert!(e.to_string().contains("w1"), "{e}");
-    let e = gradient_descent(
-        &data,
-        &GdConfig {
-            step_size: StepSize::Constant { alpha: -1.0 },
-            ..GdConfig::sgd()
-        },
-    )
-    .unwrap_err();
+    let e = gradient_descent(&data, &GdConfig { step_size: StepSize::Constant { alpha: -1.0 }, ..GdConfig::sgd() })
+        .unwrap_err();
     assert!(e.to_string().contains("alpha"), "{e}");
     assert!(MeanEstimation::new(vec![]).is_err());
     assert!(MeanEstimation::new(vec![vec![1.0], vec![1.0, 2.0]]).is_err());
