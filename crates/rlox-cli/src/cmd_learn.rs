@@ -23,7 +23,8 @@ use std::time::Instant;
 pub struct LearnArgs {
     #[command(flatten)]
     env: EnvArgs,
-    /// Algorithm: td0, sarsa, expected-sarsa, n-step-sarsa, q-learning, q-learning-offpolicy.
+    /// Algorithm: mc-basic, mc-es, mc-epsilon-greedy, td0, sarsa, expected-sarsa, n-step-sarsa, q-learning,
+    /// q-learning-offpolicy.
     #[arg(long)]
     algo: String,
     /// Number of episodes.
@@ -35,7 +36,7 @@ pub struct LearnArgs {
     /// Maximum steps per episode (episodes are cut, with bootstrap, after it).
     #[arg(long)]
     episode_length: Option<usize>,
-    /// Constant learning rate.
+    /// Constant learning rate (Monte Carlo methods average returns unless this is changed from 0.1).
     #[arg(long, default_value_t = 0.1)]
     alpha: f64,
     /// Exploration rate of the on-policy learners (the book's epsilon-greedy).
@@ -264,8 +265,23 @@ impl LearnSpec {
                 s.td.max_episode_steps = steps;
             }
             (None, episodes) => {
-                s.td.episodes = episodes.unwrap_or(500);
-                s.td.max_episode_steps = self.episode_length.unwrap_or(1000);
+                let (default_episodes, default_length) = match algo {
+                    // MC Basic: `episodes` bounds the policy iterations; the book's longest episodes are 100 steps.
+                    LearnAlgo::McBasic => (100, 100),
+                    LearnAlgo::McEs => (10_000, 100),
+                    // The book's MC epsilon-greedy: a few iterations of one very long episode each.
+                    LearnAlgo::McEpsilonGreedy => (10, 100_000),
+                    _ => (500, 1000),
+                };
+                s.td.episodes = episodes.unwrap_or(default_episodes);
+                s.td.max_episode_steps = self.episode_length.unwrap_or(default_length);
+            }
+        }
+        if matches!(algo, LearnAlgo::McBasic | LearnAlgo::McEs | LearnAlgo::McEpsilonGreedy) {
+            // Monte Carlo estimates are averages of returns (step 1/n), as in the book.
+            s.td.step_size = rlox_tabular::schedule::StepSize::Visits { alpha0: 1.0, power: 1.0 };
+            if self.alpha != LearnSpec::default().alpha {
+                s.td.step_size = rlox_tabular::schedule::StepSize::Constant { alpha: self.alpha };
             }
         }
         if let Some(end) = self.epsilon_final {

@@ -181,3 +181,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
         (**self).step(action)
     }
 }
+
+impl<S: SetState + ?Sized> SetState for Box<S> {
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        (**self).set_state(state)
+    }
+    fn state(&self) -> Vec<f64> {
+        (**self).state()
+    }
+}

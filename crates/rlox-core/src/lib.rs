@@ -13,6 +13,7 @@
 //! * [`logger`], [`run`], [`checkpoint`], [`config`] and [`plot`]: the run infrastructure used by every trainer.
 //!
 //! The crate deliberately avoids heavy dependencies so that environments and tabular algorithms compile in seconds.
+#![warn(missing_docs)]
 
 // `!(x >= 0.0)` is deliberate throughout: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]

@@ -18,6 +18,10 @@ pub trait Mdp {
     fn transitions(&self, state: usize, action: usize, out: &mut Vec<(usize, f64)>);
     /// The expected immediate reward `E[R | S = state, A = action]`.
     fn expected_reward(&self, state: usize, action: usize) -> f64;
+    /// Whether `state` ends an episode (the model makes it absorbing with reward 0). Default: never.
+    fn is_terminal(&self, _state: usize) -> bool {
+        false
+    }
 }
 
 /// A finite MDP stored as compressed rows: for row `s * n_actions + a`, the next states and their
@@ -158,6 +162,9 @@ impl<M: Mdp + ?Sized> Mdp for Box<M> {
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         (**self).expected_reward(state, action)
     }
+    fn is_terminal(&self, state: usize) -> bool {
+        (**self).is_terminal(state)
+    }
 }
 
 impl<M: Mdp> Mdp for crate::wrappers::TimeLimit<M> {
@@ -172,6 +179,9 @@ impl<M: Mdp> Mdp for crate::wrappers::TimeLimit<M> {
     }
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.inner().expected_reward(state, action)
+    }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.inner().is_terminal(state)
     }
 }
 

@@ -161,3 +161,84 @@ where
         &self.truncated
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Info, Step};
+    use crate::spaces::Discrete;
+    use crate::wrappers::{RecordEpisodeStatistics, TimeLimit};
+
+    /// Counts up from the reset value; terminates when the count reaches 3.
+    struct Counter {
+        n: usize,
+        resets: usize,
+    }
+
+    impl Env for Counter {
+        type Obs = usize;
+        type Action = usize;
+        fn id(&self) -> &str {
+            "Counter"
+        }
+        fn observation_space(&self) -> Space {
+            Discrete::new(10).into()
+        }
+        fn action_space(&self) -> Space {
+            Discrete::new(2).into()
+        }
+        fn reset(&mut self, seed: Option<u64>) -> Result<(usize, Info)> {
+            self.resets += 1;
+            self.n = seed.unwrap_or(0) as usize % 2;
+            Ok((self.n, Info::new()))
+        }
+        fn step(&mut self, action: &usize) -> Result<Step<usize>> {
+            self.n += 1;
+            Ok(Step {
+                obs: self.n,
+                reward: *action as f64,
+                terminated: self.n >= 3,
+                truncated: false,
+                info: Info::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn next_step_autoreset_matches_gymnasium() {
+        let envs = vec![Counter { n: 0, resets: 0 }, Counter { n: 0, resets: 0 }];
+        let mut v = SyncVecEnv::new(envs).unwrap();
+        v.reset(Some(0)).unwrap(); // env 0 seeded 0 -> starts at 0, env 1 seeded 1 -> starts at 1
+        assert_eq!(v.observations(), &[0.0, 1.0]);
+        v.step(&[1, 1]).unwrap();
+        assert_eq!(v.observations(), &[1.0, 2.0]);
+        v.step(&[1, 1]).unwrap();
+        assert_eq!(v.observations(), &[2.0, 3.0]);
+        assert_eq!(v.terminated(), &[false, true]);
+        // Next call: env 1 ignores its action, resets, and reports reward 0 with both flags false.
+        v.step(&[1, 1]).unwrap();
+        assert_eq!(v.observations(), &[3.0, 0.0]);
+        assert_eq!(v.rewards(), &[1.0, 0.0]);
+        assert_eq!(v.terminated(), &[true, false]);
+        assert_eq!(v.envs()[1].resets, 2);
+        assert!(v.step(&[1]).is_err(), "one action per env");
+    }
+
+    #[test]
+    fn time_limit_truncates_and_statistics_record_the_episode() {
+        let mut env = RecordEpisodeStatistics::new(TimeLimit::new(Counter { n: 0, resets: 0 }, 2));
+        env.reset(None).unwrap();
+        let s1 = env.step(&1).unwrap();
+        assert!(!s1.truncated && s1.info.is_empty());
+        let s2 = env.step(&1).unwrap();
+        assert!(s2.truncated && !s2.terminated, "cut by the limit at step 2");
+        assert_eq!(s2.info.get_f64("episode_r"), Some(2.0));
+        assert_eq!(s2.info.get_f64("episode_l"), Some(2.0));
+        env.reset(None).unwrap();
+        let mut last = env.step(&0).unwrap();
+        while !last.done() {
+            last = env.step(&0).unwrap();
+        }
+        assert_eq!(env.returns, vec![2.0, 0.0]);
+    }
+}

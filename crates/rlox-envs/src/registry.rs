@@ -192,8 +192,8 @@ impl EnvOptions {
 }
 
 /// A discrete environment that also exposes its model.
-pub trait TabularEnv: Env<Obs = usize, Action = usize> + Mdp {}
-impl<T: Env<Obs = usize, Action = usize> + Mdp> TabularEnv for T {}
+pub trait TabularEnv: Env<Obs = usize, Action = usize> + Mdp + SetState {}
+impl<T: Env<Obs = usize, Action = usize> + Mdp + SetState> TabularEnv for T {}
 
 /// An action for a [`ControlEnv`]: discrete or continuous.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,10 @@
 //! One entry point for the model-free tabular learners, selected by name (used by the CLI and the
 //! `train` job), plus greedy-policy evaluation.
 
+use crate::monte_carlo::{
+    mc_basic, mc_epsilon_greedy, mc_exploring_starts, ExploringStart, McBasicConfig, McEpsilonGreedyConfig,
+    McExploringStartsConfig,
+};
 use crate::schedule::{EpsilonSchedule, StepSize};
 use crate::td::{self, discrete_sizes, LearnResult, TdConfig, TdControl};
 use rlox_core::env::Env;
@@ -25,12 +29,27 @@ pub enum LearnAlgo {
     QLearning,
     /// Q-learning from uniform behaviour.
     QLearningOffpolicy,
+    /// MC Basic: policy iteration with Monte Carlo estimates from every (state, action).
+    McBasic,
+    /// MC Exploring Starts.
+    McEs,
+    /// MC epsilon-greedy.
+    McEpsilonGreedy,
 }
 
 impl LearnAlgo {
     /// The kebab-case names, for help texts and errors.
-    pub const NAMES: &'static [&'static str] =
-        &["td0", "sarsa", "expected-sarsa", "n-step-sarsa", "q-learning", "q-learning-offpolicy"];
+    pub const NAMES: &'static [&'static str] = &[
+        "mc-basic",
+        "mc-es",
+        "mc-epsilon-greedy",
+        "td0",
+        "sarsa",
+        "expected-sarsa",
+        "n-step-sarsa",
+        "q-learning",
+        "q-learning-offpolicy",
+    ];
 
     /// Parse a kebab-case name.
     pub fn parse(name: &str) -> Result<Self> {
@@ -44,6 +63,11 @@ impl LearnAlgo {
     /// Whether the result holds action values and a policy (everything but TD(0)).
     pub fn is_control(self) -> bool {
         self != LearnAlgo::Td0
+    }
+
+    /// Whether the algorithm starts episodes in chosen states (needs [`ExploringStart`]).
+    pub fn needs_exploring_starts(self) -> bool {
+        matches!(self, LearnAlgo::McBasic | LearnAlgo::McEs)
     }
 }
 
@@ -65,9 +89,12 @@ impl Default for LearnSettings {
 
 /// Run the selected learner. `reference` (optimal values for control, the uniform policy's values
 /// for TD(0)) feeds the RMSE curve.
+///
+/// The Monte Carlo methods read `td.episodes` (MC Basic: its maximum number of policy iterations),
+/// `td.max_episode_steps` (the episode length), `td.gamma`, `td.step_size`, `td.epsilon` and `td.seed`.
 pub fn learn<E>(env: &mut E, settings: &LearnSettings, reference: Option<&[f64]>) -> Result<LearnResult>
 where
-    E: Env<Obs = usize, Action = usize>,
+    E: Env<Obs = usize, Action = usize> + ExploringStart,
 {
     let (ns, na) = discrete_sizes(env)?;
     let cfg = &settings.td;
@@ -79,6 +106,41 @@ where
         LearnAlgo::NStepSarsa => td::n_step_sarsa(env, cfg, reference),
         LearnAlgo::QLearningOffpolicy => {
             td::q_learning_off_policy(env, &TabularPolicy::uniform(ns, na), cfg, reference)
+        }
+        LearnAlgo::McBasic => {
+            let mc = McBasicConfig {
+                gamma: cfg.gamma,
+                episode_length: cfg.max_episode_steps,
+                max_iterations: cfg.episodes,
+                seed: cfg.seed,
+                ..Default::default()
+            };
+            Ok(mc_basic(env, &mc, reference)?.learn)
+        }
+        LearnAlgo::McEs => {
+            let mc = McExploringStartsConfig {
+                gamma: cfg.gamma,
+                episodes: cfg.episodes,
+                episode_length: cfg.max_episode_steps,
+                step_size: cfg.step_size,
+                initial_q: cfg.initial_q,
+                seed: cfg.seed,
+                ..Default::default()
+            };
+            Ok(mc_exploring_starts(env, &mc, reference)?.learn)
+        }
+        LearnAlgo::McEpsilonGreedy => {
+            let mc = McEpsilonGreedyConfig {
+                gamma: cfg.gamma,
+                epsilon: cfg.epsilon,
+                episodes: cfg.episodes,
+                episode_length: cfg.max_episode_steps,
+                step_size: cfg.step_size,
+                initial_q: cfg.initial_q,
+                seed: cfg.seed,
+                ..Default::default()
+            };
+            Ok(mc_epsilon_greedy(env, &mc, reference)?.learn)
         }
     }
 }

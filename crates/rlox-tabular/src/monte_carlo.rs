@@ -27,11 +27,10 @@ use crate::td::{discrete_sizes, epsilon_greedy, rmse, LearnResult, LearningHisto
 use rand::Rng as _;
 use rlox_core::env::Env;
 use rlox_core::env::SetState;
+use rlox_core::mdp::Mdp;
 use rlox_core::policy::argmax_lowest;
 use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_core::{Error, Result};
-use rlox_envs::gridworld::GridWorld;
-use rlox_envs::toy_text::{CliffWalking, FrozenLake, Taxi};
 use serde::{Deserialize, Serialize};
 
 /// An environment that can start an episode in any state: what "exploring starts" require.
@@ -51,28 +50,16 @@ pub trait ExploringStart {
     }
 }
 
-impl ExploringStart for GridWorld {
+/// Every environment whose state can be set and whose model says which states are terminal
+/// (the grid world, FrozenLake, CliffWalking, Taxi, and the registry's boxed tabular envs).
+impl<T: SetState + Mdp + ?Sized> ExploringStart for T {
     fn start_at(&mut self, state: usize) -> Result<()> {
-        self.set_state(state)
+        self.set_state(&[state as f64])
     }
     fn is_terminal(&self, state: usize) -> bool {
-        self.is_absorbing(state)
+        Mdp::is_terminal(self, state)
     }
 }
-
-macro_rules! exploring_start_via_set_state {
-    ($($t:ty),*) => {$(
-        impl ExploringStart for $t {
-            fn start_at(&mut self, state: usize) -> Result<()> {
-                SetState::set_state(self, &[state as f64])
-            }
-            fn is_terminal(&self, state: usize) -> bool {
-                self.table().is_terminal(state)
-            }
-        }
-    )*};
-}
-exploring_start_via_set_state!(FrozenLake, CliffWalking, Taxi);
 
 /// What a Monte Carlo control run returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]

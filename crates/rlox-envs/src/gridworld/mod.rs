@@ -17,7 +17,7 @@
 pub mod render;
 
 use rand::Rng as _;
-use rlox_core::env::{Env, Info, Step};
+use rlox_core::env::{Env, Info, SetState, Step};
 use rlox_core::mdp::Mdp;
 use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::spaces::{Discrete, Space};
@@ -493,6 +493,22 @@ impl Mdp for GridWorld {
         } else {
             self.outcome(state, action).1
         }
+    }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.is_absorbing(state)
+    }
+}
+
+/// The state layout is `[s]`, the state index (exploring starts use it).
+impl SetState for GridWorld {
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        match state {
+            [s] if s.fract() == 0.0 && *s >= 0.0 => GridWorld::set_state(self, *s as usize),
+            _ => Err(Error::invalid("state", format!("{state:?}: the grid world's state is one state index"))),
+        }
+    }
+    fn state(&self) -> Vec<f64> {
+        vec![self.state as f64]
     }
 }
 

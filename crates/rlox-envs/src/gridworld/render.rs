@@ -140,6 +140,10 @@ fn draw_policy<DB: DrawingBackend>(
     let half = cell as f64 / 2.0;
     let style = ARROW.stroke_width(2);
     for s in 0..grid.n_states() {
+        if grid.is_absorbing(s) {
+            // An episode ends here: no action is ever taken, so none is drawn.
+            continue;
+        }
         let (x, y) = cell_origin(s / grid.cols(), s % grid.cols(), cell, margin);
         let (cx, cy) = (x as f64 + half, y as f64 + half);
         for a in 0..na {

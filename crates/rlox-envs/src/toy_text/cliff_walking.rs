@@ -188,6 +188,9 @@ impl Mdp for CliffWalking {
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.table.expected_reward(state, action)
     }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.table.is_terminal(state)
+    }
 }
 
 /// `gymnasium.make("CliffWalking-v1")`. Gymnasium registers no time limit, so the env is not wrapped.

@@ -396,6 +396,9 @@ impl Mdp for FrozenLake {
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.table.expected_reward(state, action)
     }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.table.is_terminal(state)
+    }
 }
 
 /// `gymnasium.make("FrozenLake-v1")`: the slippery 4x4 lake with its 100-step limit.

@@ -190,6 +190,10 @@ impl Mdp for TransitionTable {
         }
         self.outcomes(state, action).iter().map(|o| o.prob * o.reward).sum()
     }
+
+    fn is_terminal(&self, state: usize) -> bool {
+        self.terminal[state]
+    }
 }
 
 /// The error for an action outside `Discrete(n_actions)`.

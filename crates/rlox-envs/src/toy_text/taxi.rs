@@ -411,6 +411,9 @@ impl Mdp for Taxi {
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.table.expected_reward(state, action)
     }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.table.is_terminal(state)
+    }
 }
 
 /// `gymnasium.make("Taxi-v4")` with its 200-step limit.
