@@ -15,7 +15,6 @@
 //!
 //! Everything works on any finite [`rlox_core::Mdp`], not only the grid world.
 #![warn(missing_docs)]
-
 // `!(x >= 0.0)` is deliberate throughout: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
