@@ -5,7 +5,9 @@
 //!
 //! * [`bellman`]: the Bellman equation: policy evaluation in closed form and by iteration, action
 //!   values from state values, greedy improvement, the optimality residual (chapter 2-3);
-//! * [`planning`]: value iteration, policy iteration and truncated policy iteration (chapter 4).
+//! * [`planning`]: value iteration, policy iteration and truncated policy iteration (chapter 4);
+//! * [`policy_gradient`]: softmax policies, REINFORCE, QAC, A2C, off-policy actor-critic and the
+//!   deterministic policy gradient (chapters 9-10).
 //!
 //! Everything works on any finite [`rlox_core::Mdp`], not only the grid world.
 
@@ -22,5 +24,6 @@ pub use planning::{
 pub mod approx;
 pub mod learn;
 pub mod monte_carlo;
+pub mod policy_gradient;
 pub mod schedule;
 pub mod td;
