@@ -380,7 +380,7 @@ impl Default for PolicyGradientConfig {
 
 fn check_rate(what: &str, x: f64) -> Result<()> {
     if !(x > 0.0 && x.is_finite()) {
-        return Err(Error::invalid(what, format!("{x} must be a positive number (the book needs alpha > 0)")));
+        return Err(Error::invalid(what, format!("{x} must be a positive, finite number")));
     }
     Ok(())
 }
