@@ -11,6 +11,8 @@
 //! * [`td`]: TD(0), Sarsa, Expected Sarsa, n-step Sarsa, Q-learning on- and off-policy (chapter 7);
 //! * [`linear`]: value function approximation with linear features: TD-Linear, LSTD, the TD fixed
 //!   point, the stationary distribution, Sarsa and Q-learning with linear features (chapter 8);
+//! * [`policy_gradient`]: softmax policies, REINFORCE, QAC, A2C, off-policy actor-critic and the
+//!   deterministic policy gradient (chapters 9-10);
 //! * [`learn`]: every model-free learner behind one name-based entry point, and greedy evaluation.
 //!
 //! Everything works on any finite [`rlox_core::Mdp`], not only the grid world.
@@ -29,5 +31,6 @@ pub mod approx;
 pub mod learn;
 pub mod linear;
 pub mod monte_carlo;
+pub mod policy_gradient;
 pub mod schedule;
 pub mod td;
