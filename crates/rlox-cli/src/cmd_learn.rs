@@ -13,6 +13,7 @@ use rlox_envs::registry::TabularEnv;
 use rlox_tabular::bellman::{closed_form_values, iterative_evaluation, CLOSED_FORM_MAX_STATES};
 use rlox_tabular::learn::{evaluate_greedy, learn, GreedyEvaluation, LearnAlgo, LearnSettings};
 use rlox_tabular::planning::{value_iteration, PlanningOptions};
+use rlox_tabular::policy_gradient::{learn_actor_critic, ActorCriticAlgo, PolicyGradientConfig, PolicyGradientResult};
 use rlox_tabular::td::LearnResult;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub struct LearnArgs {
     #[command(flatten)]
     env: EnvArgs,
     /// Algorithm: mc-basic, mc-es, mc-epsilon-greedy, td0, sarsa, expected-sarsa, n-step-sarsa, q-learning,
-    /// q-learning-offpolicy.
+    /// q-learning-offpolicy, reinforce, qac, a2c-tabular, off-policy-ac.
     #[arg(long)]
     algo: String,
     /// Number of episodes.
@@ -54,6 +55,15 @@ pub struct LearnArgs {
     /// Initial action values.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     initial_q: f64,
+    /// Actor learning rate of the policy-gradient methods (default: the algorithm's tuned value).
+    #[arg(long)]
+    actor_alpha: Option<f64>,
+    /// Critic learning rate of the actor-critic methods (default: the algorithm's tuned value).
+    #[arg(long)]
+    critic_alpha: Option<f64>,
+    /// REINFORCE: subtract a learned state-value baseline (the tuned setting uses one).
+    #[arg(long)]
+    baseline: bool,
     /// Run seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -98,6 +108,19 @@ impl Learner {
         Ok(match self {
             Learner::Grid(g) => learn(g.as_mut(), s, reference)?,
             Learner::Other(e) => learn(e, s, reference)?,
+        })
+    }
+
+    /// Run a policy-gradient / actor-critic learner (book chapters 9-10).
+    pub fn learn_actor_critic(
+        &mut self,
+        algo: ActorCriticAlgo,
+        cfg: &PolicyGradientConfig,
+        reference: &[f64],
+    ) -> anyhow::Result<PolicyGradientResult> {
+        Ok(match self {
+            Learner::Grid(g) => learn_actor_critic(g.as_mut(), algo, cfg, Some(reference))?,
+            Learner::Other(e) => learn_actor_critic(e, algo, cfg, Some(reference))?,
         })
     }
 
@@ -295,6 +318,32 @@ impl LearnSpec {
 }
 
 impl LearnArgs {
+    /// The policy-gradient settings: the tuned ones of the algorithm, overridden by the flags given.
+    fn policy_gradient_config(&self, algo: ActorCriticAlgo) -> anyhow::Result<PolicyGradientConfig> {
+        if self.steps.is_some() {
+            bail!("--steps is for td0 and q-learning-offpolicy; use --episodes for {}", self.algo);
+        }
+        let mut cfg = PolicyGradientConfig::tuned(algo);
+        cfg.gamma = self.gamma;
+        cfg.seed = self.seed;
+        if let Some(e) = self.episodes {
+            cfg.episodes = e;
+        }
+        if let Some(l) = self.episode_length {
+            cfg.max_episode_steps = l;
+        }
+        if let Some(x) = self.actor_alpha {
+            cfg.actor_step_size = x;
+        }
+        if let Some(x) = self.critic_alpha {
+            cfg.critic_step_size = x;
+        }
+        cfg.baseline |= self.baseline;
+        cfg.record_every = (cfg.episodes as u64 * cfg.max_episode_steps as u64 / 2000).clamp(1, 1000);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     fn spec(&self) -> LearnSpec {
         LearnSpec {
             algo: self.algo.clone(),
@@ -314,17 +363,34 @@ impl LearnArgs {
 
 /// Run `rlox learn`.
 pub fn run(a: LearnArgs) -> anyhow::Result<()> {
-    let s = a.spec().settings(a.seed)?;
-    let algo = s.algo;
+    let actor_critic = ActorCriticAlgo::parse(&a.algo).ok();
+    if actor_critic.is_none() && LearnAlgo::parse(&a.algo).is_err() {
+        bail!(
+            "unknown algorithm '{}'; known: {}, {}",
+            a.algo,
+            LearnAlgo::NAMES.join(", "),
+            ActorCriticAlgo::NAMES.join(", ")
+        );
+    }
     let mut learner = Learner::from_args(&a.env)?;
     let mdp = learner.mdp()?;
-    let reference = reference_values(&mdp, algo, a.gamma)?;
     let start = Instant::now();
-    let r = learner.learn(&s, Some(&reference))?;
+    let (r, is_control, max_steps, probabilities) = match actor_critic {
+        Some(ac) => {
+            let cfg = a.policy_gradient_config(ac)?;
+            let reference = reference_values(&mdp, LearnAlgo::QLearning, cfg.gamma)?;
+            let pg = learner.learn_actor_critic(ac, &cfg, &reference)?;
+            (pg.learn, true, cfg.max_episode_steps, Some(pg.probabilities))
+        }
+        None => {
+            let s = a.spec().settings(a.seed)?;
+            let reference = reference_values(&mdp, s.algo, a.gamma)?;
+            (learner.learn(&s, Some(&reference))?, s.algo.is_control(), s.td.max_episode_steps, None)
+        }
+    };
     let wall = start.elapsed().as_secs_f64();
-    let eval = if algo.is_control() {
-        let max_steps = s.td.max_episode_steps.min(1000);
-        Some(learner.evaluate(&r.policy, a.eval_episodes, max_steps, a.seed)?)
+    let eval = if is_control {
+        Some(learner.evaluate(&r.policy, a.eval_episodes, max_steps.min(1000), a.seed)?)
     } else {
         None
     };
@@ -352,6 +418,7 @@ pub fn run(a: LearnArgs) -> anyhow::Result<()> {
                 "visits": h.visits,
             },
             "eval": eval,
+            "probabilities": probabilities,
             "plots": plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         })),
         Format::Text => {

@@ -181,6 +181,35 @@ fn learn_sarsa_path_finding_json() {
 }
 
 #[test]
+fn learn_actor_critic_path_finding() {
+    let v = json_ok(&[
+        "learn",
+        "--preset",
+        "book-5x5",
+        "--start",
+        "1,1",
+        "--terminate-at-target",
+        "--r-target",
+        "0",
+        "--r-boundary",
+        "-10",
+        "--r-forbidden",
+        "-10",
+        "--r-other",
+        "-1",
+        "--algo",
+        "a2c-tabular",
+        "--eval-episodes",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(v["eval"]["mean_return"], -10.0, "A2C's greedy path is the 11-step one");
+    assert_eq!(v["probabilities"].as_array().unwrap().len(), 125);
+    fails_with(&["learn", "--algo", "qac", "--actor-alpha", "0"], &["actor_step_size", "0"]);
+}
+
+#[test]
 fn rollout_replays_the_cartpole_trace_exactly() {
     let trace_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/CartPole-v1.json");
     let trace: Value = serde_json::from_str(&std::fs::read_to_string(&trace_path).unwrap()).unwrap();

@@ -14,7 +14,6 @@
 //!
 //! The crate deliberately avoids heavy dependencies so that environments and tabular algorithms compile in seconds.
 #![warn(missing_docs)]
-
 // `!(x >= 0.0)` is deliberate throughout: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
