@@ -68,6 +68,7 @@ def run_sb3(seed, total_steps):
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
 
     torch.set_num_threads(1)
     env = gym.make("CartPole-v1")
@@ -75,7 +76,7 @@ def run_sb3(seed, total_steps):
     start = time.perf_counter()
     model.learn(total_timesteps=total_steps)
     wall = time.perf_counter() - start
-    mean, std = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=10, deterministic=True)
+    mean, std = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=10, deterministic=True)
     return dict(wall_seconds=wall, steps_per_second=total_steps / wall, eval_return_mean=float(mean),
                 eval_return_std=float(std))
 
