@@ -1,0 +1,335 @@
+//! Optimizers: Adam, AdamW and SGD through burn's implementations, configured with PyTorch's
+//! defaults (burn's own Adam epsilon is 1e-5; PyTorch's, used by SB3 and TRL, is 1e-8).
+//!
+//! An [`Optimizer`] keeps the per-parameter state (moments) and applies one step to a module:
+//! `model = optimizer.step(lr, model, grads)`.
+//!
+//! On the CPU, Adam and AdamW run as one fused loop per parameter on host memory (read the weights,
+//! gradient and moments once, write weights and moments once). burn's implementation composes about
+//! a dozen tensor operations per parameter, each allocating a full-size result, and took about 40% of
+//! a DQN gradient step on CartPole's 256x256 MLP; the fused loop is several times faster. On other
+//! devices burn's implementation is used. Both compute PyTorch's update (bias-corrected moments,
+//! epsilon added to `sqrt(v_hat)`); a test checks they agree. Gradient clipping is not part of the optimizer: call
+//! [`crate::clip::clip_grad_norm`] on the gradients first (global norm, as PyTorch does).
+
+use crate::Grads;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Which optimizer, with its hyper-parameters (the learning rate is passed to each step).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Adam (Kingma & Ba), with L2 weight decay added to the gradient like `torch.optim.Adam`.
+    Adam {
+        /// First-moment decay (PyTorch: 0.9).
+        #[serde(default = "beta1")]
+        beta1: f32,
+        /// Second-moment decay (PyTorch: 0.999).
+        #[serde(default = "beta2")]
+        beta2: f32,
+        /// Denominator epsilon (PyTorch: 1e-8).
+        #[serde(default = "eps")]
+        eps: f32,
+        /// L2 penalty (PyTorch: 0).
+        #[serde(default)]
+        weight_decay: f32,
+    },
+    /// AdamW: decoupled weight decay (Loshchilov & Hutter), like `torch.optim.AdamW`.
+    #[serde(rename = "adamw")]
+    AdamW {
+        /// First-moment decay (PyTorch: 0.9).
+        #[serde(default = "beta1")]
+        beta1: f32,
+        /// Second-moment decay (PyTorch: 0.999).
+        #[serde(default = "beta2")]
+        beta2: f32,
+        /// Denominator epsilon (PyTorch: 1e-8).
+        #[serde(default = "eps")]
+        eps: f32,
+        /// Decoupled decay (PyTorch: 0.01).
+        #[serde(default = "adamw_decay")]
+        weight_decay: f32,
+    },
+    /// Stochastic gradient descent, optionally with momentum (no dampening, like PyTorch's default).
+    Sgd {
+        /// Momentum factor (0: plain SGD).
+        #[serde(default)]
+        momentum: f64,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+        /// L2 penalty.
+        #[serde(default)]
+        weight_decay: f32,
+    },
+}
+
+fn beta1() -> f32 {
+    0.9
+}
+fn beta2() -> f32 {
+    0.999
+}
+fn eps() -> f32 {
+    1e-8
+}
+fn adamw_decay() -> f32 {
+    0.01
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::adam()
+    }
+}
+
+impl OptimizerConfig {
+    /// Adam with PyTorch's defaults.
+    pub fn adam() -> Self {
+        OptimizerConfig::Adam { beta1: beta1(), beta2: beta2(), eps: eps(), weight_decay: 0.0 }
+    }
+
+    /// AdamW with PyTorch's defaults.
+    pub fn adamw() -> Self {
+        OptimizerConfig::AdamW { beta1: beta1(), beta2: beta2(), eps: eps(), weight_decay: adamw_decay() }
+    }
+
+    /// Plain SGD.
+    pub fn sgd() -> Self {
+        OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 }
+    }
+
+    /// Build the optimizer (fused host Adam/AdamW on CPU devices, burn's elsewhere; decided at the first step).
+    pub fn build(&self) -> Optimizer {
+        let mut opt = self.build_burn();
+        opt.host = match *self {
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
+                Some(HostAdam { beta1, beta2, eps, weight_decay, decoupled: false, state: HashMap::new() })
+            }
+            OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
+                Some(HostAdam { beta1, beta2, eps, weight_decay, decoupled: true, state: HashMap::new() })
+            }
+            OptimizerConfig::Sgd { .. } => None,
+        };
+        opt
+    }
+
+    /// Build burn's implementation, whatever the device.
+    pub fn build_burn(&self) -> Optimizer {
+        let decay = |w: f32| (w != 0.0).then(|| WeightDecayConfig::new(w));
+        let inner = match *self {
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => AdamConfig::new()
+                .with_beta_1(beta1)
+                .with_beta_2(beta2)
+                .with_epsilon(eps)
+                .with_weight_decay(decay(weight_decay))
+                .init(),
+            OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => AdamWConfig::new()
+                .with_beta_1(beta1)
+                .with_beta_2(beta2)
+                .with_epsilon(eps)
+                .with_weight_decay(weight_decay)
+                .init(),
+            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
+                .with_weight_decay(decay(weight_decay))
+                .with_momentum((momentum != 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
+                .init(),
+        };
+        Optimizer { inner, host: None, use_host: None, steps: 0 }
+    }
+}
+
+/// An optimizer with its state.
+#[derive(Clone)]
+pub struct Optimizer {
+    inner: ModuleOptimizer,
+    host: Option<HostAdam>,
+    /// Decided at the first step from the module's device.
+    use_host: Option<bool>,
+    steps: u64,
+}
+
+impl Optimizer {
+    /// Apply one update with learning rate `lr` and return the updated module.
+    pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: Grads) -> M {
+        self.steps += 1;
+        let use_host = *self.use_host.get_or_insert_with(|| self.host.is_some() && on_cpu(&module));
+        match (&mut self.host, use_host) {
+            (Some(host), true) => {
+                let mut step = HostAdamStep { opt: host, grads: &mut grads, lr: lr as f32 };
+                module.map(&mut step)
+            }
+            _ => self.inner.step(lr, module, grads),
+        }
+    }
+
+    /// Number of steps taken.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// burn's optimizer, for what this wrapper does not expose (state records, parameter groups).
+    pub fn inner_mut(&mut self) -> &mut ModuleOptimizer {
+        &mut self.inner
+    }
+}
+
+struct FirstDevice(Option<Device>);
+
+impl ModuleVisitor for FirstDevice {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.0.is_none() {
+            self.0 = Some(param.lazy_device());
+        }
+    }
+}
+
+/// Whether the module's parameters live on a CPU backend (Flex or NdArray).
+fn on_cpu<M: Module>(module: &M) -> bool {
+    let mut v = FirstDevice(None);
+    module.visit(&mut v);
+    let Some(device) = v.0 else { return false };
+    #[cfg(feature = "flex")]
+    if device == Device::flex() {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    if device == Device::ndarray() {
+        return true;
+    }
+    let _ = device;
+    false
+}
+
+/// Adam/AdamW as one loop per parameter on host memory.
+#[derive(Clone)]
+struct HostAdam {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    /// AdamW (decay the weights) instead of Adam's L2 term in the gradient.
+    decoupled: bool,
+    /// First and second moments and the step count, per parameter.
+    state: HashMap<ParamId, (Vec<f32>, Vec<f32>, i32)>,
+}
+
+struct HostAdamStep<'a> {
+    opt: &'a mut HostAdam,
+    grads: &'a mut Grads,
+    lr: f32,
+}
+
+impl ModuleMapper for HostAdamStep<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(grad) = self.grads.remove::<D>(param.id) else { return param };
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let device = tensor.device();
+        let shape = tensor.shape();
+        let mut w: Vec<f32> = tensor.inner().into_data().try_into_vec_as::<f32>().expect("f32 parameter");
+        let g: Vec<f32> = grad.into_data().try_into_vec_as::<f32>().expect("f32 gradient");
+        let o = &mut *self.opt;
+        let (m, v, t) = o.state.entry(id).or_insert_with(|| (vec![0.0; w.len()], vec![0.0; w.len()], 0));
+        *t += 1;
+        let (b1, b2, eps, lr) = (o.beta1, o.beta2, o.eps, self.lr);
+        let bc1 = 1.0 - b1.powi(*t);
+        let bc2_sqrt = (1.0 - b2.powi(*t)).sqrt();
+        let step_size = lr / bc1;
+        let (l2, decay) = match (o.weight_decay, o.decoupled) {
+            (wd, false) => (wd, 1.0),
+            (wd, true) => (0.0, 1.0 - lr * wd),
+        };
+        let inv_bc2_sqrt = 1.0 / bc2_sqrt;
+        // Zipped iterators (no bounds checks) so that the loop vectorises.
+        for (((wi, &gi), mi), vi) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let gi = gi + l2 * *wi;
+            *mi = b1 * *mi + (1.0 - b1) * gi;
+            *vi = b2 * *vi + (1.0 - b2) * gi * gi;
+            *wi = *wi * decay - step_size * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+        }
+        let updated = Tensor::<D>::from_data(TensorData::new(w, shape), &device).set_require_grad(require_grad);
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{train_device, DeviceKind};
+    use crate::mlp::MlpConfig;
+    use burn::tensor::{Tensor, TensorData};
+
+    /// Fit y = 2x - 1 with each optimizer: the loss must fall by 100x.
+    #[test]
+    fn each_optimizer_fits_a_line() {
+        for config in [OptimizerConfig::adam(), OptimizerConfig::adamw(), OptimizerConfig::sgd()] {
+            let device = train_device(DeviceKind::Cpu, 11).unwrap();
+            let mut model = MlpConfig::new(1, &[], 1).init(&device);
+            let xs: Vec<f32> = (0..32).map(|i| i as f32 / 16.0 - 1.0).collect();
+            let ys: Vec<f32> = xs.iter().map(|x| 2.0 * x - 1.0).collect();
+            let x = Tensor::<2>::from_data(TensorData::new(xs, [32, 1]), &device);
+            let y = Tensor::<2>::from_data(TensorData::new(ys, [32, 1]), &device);
+            let mut opt = config.build();
+            let lr = if matches!(config, OptimizerConfig::Sgd { .. }) { 0.2 } else { 0.05 };
+            let mut first = None;
+            let mut last = 0.0;
+            for _ in 0..300 {
+                let loss = (model.forward(x.clone()) - y.clone()).square().mean();
+                last = loss.clone().into_scalar::<f32>();
+                first.get_or_insert(last);
+                let grads = crate::backward(&loss, &model);
+                model = opt.step(lr, model, grads);
+            }
+            assert!(last < first.unwrap() / 100.0, "{config:?}: {first:?} -> {last}");
+            assert_eq!(opt.steps(), 300);
+        }
+    }
+
+    /// The fused host Adam/AdamW and burn's implementation take the same steps.
+    #[test]
+    fn fused_host_adam_matches_burn() {
+        for config in [
+            OptimizerConfig::adam(),
+            OptimizerConfig::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1 },
+            OptimizerConfig::adamw(),
+        ] {
+            let device = train_device(DeviceKind::Cpu, 5).unwrap();
+            let start = MlpConfig::new(3, &[8], 2).init(&device);
+            let x = Tensor::<2>::random([16, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let (mut a, mut b) = (start.clone(), start);
+            let (mut fused, mut reference) = (config.build(), config.build_burn());
+            for _ in 0..20 {
+                let ga = crate::backward(&a.forward(x.clone()).square().mean(), &a);
+                a = fused.step(0.01, a, ga);
+                let gb = crate::backward(&b.forward(x.clone()).square().mean(), &b);
+                b = reference.step(0.01, b, gb);
+            }
+            assert_eq!(fused.use_host, Some(true));
+            assert_eq!(reference.use_host, Some(false));
+            for (la, lb) in a.layers.iter().zip(&b.layers) {
+                let wa: Vec<f32> = la.weight.val().into_data().try_into_vec_as::<f32>().unwrap();
+                let wb: Vec<f32> = lb.weight.val().into_data().try_into_vec_as::<f32>().unwrap();
+                for (x, y) in wa.iter().zip(&wb) {
+                    assert!((x - y).abs() < 1e-4, "{config:?}: {x} vs {y}");
+                }
+                assert!(la.weight.val().is_require_grad());
+            }
+        }
+    }
+
+    #[test]
+    fn serde_defaults() {
+        let c: OptimizerConfig = serde_json::from_str(r#"{"kind": "adam"}"#).unwrap();
+        assert_eq!(c, OptimizerConfig::adam());
+        let c: OptimizerConfig = serde_json::from_str(r#"{"kind": "adamw", "weight_decay": 0.1}"#).unwrap();
+        assert!(matches!(c, OptimizerConfig::AdamW { weight_decay, .. } if weight_decay == 0.1));
+        assert!(serde_json::from_str::<OptimizerConfig>(r#"{"kind": "adam", "betta": 1}"#).is_err());
+    }
+}
