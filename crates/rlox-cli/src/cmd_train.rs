@@ -7,10 +7,12 @@ use crate::output::{print_json, Format};
 use anyhow::{bail, Context};
 use clap::Args;
 use rlox_core::checkpoint::atomic_write;
+use rlox_core::env::Env;
 use rlox_core::logger::Logger;
 use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_core::run::RunDir;
+use rlox_deep::{train_dqn, DqnConfig};
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::registry::EnvOptions;
 use rlox_tabular::bellman::{closed_form_values, max_abs_diff};
@@ -29,6 +31,16 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/gridworld.toml")
 pub struct TrainArgs {
     /// A TOML config; the embedded default (configs/gridworld.toml) when absent.
     config: Option<PathBuf>,
+    /// A deep-RL algorithm to train (dqn) on --env; its hyper-parameters come from the config's
+    /// `[dqn]` table, else the defaults (rl-baselines3-zoo's CartPole-v1 settings).
+    #[arg(long)]
+    algo: Option<String>,
+    /// Environment of a deep-RL run (e.g. CartPole-v1).
+    #[arg(long)]
+    env: Option<String>,
+    /// Environment steps of a deep-RL run (overrides the config).
+    #[arg(long)]
+    total_steps: Option<u64>,
     /// Override the config's seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -58,6 +70,8 @@ pub struct TrainConfig {
     pub plan: Option<PlanSection>,
     /// Learning from samples (omit the table to skip).
     pub learn: Option<LearnSpec>,
+    /// DQN hyper-parameters for `--algo dqn` (or a config whose `[env] id` is a classic-control env).
+    pub dqn: Option<DqnConfig>,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +84,7 @@ impl Default for TrainConfig {
             env: EnvSection::default(),
             plan: None,
             learn: None,
+            dqn: None,
         }
     }
 }
@@ -153,6 +168,33 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.runs_dir {
         cfg.runs_dir = dir.clone();
     }
+    let deep_algo = a.algo.clone().or_else(|| cfg.dqn.as_ref().map(|_| "dqn".to_string()));
+    if let Some(algo) = deep_algo {
+        if a.config.is_none() {
+            // The embedded tabular job does not apply to a deep-RL run: start from the defaults.
+            cfg = TrainConfig { seed: cfg.seed, runs_dir: cfg.runs_dir.clone(), ..Default::default() };
+        }
+        let env = a.env.clone().unwrap_or_else(|| cfg.env.id.clone());
+        let summary = train_deep(&cfg, &algo, &env, a.total_steps, a.format == Format::Text && cfg.progress)?;
+        return match a.format {
+            Format::Json => print_json(&summary),
+            Format::Text => {
+                println!("run directory: {}", summary["run_dir"].as_str().unwrap_or("?"));
+                println!(
+                    "{algo} on {env}: {} env steps in {:.1} s ({:.0} steps/s); greedy evaluation {:.1} +/- {:.1}",
+                    summary["env_steps"],
+                    summary["wall_seconds"].as_f64().unwrap_or(0.0),
+                    summary["steps_per_second"].as_f64().unwrap_or(0.0),
+                    summary["eval_return_mean"].as_f64().unwrap_or(0.0),
+                    summary["eval_return_std"].as_f64().unwrap_or(0.0)
+                );
+                Ok(())
+            }
+        };
+    }
+    if a.env.is_some() || a.total_steps.is_some() {
+        bail!("--env and --total-steps go with --algo (e.g. --algo dqn --env CartPole-v1)");
+    }
     let summary = train(&cfg, a.format == Format::Text && cfg.progress)?;
     match a.format {
         Format::Json => print_json(&summary),
@@ -175,6 +217,54 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Train a deep-RL agent (`algo`) on classic-control env `env_id`; returns the summary (also in `summary.json`).
+pub fn train_deep(
+    cfg: &TrainConfig,
+    algo: &str,
+    env_id: &str,
+    total_steps: Option<u64>,
+    progress: bool,
+) -> anyhow::Result<serde_json::Value> {
+    if algo != "dqn" {
+        bail!("unknown deep-RL algorithm '{algo}'; known: dqn (reinforce, a2c, ppo, ddpg, td3, sac are not built yet)");
+    }
+    let spec = rlox_envs::registry::spec(env_id)?;
+    let mut dqn = cfg.dqn.clone().unwrap_or_default();
+    dqn.seed = cfg.seed;
+    if let Some(n) = total_steps {
+        dqn.total_timesteps = n;
+    }
+    let run = RunDir::create(&cfg.runs_dir, &format!("{algo}-{env_id}"))?;
+    dqn.checkpoint_dir = Some(run.path().join("checkpoints"));
+    let mut resolved = cfg.clone();
+    resolved.env.id = env_id.to_string();
+    resolved.dqn = Some(dqn.clone());
+    run.write_config(&resolved)?;
+    let mut log = run.standard_logger(dqn.total_timesteps, progress)?;
+    use rlox_envs::classic_control as cc;
+    let summary = match spec.id {
+        "CartPole-v1" => train_dqn(cc::cartpole_v1(), &dqn, &mut log)?,
+        "Acrobot-v1" => train_dqn(cc::acrobot_v1(), &dqn, &mut log)?,
+        "MountainCar-v0" => train_dqn(cc::mountain_car_v0(), &dqn, &mut log)?,
+        "MountainCarContinuous-v0" | "Pendulum-v1" => bail!(
+            "{algo} needs a discrete action space; {env_id} has a continuous one ({})",
+            match rlox_envs::registry::make(env_id, EnvOptions::new())? {
+                rlox_envs::registry::AnyEnv::Control(e) => e.action_space().to_string(),
+                rlox_envs::registry::AnyEnv::Tabular(e) => e.action_space().to_string(),
+            }
+        ),
+        other => bail!("{algo} trains on the classic-control envs (CartPole-v1, Acrobot-v1, MountainCar-v0); {other} is tabular: use [plan]/[learn] or `rlox learn`"),
+    };
+    log.flush()?;
+    let mut out = serde_json::to_value(&summary)?;
+    out["algo"] = json!(algo);
+    out["env"] = json!(env_id);
+    out["seed"] = json!(cfg.seed);
+    out["run_dir"] = json!(run.path().display().to_string());
+    run.write_summary(&out)?;
+    Ok(out)
 }
 
 /// Run the job described by `cfg`; returns the summary (also written to `summary.json`).

@@ -319,3 +319,40 @@ fn bad_configs_name_the_key_and_line() {
     fails_with(&["train", cfg.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap()], &["bad.toml", "line 3"]);
     fails_with(&["train", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
 }
+
+#[test]
+fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().to_str().unwrap();
+    let v = json_ok(&[
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "1500",
+        "--runs-dir",
+        runs,
+        "--format",
+        "json",
+    ]);
+    for key in ["eval_return_mean", "eval_return_std", "env_steps", "steps_per_second", "wall_seconds"] {
+        assert!(v[key].is_number(), "{key} in {v}");
+    }
+    assert_eq!(v["env_steps"], 1500);
+    let run = Path::new(v["run_dir"].as_str().unwrap());
+    assert!(run.join("config.toml").exists() && run.join("metrics.jsonl").exists());
+    fails_with(
+        &["train", "--algo", "dqn", "--env", "Pendulum-v1", "--runs-dir", runs],
+        &["dqn", "Pendulum-v1", "continuous", "Box"],
+    );
+    fails_with(&["train", "--algo", "ppo", "--env", "CartPole-v1", "--runs-dir", runs], &["ppo", "dqn"]);
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/dqn_cartpole.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("total_timesteps = 50000", "total_timesteps = 1200");
+    let small = dir.path().join("dqn.toml");
+    std::fs::write(&small, text).unwrap();
+    let w = json_ok(&["train", small.to_str().unwrap(), "--runs-dir", runs, "--format", "json"]);
+    assert_eq!(w["env_steps"], 1200);
+    assert_eq!(w["env"], "CartPole-v1");
+}
