@@ -358,7 +358,9 @@ impl LmConfig {
     pub fn is_sparse_layer(&self, layer: usize) -> bool {
         match &self.moe {
             Some(m) => {
-                m.num_experts > 0 && !m.mlp_only_layers.contains(&layer) && (layer + 1) % m.decoder_sparse_step == 0
+                m.num_experts > 0
+                    && !m.mlp_only_layers.contains(&layer)
+                    && (layer + 1).is_multiple_of(m.decoder_sparse_step)
             }
             None => false,
         }

@@ -17,6 +17,8 @@
 //!
 //! Errors are [`rlox_core::Error`]s that name the file, tensor or argument at fault; bad input never panics.
 
+#![warn(missing_docs)]
+
 pub mod attention;
 pub mod commands;
 pub mod config;
