@@ -1,0 +1,84 @@
+//! The attention boundary.
+//!
+//! Every decoder layer calls an [`AttentionKernel`] with rotated queries and keys (keys and values
+//! already joined with the cache) and an [`AttentionMask`]. [`EagerAttention`] is the straightforward
+//! path (scores, additive mask, softmax, weighted sum); a fused FlashAttention-style kernel implements
+//! the same trait and is passed to [`crate::CausalLm::forward_with`] without touching the model.
+//!
+//! The mask is given twice: as a dense additive bias (what the eager path adds to the scores) and as
+//! its description (which keys are padding, how many cached positions precede the queries, the
+//! sliding window), so that a tiled kernel can build its blocks of the mask on the fly.
+
+use rlox_nn::burn::tensor::activation::softmax;
+use rlox_nn::Tensor;
+
+/// Which keys each query may see.
+#[derive(Debug, Clone)]
+pub struct AttentionMask {
+    /// `[batch, 1, queries, keys]`: 0 where allowed, a large negative number where masked.
+    pub bias: Tensor<4>,
+    /// `key_valid[b][j]`: key `j` of sequence `b` is a real token (not left padding).
+    pub key_valid: Vec<Vec<bool>>,
+    /// Cached keys before the first query: query `t` sits at key index `past + t`.
+    pub past: usize,
+    /// Sliding window: query `i` sees key `j` only if `i - j < window`.
+    pub window: Option<usize>,
+}
+
+/// The value added to masked scores (finite, so that a row with no visible key stays finite).
+pub const MASKED: f32 = -1.0e9;
+
+impl AttentionMask {
+    /// Build the causal mask (with padding and an optional sliding window) on `device`.
+    pub fn causal(
+        key_valid: Vec<Vec<bool>>,
+        past: usize,
+        queries: usize,
+        window: Option<usize>,
+        device: &rlox_nn::Device,
+    ) -> Self {
+        let b = key_valid.len();
+        let s = key_valid.first().map_or(0, Vec::len);
+        let mut bias = vec![0.0f32; b * queries * s];
+        for (bi, valid) in key_valid.iter().enumerate() {
+            for t in 0..queries {
+                let i = past + t;
+                let row = &mut bias[(bi * queries + t) * s..(bi * queries + t + 1) * s];
+                for (j, x) in row.iter_mut().enumerate() {
+                    let visible = j <= i && valid[j] && window.is_none_or(|w| i - j < w);
+                    if !visible {
+                        *x = MASKED;
+                    }
+                }
+            }
+        }
+        let bias = Tensor::<4>::from_data(rlox_nn::TensorData::new(bias, [b, 1, queries, s]), device);
+        AttentionMask { bias, key_valid, past, window }
+    }
+}
+
+/// Scaled dot-product attention with grouped-query heads.
+pub trait AttentionKernel {
+    /// `q`: `[batch, heads, queries, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]` with
+    /// `heads` a multiple of `kv_heads` (query head `h` uses key/value head `h / (heads / kv_heads)`).
+    /// Returns `[batch, heads, queries, head_dim]` = `softmax(q k^T * scale + mask) v`.
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask, scale: f64) -> Tensor<4>;
+}
+
+/// The straightforward (materialised scores) attention.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EagerAttention;
+
+impl AttentionKernel for EagerAttention {
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask, scale: f64) -> Tensor<4> {
+        let [b, h, t, d] = q.dims();
+        let [_, kv, s, _] = k.dims();
+        let rep = h / kv;
+        // Group the query heads that share a key/value head: no copy of K and V.
+        let q = q.reshape([b, kv, rep * t, d]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale).reshape([b, kv, rep, t, s]);
+        let scores = scores + mask.bias.clone().unsqueeze_dim::<5>(1);
+        let p = softmax(scores, 4).reshape([b, kv, rep * t, s]);
+        p.matmul(v).reshape([b, h, t, d])
+    }
+}

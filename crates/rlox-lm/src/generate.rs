@@ -1,0 +1,320 @@
+//! Generation: batched prompts of different lengths (left padding, positions counting real tokens),
+//! a KV cache (or full recomputation, to check it), greedy decoding or sampling with temperature,
+//! top-k, top-p and a repetition penalty, EOS and stop strings, a seeded sampler.
+//!
+//! Logits processing follows `transformers`' order: repetition penalty, temperature, top-k, top-p.
+//! Each returned log-prob is that of the chosen token under `softmax(logits / T)` of the *raw* model
+//! logits (`T = 1` when greedy), before the penalty and the top-k/top-p truncation: the quantity a
+//! GRPO/PPO trainer recomputes from the same model. Sequence `b` of a batch samples from its own
+//! ChaCha stream `(seed, b)`, so a batch gives the same tokens as its prompts run one by one with
+//! [`GenerationConfig::stream_offset`] set to their index.
+
+use crate::model::{CausalLm, ForwardInput, KvCache};
+use crate::tokenizer::LmTokenizer;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rlox_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// What to generate and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// New tokens per sequence at most.
+    pub max_new_tokens: usize,
+    /// Sampling temperature; `0` means greedy (argmax).
+    pub temperature: f32,
+    /// Keep the `top_k` most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens with probability at least `top_p` (1: all).
+    pub top_p: f32,
+    /// transformers' repetition penalty on tokens already in the sequence (1: off).
+    pub repetition_penalty: f32,
+    /// Stop when the decoded completion contains one of these (the text is cut before it).
+    pub stop_strings: Vec<String>,
+    /// Stop after any of these tokens (kept in `token_ids`, dropped from the text).
+    pub eos_token_ids: Vec<u32>,
+    /// Token used for left padding (masked out, never attended to).
+    pub pad_token_id: u32,
+    /// Sampler seed.
+    pub seed: u64,
+    /// Index of the first sequence's random stream (see the module docs).
+    pub stream_offset: u64,
+    /// Use the KV cache (false: recompute the whole sequence at every step).
+    pub use_cache: bool,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            stop_strings: Vec::new(),
+            eos_token_ids: Vec::new(),
+            pad_token_id: 0,
+            seed: 0,
+            stream_offset: 0,
+            use_cache: true,
+        }
+    }
+}
+
+/// Why a sequence stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An EOS token was generated.
+    Eos,
+    /// A stop string appeared.
+    Stop,
+    /// `max_new_tokens` or the model's context was reached.
+    Length,
+}
+
+/// One sequence's completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationOutput {
+    /// The new tokens.
+    pub token_ids: Vec<u32>,
+    /// Log-prob of each new token (see the module docs).
+    pub logprobs: Vec<f32>,
+    /// Decoded completion (special tokens skipped, cut at a stop string), when a tokenizer was given.
+    pub text: Option<String>,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+}
+
+/// A seeded sampler for one sequence.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    /// Stream `stream` of `seed`.
+    pub fn new(seed: u64, stream: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Sampler { rng }
+    }
+
+    /// Choose the next token from raw `logits` given the sequence so far; returns the token and its log-prob.
+    pub fn pick(&mut self, logits: &[f32], history: &[u32], cfg: &GenerationConfig) -> (u32, f32) {
+        let mut x: Vec<f32> = logits.to_vec();
+        if cfg.repetition_penalty != 1.0 {
+            let mut seen = history.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            for &t in &seen {
+                if let Some(v) = x.get_mut(t as usize) {
+                    *v = if *v < 0.0 { *v * cfg.repetition_penalty } else { *v / cfg.repetition_penalty };
+                }
+            }
+        }
+        let greedy = cfg.temperature <= 0.0;
+        let token = if greedy {
+            argmax(&x)
+        } else {
+            for v in &mut x {
+                *v /= cfg.temperature;
+            }
+            let mut order: Vec<usize> = (0..x.len()).collect();
+            order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+            if cfg.top_k > 0 && cfg.top_k < order.len() {
+                order.truncate(cfg.top_k);
+            }
+            let m = x[order[0]] as f64;
+            let mut p: Vec<f64> = order.iter().map(|&i| (x[i] as f64 - m).exp()).collect();
+            let z: f64 = p.iter().sum();
+            p.iter_mut().for_each(|v| *v /= z);
+            if cfg.top_p < 1.0 {
+                let mut cum = 0.0;
+                let mut keep = 0;
+                for v in &p {
+                    keep += 1;
+                    cum += v;
+                    if cum >= cfg.top_p as f64 {
+                        break;
+                    }
+                }
+                order.truncate(keep.max(1));
+                p.truncate(keep.max(1));
+            }
+            let z: f64 = p.iter().sum();
+            let u: f64 = self.rng.random::<f64>() * z;
+            let mut acc = 0.0;
+            let mut chosen = order[order.len() - 1];
+            for (&i, &v) in order.iter().zip(&p) {
+                acc += v;
+                if u < acc {
+                    chosen = i;
+                    break;
+                }
+            }
+            chosen
+        };
+        let t = if greedy { 1.0 } else { cfg.temperature };
+        (token as u32, log_softmax_at(logits, token, t))
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `log softmax(logits / t)[i]`, computed in f64.
+pub fn log_softmax_at(logits: &[f32], i: usize, t: f32) -> f32 {
+    let t = t as f64;
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64 / t;
+    let z: f64 = logits.iter().map(|&v| (v as f64 / t - m).exp()).sum();
+    (logits[i] as f64 / t - m - z.ln()) as f32
+}
+
+/// Last-position logits of each row of a `[batch, seq, vocab]` tensor, to the CPU.
+fn last_logits(logits: rlox_nn::Tensor<3>) -> Vec<Vec<f32>> {
+    let [b, t, v] = logits.dims();
+    let flat: Vec<f32> = logits.narrow(1, t - 1, 1).into_data().try_into_vec_as::<f32>().expect("f32");
+    flat.chunks(v).take(b).map(<[f32]>::to_vec).collect()
+}
+
+/// Generate continuations of `prompts` (token ids, any lengths) with `model`.
+///
+/// With a tokenizer, completions are decoded and stop strings apply. Errors: an empty prompt, a
+/// prompt that does not fit the model's context, an id outside the vocabulary.
+pub fn generate(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    tokenizer: Option<&LmTokenizer>,
+) -> Result<Vec<GenerationOutput>> {
+    let ctx = model.config.max_position_embeddings;
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(Error::invalid("prompt", format!("prompt {i} is empty; give at least one token")));
+        }
+        if p.len() >= ctx {
+            return Err(Error::invalid(
+                "prompt",
+                format!(
+                    "prompt {i} has {} tokens but the model's context is {ctx} (max_position_embeddings); shorten it",
+                    p.len()
+                ),
+            ));
+        }
+    }
+    if !cfg.stop_strings.is_empty() && tokenizer.is_none() {
+        return Err(Error::invalid("stop_strings", "stop strings need a tokenizer to decode the completion"));
+    }
+    let b = prompts.len();
+    let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
+    let mut outs: Vec<GenerationOutput> = (0..b)
+        .map(|_| GenerationOutput {
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+            text: None,
+            finish_reason: FinishReason::Length,
+        })
+        .collect();
+    let mut done = vec![cfg.max_new_tokens == 0; b];
+    let mut samplers: Vec<Sampler> = (0..b).map(|i| Sampler::new(cfg.seed, cfg.stream_offset + i as u64)).collect();
+    let mut cache = KvCache::new(&model.config, b);
+    let first = ForwardInput::left_padded(prompts, cfg.pad_token_id);
+    let mut logits = if cfg.use_cache {
+        last_logits(model.forward(&first, Some(&mut cache))?.logits)
+    } else {
+        last_logits(model.forward(&first, None)?.logits)
+    };
+    let mut stop_at: Vec<Option<usize>> = vec![None; b];
+    while !done.iter().all(|&d| d) {
+        for i in 0..b {
+            if done[i] {
+                continue;
+            }
+            let (tok, lp) = samplers[i].pick(&logits[i], &seqs[i], cfg);
+            seqs[i].push(tok);
+            outs[i].token_ids.push(tok);
+            outs[i].logprobs.push(lp);
+            if cfg.eos_token_ids.contains(&tok) {
+                done[i] = true;
+                outs[i].finish_reason = FinishReason::Eos;
+            } else if let (Some(tk), false) = (tokenizer, cfg.stop_strings.is_empty()) {
+                let text = tk.decode(&outs[i].token_ids, false)?;
+                if let Some(pos) = cfg.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                    done[i] = true;
+                    outs[i].finish_reason = FinishReason::Stop;
+                    stop_at[i] = Some(pos);
+                }
+            }
+            if !done[i] && (outs[i].token_ids.len() >= cfg.max_new_tokens || seqs[i].len() >= ctx) {
+                done[i] = true;
+                outs[i].finish_reason = FinishReason::Length;
+            }
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        logits = if cfg.use_cache {
+            let step = ForwardInput {
+                ids: seqs.iter().map(|s| vec![*s.last().expect("non-empty")]).collect(),
+                positions: seqs.iter().map(|s| vec![s.len() - 1]).collect(),
+                valid: vec![vec![true]; b],
+            };
+            last_logits(model.forward(&step, Some(&mut cache))?.logits)
+        } else {
+            last_logits(model.forward(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?.logits)
+        };
+    }
+    if let Some(tk) = tokenizer {
+        for (o, stop) in outs.iter_mut().zip(stop_at) {
+            let text = match stop {
+                Some(pos) => {
+                    let full = tk.decode(&o.token_ids, false)?;
+                    let cut = &full[..pos];
+                    // Drop special tokens from the kept part as well.
+                    tk.decode(&tk.encode(cut, false)?, true)?
+                }
+                None => tk.decode(&o.token_ids, true)?,
+            };
+            o.text = Some(text);
+        }
+    }
+    Ok(outs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampler_filters_and_is_seeded() {
+        let logits = [0.0f32, 3.0, 2.9, -1.0, 1.0];
+        let cfg = GenerationConfig { temperature: 1.0, top_k: 2, ..Default::default() };
+        let mut s = Sampler::new(7, 0);
+        let picks: Vec<u32> = (0..200).map(|_| s.pick(&logits, &[], &cfg).0).collect();
+        assert!(picks.iter().all(|&t| t == 1 || t == 2));
+        assert!(picks.contains(&1) && picks.contains(&2));
+        let mut s2 = Sampler::new(7, 0);
+        let again: Vec<u32> = (0..200).map(|_| s2.pick(&logits, &[], &cfg).0).collect();
+        assert_eq!(picks, again);
+        // top_p small keeps only the best token.
+        let cfg = GenerationConfig { temperature: 1.0, top_p: 0.1, ..Default::default() };
+        assert!((0..50).all(|_| s.pick(&logits, &[], &cfg).0 == 1));
+        // Greedy with a repetition penalty avoids the repeated token.
+        let cfg = GenerationConfig { repetition_penalty: 2.0, ..Default::default() };
+        assert_eq!(s.pick(&logits, &[1], &cfg).0, 2);
+        let (_, lp) = s.pick(&logits, &[], &GenerationConfig::default());
+        assert!((lp - log_softmax_at(&logits, 1, 1.0)).abs() < 1e-7 && lp < 0.0);
+    }
+}

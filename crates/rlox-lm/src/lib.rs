@@ -1,0 +1,35 @@
+//! # rlox-lm
+//!
+//! The language-model core of rlox: decoder-only transformers of the Llama and Qwen2 families
+//! (dense and mixture-of-experts) on burn, loaded from and saved to Hugging Face checkpoints, with
+//! Hugging Face tokenizers, chat templates and KV-cache generation.
+//!
+//! * [`config`]: [`LmConfig`] from `config.json` (Llama, Mistral, Qwen2, Qwen2-MoE), with the
+//!   rope scaling types Llama 3 uses, sliding windows and MoE routing settings.
+//! * [`model`]: [`CausalLm`], whose parameter paths are the Hugging Face tensor names.
+//! * [`attention`]: the [`attention::AttentionKernel`] boundary; [`attention::EagerAttention`] is
+//!   the straightforward path, a fused kernel plugs in behind the same trait.
+//! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout.
+//! * [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate; ChatML and Llama 3 chat templates.
+//! * [`generate`]: batched generation with a KV cache, greedy or sampled (temperature, top-k,
+//!   top-p, repetition penalty), stop strings and EOS, log-probs of the chosen tokens.
+//! * [`commands`]: the `rlox lm generate` / `rlox lm score` commands as library functions returning JSON.
+//!
+//! Errors are [`rlox_core::Error`]s that name the file, tensor or argument at fault; bad input never panics.
+
+#![warn(missing_docs)]
+
+pub mod attention;
+pub mod commands;
+pub mod config;
+pub mod generate;
+pub mod hf;
+pub mod model;
+pub mod tokenizer;
+
+pub use attention::{AttentionKernel, AttentionMask, EagerAttention};
+pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
+pub use generate::{generate, GenerationConfig, GenerationOutput, Sampler};
+pub use hf::{load_model, save_model};
+pub use model::{CausalLm, ForwardInput, KvCache, LmOutput};
+pub use tokenizer::{ChatMessage, ChatTemplate, LmTokenizer};
