@@ -7,6 +7,7 @@
 mod args;
 mod cmd_env;
 mod cmd_learn;
+mod cmd_lm;
 mod cmd_solve;
 mod cmd_train;
 mod output;
@@ -33,6 +34,9 @@ enum Command {
     Learn(cmd_learn::LearnArgs),
     /// Run the main job from a TOML config (the embedded default when none is given).
     Train(cmd_train::TrainArgs),
+    /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
+    #[command(subcommand)]
+    Lm(cmd_lm::LmCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Solve(a) => cmd_solve::run(a),
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
+        Command::Lm(c) => cmd_lm::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

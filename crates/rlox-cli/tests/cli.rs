@@ -356,3 +356,18 @@ fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
     assert_eq!(w["env_steps"], 1200);
     assert_eq!(w["env"], "CartPole-v1");
 }
+
+#[test]
+fn lm_generate_and_score_on_the_tiny_fixture() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rlox-lm/tests/fixtures/qwen2_tied");
+    let m = model.to_str().unwrap();
+    let g = json_ok(&["lm", "generate", "--model", m, "--prompt", "hello world", "--max-new-tokens", "8", "--format", "json"]);
+    assert!(g["token_ids"].as_array().unwrap().len() <= 8);
+    assert_eq!(g["token_ids"].as_array().unwrap().len(), g["logprobs"].as_array().unwrap().len());
+    let s = json_ok(&["lm", "score", "--model", m, "--text", "hello world", "--format", "json"]);
+    let lps = s["logprobs"].as_array().unwrap();
+    assert_eq!(lps.len(), s["token_ids"].as_array().unwrap().len());
+    let total: f64 = lps.iter().filter_map(|x| x.as_f64()).sum();
+    assert!((total - s["total_logprob"].as_f64().unwrap()).abs() < 1e-3 && total < 0.0);
+    fails_with(&["lm", "score", "--model", "/no/such/model", "--text", "x"], &["/no/such/model"]);
+}
