@@ -93,7 +93,11 @@ pub fn run(cmd: LmCommand) -> anyhow::Result<()> {
             match a.format {
                 Format::Json => print_json(&v),
                 Format::Text => {
-                    println!("total log-prob {:.4} over {} tokens", v["total_logprob"].as_f64().unwrap_or(f64::NAN), v["tokens"].as_array().map_or(0, |t| t.len()));
+                    println!(
+                        "total log-prob {:.4} over {} tokens",
+                        v["total_logprob"].as_f64().unwrap_or(f64::NAN),
+                        v["tokens"].as_array().map_or(0, |t| t.len())
+                    );
                     Ok(())
                 }
             }

@@ -361,7 +361,18 @@ fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
 fn lm_generate_and_score_on_the_tiny_fixture() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rlox-lm/tests/fixtures/qwen2_tied");
     let m = model.to_str().unwrap();
-    let g = json_ok(&["lm", "generate", "--model", m, "--prompt", "hello world", "--max-new-tokens", "8", "--format", "json"]);
+    let g = json_ok(&[
+        "lm",
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "hello world",
+        "--max-new-tokens",
+        "8",
+        "--format",
+        "json",
+    ]);
     assert!(g["token_ids"].as_array().unwrap().len() <= 8);
     assert_eq!(g["token_ids"].as_array().unwrap().len(), g["logprobs"].as_array().unwrap().len());
     let s = json_ok(&["lm", "score", "--model", m, "--text", "hello world", "--format", "json"]);
