@@ -8,6 +8,8 @@ mod args;
 mod cmd_env;
 mod cmd_learn;
 mod cmd_solve;
+#[cfg(feature = "sql")]
+mod cmd_sql;
 mod cmd_train;
 mod output;
 
@@ -33,6 +35,10 @@ enum Command {
     Learn(cmd_learn::LearnArgs),
     /// Run the main job from a TOML config (the embedded default when none is given).
     Train(cmd_train::TrainArgs),
+    /// SQL over run directories, rollouts and datasets, with Hive's LATERAL VIEW explode
+    /// (built with the `sql` cargo feature).
+    #[cfg(feature = "sql")]
+    Sql(cmd_sql::SqlArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
         Command::Solve(a) => cmd_solve::run(a),
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
+        #[cfg(feature = "sql")]
+        Command::Sql(a) => cmd_sql::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
