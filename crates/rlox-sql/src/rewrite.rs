@@ -22,8 +22,8 @@
 //!   a lateral view over a join) are errors that say where they are and what to write instead.
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LateralView, ObjectName,
-    ObjectNamePart, Query, Select, SelectItem, SetExpr, Spanned, Statement, TableFactor, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LateralView, ObjectNamePart,
+    Query, Select, SelectItem, SetExpr, Spanned, Statement, TableFactor, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -320,13 +320,13 @@ fn check_no_unsupported(stmt: &mut Statement) -> Result<(), RewriteError> {
     let _ = visit_expressions_mut(stmt, |e| {
         if let Some((name, _)) = call(e) {
             if let Some(hint) = unsupported_udtf(&name) {
-                err = Some(unsupported(format!("Hive function {name}()"), e, hint));
+                err = Some(unsupported(format!("Hive function {name}()"), &*e, hint));
                 return ControlFlow::Break(());
             }
             if generator(&name).is_some() {
                 err = Some(unsupported(
                     format!("{name}() inside an expression"),
-                    e,
+                    &*e,
                     "use it alone in the SELECT list or in LATERAL VIEW",
                 ));
                 return ControlFlow::Break(());
@@ -381,7 +381,7 @@ pub fn rewrite_statement(stmt: &mut Statement) -> Result<(), RewriteError> {
         if first.is_none() {
             if let Some((name, _)) = call(e) {
                 if unsupported_udtf(&name).is_some() {
-                    first = Some(unsupported(format!("Hive function {name}()"), e, unsupported_udtf(&name).unwrap()));
+                    first = Some(unsupported(format!("Hive function {name}()"), &*e, unsupported_udtf(&name).unwrap()));
                 }
             }
         }
@@ -410,9 +410,4 @@ pub fn rewrite(sql: &str) -> Result<Vec<Statement>, RewriteError> {
 /// The rewritten SQL text (for `--explain-rewrite` and tests).
 pub fn rewrite_to_string(sql: &str) -> Result<String, RewriteError> {
     Ok(rewrite(sql)?.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
-}
-
-#[allow(dead_code)]
-fn _object_name(s: &str) -> ObjectName {
-    ObjectName::from(vec![Ident::new(s)])
 }
