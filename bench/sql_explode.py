@@ -45,8 +45,7 @@ def main():
     res["store_mb"] = round(sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs) / 1e6, 1)
 
     t = time.perf_counter()
-    rl = subprocess.run([os.path.join(rel, "rlox"), "sql", HIVE_Q, "--table", f"rollouts={root}", "--output", "csv",
-                         "--threads", "1"], check=True, capture_output=True, text=True).stdout
+    rl = subprocess.run([os.path.join(rel, "rlox"), "sql", HIVE_Q, "--table", f"rollouts={root}", "--output", "csv"], check=True, capture_output=True, text=True).stdout
     res["rlox_sql_s"] = round(time.perf_counter() - t, 3)
     rl_rows = rows_of(list(csv.reader(io.StringIO(rl)))[1:])
 

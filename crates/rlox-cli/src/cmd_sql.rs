@@ -21,9 +21,6 @@ pub struct SqlArgs {
     /// table/csv/json writes there instead of stdout.
     #[arg(long, num_args = 1..=2, value_names = ["FORMAT", "FILE"])]
     output: Vec<String>,
-    /// Worker threads (1 = single-threaded).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
     /// Print the query after the Hive rewrite instead of running it.
     #[arg(long)]
     explain_rewrite: bool,
@@ -43,7 +40,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     if format == "parquet" && file.is_none() {
         bail!("--output parquet needs a file: --output parquet out.parquet");
     }
-    let mut session = rlox_sql::Session::new(args.threads)?;
+    let mut session = rlox_sql::Session::new(1)?;
     for t in &args.tables {
         match t.split_once('=') {
             Some((name, path)) if !name.contains('/') && !name.is_empty() => {

@@ -63,7 +63,7 @@ fn rollouts_partitioned_like_hive_and_lists_spec_compliant() {
     let mut text = Vec::new();
     parquet::schema::printer::print_schema(&mut text, reader.metadata().file_metadata().schema());
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains("repeated group list") && text.contains("group element"), "{text}");
+    assert!(text.contains("REPEATED group list") && text.contains("group element"), "{text}");
     assert!(!text.contains("item") && !text.contains(" step") && !text.contains("UINT"), "{text}");
 }
 

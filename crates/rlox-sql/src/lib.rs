@@ -220,15 +220,14 @@ fn sanitize(name: &str) -> String {
 }
 
 impl Session {
-    /// A session running on `threads` threads (1: single-threaded, what the benchmarks use).
-    pub fn new(threads: usize) -> Result<Self> {
-        let threads = threads.max(1);
-        let rt = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread().build()
-        } else {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(threads).build()
-        }
-        .map_err(|e| Error::Engine(format!("cannot start the query runtime: {e}")))?;
+    /// A session with `partitions` target partitions. Queries run on one thread (a current-thread
+    /// tokio runtime: the benchmarks' setting, and no extra runtime features to build); more partitions
+    /// only split the scan.
+    pub fn new(partitions: usize) -> Result<Self> {
+        let threads = partitions.max(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| Error::Engine(format!("cannot start the query runtime: {e}")))?;
         let config = SessionConfig::new().with_target_partitions(threads).with_information_schema(true);
         Ok(Session { ctx: SessionContext::new_with_config(config), rt, tables: BTreeMap::new() })
     }
