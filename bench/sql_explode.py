@@ -35,6 +35,10 @@ def main():
     ap.add_argument("--skip-spark", action="store_true")
     a = ap.parse_args()
     rel = os.path.join(a.target_dir, "release")
+    # `rlox sql` when the CLI was built with `--features sql`, else the rlox-sql example (same arguments).
+    rlox_sql = [os.path.join(rel, "rlox"), "sql"]
+    if not os.path.exists(rlox_sql[0]) or subprocess.run(rlox_sql + ["--help"], capture_output=True).returncode != 0:
+        rlox_sql = [os.path.join(rel, "examples", "sql")]
     work = tempfile.mkdtemp(prefix="rlox-bench-")
     res = {"completions": a.completions}
     t = time.perf_counter()
@@ -45,7 +49,7 @@ def main():
     res["store_mb"] = round(sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs) / 1e6, 1)
 
     t = time.perf_counter()
-    rl = subprocess.run([os.path.join(rel, "rlox"), "sql", HIVE_Q, "--table", f"rollouts={root}", "--output", "csv"], check=True, capture_output=True, text=True).stdout
+    rl = subprocess.run(rlox_sql + [HIVE_Q, "--table", f"rollouts={root}", "--output", "csv"], check=True, capture_output=True, text=True).stdout
     res["rlox_sql_s"] = round(time.perf_counter() - t, 3)
     rl_rows = rows_of(list(csv.reader(io.StringIO(rl)))[1:])
 

@@ -51,6 +51,10 @@ def main():
     ap.add_argument("--completions", type=int, default=2000)
     a = ap.parse_args()
     rel = os.path.join(a.target_dir, "release")
+    # `rlox sql` when the CLI was built with `--features sql`, else the rlox-sql example (same arguments).
+    rlox_sql = [os.path.join(rel, "rlox"), "sql"]
+    if not os.path.exists(rlox_sql[0]) or subprocess.run(rlox_sql + ["--help"], capture_output=True).returncode != 0:
+        rlox_sql = [os.path.join(rel, "examples", "sql")]
     work = tempfile.mkdtemp(prefix="rlox-spark-")
     result = {"work_dir": work}
     subprocess.run([os.path.join(rel, "examples", "write_demo"), work, str(a.completions), "8", "4"], check=True,
@@ -70,7 +74,7 @@ def main():
 
     ok = True
     for name, q in QUERIES.items():
-        rl = subprocess.run([os.path.join(rel, "rlox"), "sql", q, "--table", f"rollouts={store}", "--output", "csv"],
+        rl = subprocess.run(rlox_sql + [q, "--table", f"rollouts={store}", "--output", "csv"],
                             check=True, capture_output=True, text=True).stdout
         rl_rows = list(csv.reader(io.StringIO(rl)))[1:]
         sp_rows = [tuple(r) for r in spark.sql(q).collect()]
