@@ -284,7 +284,19 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
     let run = RunDir::create(&cfg.runs_dir, &cfg.name)?;
     run.write_config(cfg)?;
     let total_steps = learn_settings.as_ref().map(|s| (s.td.episodes * s.td.max_episode_steps) as u64).unwrap_or(1);
-    let mut log = run.standard_logger(total_steps, progress)?;
+    let log = run.standard_logger(total_steps, progress)?;
+    // With the `data` feature the metrics also go to `metrics.parquet` (Hive/Spark-safe, long format),
+    // which `rlox sql --table <run dir>` and Spark read directly.
+    #[cfg(feature = "data")]
+    let log = {
+        let name = run.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        log.with(rlox_data::metrics::ParquetMetricsLogger::new(
+            run.path().join("metrics.parquet"),
+            &name,
+            rlox_data::write::WriteOptions::default(),
+        ))
+    };
+    let mut log = log;
     let mdp = learner.mdp()?;
     let mut summary = json!({"run_dir": run.path().display().to_string(), "env": learner.id(), "seed": cfg.seed});
 

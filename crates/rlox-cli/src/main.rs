@@ -9,6 +9,8 @@ mod cmd_env;
 mod cmd_learn;
 mod cmd_lm;
 mod cmd_solve;
+#[cfg(feature = "sql")]
+mod cmd_sql;
 mod cmd_train;
 mod output;
 
@@ -37,6 +39,10 @@ enum Command {
     /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
     #[command(subcommand)]
     Lm(cmd_lm::LmCommand),
+    /// SQL over run directories, rollouts and datasets, with Hive's LATERAL VIEW explode
+    /// (built with the `sql` cargo feature).
+    #[cfg(feature = "sql")]
+    Sql(cmd_sql::SqlArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Lm(c) => cmd_lm::run(c),
+        #[cfg(feature = "sql")]
+        Command::Sql(a) => cmd_sql::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
