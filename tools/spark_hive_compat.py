@@ -94,16 +94,16 @@ def main():
         OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat'
         LOCATION '{store}'""")
     spark.sql("MSCK REPAIR TABLE rollouts_hive")
-    plan = spark.sql("SELECT * FROM rollouts_hive").queryExecution if False else None
     serde = [r for r in spark.sql("DESCRIBE FORMATTED rollouts_hive").collect() if r[0].strip() == "Serde Library"]
     hive_q = """SELECT step, count(*) AS n, sum(c.rewards.accuracy) AS acc, sum(c.num_tokens) AS toks
                 FROM rollouts_hive LATERAL VIEW explode(completions) v AS c GROUP BY step"""
     hive_rows = sorted(tuple(r) for r in spark.sql(hive_q).collect())
     native_rows = sorted(tuple(r) for r in spark.sql(hive_q.replace("rollouts_hive", "rollouts")).collect())
     scan = spark.sql("SELECT * FROM rollouts_hive")._jdf.queryExecution().executedPlan().toString()
-    hive_ok = hive_rows == native_rows and len(hive_rows) > 0 and "HiveTableScan" in scan
+    hive_scan = "HiveTableScan" in scan or "Scan hive" in scan
+    hive_ok = hive_rows == native_rows and len(hive_rows) > 0 and hive_scan
     ok &= hive_ok
-    result["hive_serde"] = {"serde": serde[0][1].strip() if serde else None, "hive_table_scan": "HiveTableScan" in scan,
+    result["hive_serde"] = {"serde": serde[0][1].strip() if serde else None, "hive_table_scan": hive_scan, "plan": scan.splitlines()[0][:120],
                             "rows": len(hive_rows), "same_as_native": hive_rows == native_rows}
 
     # Episodes (list of structs holding lists) through Spark.
