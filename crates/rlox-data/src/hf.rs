@@ -36,7 +36,7 @@ fn feature_yaml(out: &mut String, name: Option<&str>, t: &DataType, indent: usiz
                 other => {
                     // A list of a scalar: `list: <dtype>`.
                     out.truncate(out.len() - 1);
-                    let _ = write!(out, " {}\n", scalar_dtype(other)?);
+                    let _ = writeln!(out, " {}", scalar_dtype(other)?);
                 }
             }
             return Ok(());
