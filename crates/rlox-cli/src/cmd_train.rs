@@ -12,6 +12,7 @@ use rlox_core::logger::Logger;
 use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_core::run::RunDir;
+use rlox_data::episodes::{EpisodeRecorder, EpisodeSink};
 use rlox_deep::{train_dqn, DqnConfig};
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::registry::EnvOptions;
@@ -242,12 +243,14 @@ pub fn train_deep(
     resolved.env.id = env_id.to_string();
     resolved.dqn = Some(dqn.clone());
     run.write_config(&resolved)?;
-    let mut log = run.standard_logger(dqn.total_timesteps, progress)?;
+    let mut log = crate::data_out::run_logger(&run, dqn.total_timesteps, progress)?;
+    // The training episodes (exploration included) go to `episodes/part-00000.parquet`.
+    let sink = EpisodeSink::new();
     use rlox_envs::classic_control as cc;
     let summary = match spec.id {
-        "CartPole-v1" => train_dqn(cc::cartpole_v1(), &dqn, &mut log)?,
-        "Acrobot-v1" => train_dqn(cc::acrobot_v1(), &dqn, &mut log)?,
-        "MountainCar-v0" => train_dqn(cc::mountain_car_v0(), &dqn, &mut log)?,
+        "CartPole-v1" => train_dqn(EpisodeRecorder::new(cc::cartpole_v1(), sink.clone()), &dqn, &mut log)?,
+        "Acrobot-v1" => train_dqn(EpisodeRecorder::new(cc::acrobot_v1(), sink.clone()), &dqn, &mut log)?,
+        "MountainCar-v0" => train_dqn(EpisodeRecorder::new(cc::mountain_car_v0(), sink.clone()), &dqn, &mut log)?,
         "MountainCarContinuous-v0" | "Pendulum-v1" => bail!(
             "{algo} needs a discrete action space; {env_id} has a continuous one ({})",
             match rlox_envs::registry::make(env_id, EnvOptions::new())? {
@@ -258,6 +261,7 @@ pub fn train_deep(
         other => bail!("{algo} trains on the classic-control envs (CartPole-v1, Acrobot-v1, MountainCar-v0); {other} is tabular: use [plan]/[learn] or `rlox learn`"),
     };
     log.flush()?;
+    crate::data_out::write_episodes(&run, &sink)?;
     let mut out = serde_json::to_value(&summary)?;
     out["algo"] = json!(algo);
     out["env"] = json!(env_id);
@@ -284,19 +288,9 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
     let run = RunDir::create(&cfg.runs_dir, &cfg.name)?;
     run.write_config(cfg)?;
     let total_steps = learn_settings.as_ref().map(|s| (s.td.episodes * s.td.max_episode_steps) as u64).unwrap_or(1);
-    let log = run.standard_logger(total_steps, progress)?;
-    // With the `data` feature the metrics also go to `metrics.parquet` (Hive/Spark-safe, long format),
-    // which `rlox sql --table <run dir>` and Spark read directly.
-    #[cfg(feature = "data")]
-    let log = {
-        let name = run.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        log.with(rlox_data::metrics::ParquetMetricsLogger::new(
-            run.path().join("metrics.parquet"),
-            &name,
-            rlox_data::write::WriteOptions::default(),
-        ))
-    };
-    let mut log = log;
+    // Metrics also go to `metrics.parquet` (Hive/Spark-safe, long format), which `rlox sql --table <run dir>`
+    // and Spark read directly.
+    let mut log = crate::data_out::run_logger(&run, total_steps, progress)?;
     let mdp = learner.mdp()?;
     let mut summary = json!({"run_dir": run.path().display().to_string(), "env": learner.id(), "seed": cfg.seed});
 

@@ -12,6 +12,7 @@ mod cmd_solve;
 #[cfg(feature = "sql")]
 mod cmd_sql;
 mod cmd_train;
+mod data_out;
 mod output;
 
 use clap::{Parser, Subcommand};

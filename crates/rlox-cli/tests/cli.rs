@@ -246,6 +246,7 @@ fn train_writes_a_run_directory() {
         "config.toml",
         "metrics.jsonl",
         "metrics.csv",
+        "metrics.parquet",
         "summary.json",
         "checkpoints/table.json",
         "plots/planned_policy_values.png",
@@ -343,6 +344,20 @@ fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
     assert_eq!(v["env_steps"], 1500);
     let run = Path::new(v["run_dir"].as_str().unwrap());
     assert!(run.join("config.toml").exists() && run.join("metrics.jsonl").exists());
+    // The training episodes and the metrics also went to Parquet through rlox-data.
+    let (_, batches) = rlox_data::read::read_file(run.join("episodes/part-00000.parquet")).unwrap();
+    let mut lengths = Vec::new();
+    for b in &batches {
+        let col = b.column_by_name("length").unwrap();
+        let col = col.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+        lengths.extend(col.values().iter().copied());
+    }
+    let recorded: i64 = lengths.iter().sum();
+    // Every finished training episode is there; only the one still running at the end is not.
+    assert!(lengths.len() >= 3 && recorded <= 1500 && recorded > 1500 - 500, "{lengths:?}");
+    assert!(lengths.iter().all(|&n| (1..=500).contains(&n)), "{lengths:?}");
+    let (_, metrics) = rlox_data::read::read_file(run.join("metrics.parquet")).unwrap();
+    assert!(metrics.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
     fails_with(
         &["train", "--algo", "dqn", "--env", "Pendulum-v1", "--runs-dir", runs],
         &["dqn", "Pendulum-v1", "continuous", "Box"],
