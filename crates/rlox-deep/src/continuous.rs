@@ -156,7 +156,7 @@ impl GaussianActor {
 /// where `tanh(u)` rounds to ±1 (SB3 adds `1e-6` inside the log instead).
 pub fn squashed_log_prob(u: Tensor<2>, log_std: Tensor<2>, eps: Tensor<2>) -> Tensor<2> {
     let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let gaussian = eps.square().mul_scalar(-0.5) - log_std - half_log_2pi;
+    let gaussian = (eps.square().mul_scalar(-0.5) - log_std).sub_scalar(half_log_2pi);
     let log_det = (softplus(u.clone().mul_scalar(-2.0), 1.0) + u).mul_scalar(-2.0).add_scalar(2.0 * 2f64.ln());
     (gaussian - log_det).sum_dim(1)
 }

@@ -82,7 +82,12 @@ impl ActionNoise {
         match self.config {
             NoiseConfig::None => vec![0.0; self.state.len()],
             NoiseConfig::Normal { sigma } => {
-                (0..self.state.len()).map(|_| sigma * StandardNormal.sample(rng) as f64).collect::<Vec<f64>>()
+                (0..self.state.len())
+                .map(|_| {
+                    let z: f64 = StandardNormal.sample(rng);
+                    sigma * z
+                })
+                .collect()
             }
             NoiseConfig::OrnsteinUhlenbeck { sigma, theta, dt } => {
                 for x in self.state.iter_mut() {

@@ -25,7 +25,7 @@ use crate::offpolicy::{self, check_finite, Blobs, ContinuousBatch, LoopSettings,
 use rlox_core::logger::Logger;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
-use rlox_nn::{Activation, Device, DeviceKind, Optimizer, OptimizerConfig};
+use rlox_nn::{Activation, Device, DeviceKind, Module, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
