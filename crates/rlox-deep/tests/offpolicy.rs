@@ -57,7 +57,8 @@ fn small_sac(total: u64) -> SacConfig {
 fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
-    let bad = Td3Config { learning_rate: 1e30, checkpoint_dir: Some(ckpt.clone()), ..small_td3(1000) };
+    let bad =
+        Td3Config { learning_rate: 1e30, learning_starts: 200, checkpoint_dir: Some(ckpt.clone()), ..small_td3(1000) };
     let err = train_td3("Pendulum-v1", &bad, &mut Evals::default(), None).unwrap_err().to_string();
     assert!(err.contains("td3") && err.contains("loss") && err.contains("gradient step"), "{err}");
     assert!(err.contains("last checkpoint on disk is kept"), "{err}");
