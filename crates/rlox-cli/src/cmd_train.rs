@@ -182,7 +182,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         cfg.runs_dir = dir.clone();
     }
     let deep_algo = a.algo.clone().or_else(|| {
-        let tables = [("dqn", cfg.dqn.is_some()), ("ddpg", cfg.ddpg.is_some()), ("td3", cfg.td3.is_some()), ("sac", cfg.sac.is_some())];
+        let tables = [
+            ("dqn", cfg.dqn.is_some()),
+            ("ddpg", cfg.ddpg.is_some()),
+            ("td3", cfg.td3.is_some()),
+            ("sac", cfg.sac.is_some()),
+        ];
         tables.iter().find(|t| t.1).map(|t| t.0.to_string())
     });
     if let Some(algo) = deep_algo {

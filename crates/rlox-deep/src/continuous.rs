@@ -254,7 +254,8 @@ mod tests {
         rlox_nn::testing::assert_all_params_get_grad(&gaussian, &(a.sum() + log_prob.sum()));
 
         let critics = Critics::new(2, 3, 2, &[16, 16], Activation::Relu, &device);
-        let loss = critics.forward(obs.clone(), act).into_iter().map(|q| q.square().mean()).reduce(|a, b| a + b).unwrap();
+        let loss =
+            critics.forward(obs.clone(), act).into_iter().map(|q| q.square().mean()).reduce(|a, b| a + b).unwrap();
         rlox_nn::testing::assert_all_params_get_grad(&critics, &loss);
 
         // The actor losses of DDPG/TD3 and SAC reach the actor's parameters through the critic.

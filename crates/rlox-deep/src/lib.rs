@@ -28,10 +28,10 @@ pub mod replay;
 pub mod sac;
 pub mod td3;
 
-pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
 pub use ddpg::{train_ddpg, Ddpg, DdpgConfig};
+pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
 pub use noise::{ActionNoise, NoiseConfig};
 pub use offpolicy::{OffPolicyAgent, OffPolicySummary};
+pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};
 pub use sac::{train_sac, EntCoef, Sac, SacConfig};
 pub use td3::{train_td3, Td3, Td3Config};
-pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};

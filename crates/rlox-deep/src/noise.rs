@@ -81,14 +81,12 @@ impl ActionNoise {
     pub fn sample(&mut self, rng: &mut Rng) -> Vec<f64> {
         match self.config {
             NoiseConfig::None => vec![0.0; self.state.len()],
-            NoiseConfig::Normal { sigma } => {
-                (0..self.state.len())
+            NoiseConfig::Normal { sigma } => (0..self.state.len())
                 .map(|_| {
                     let z: f64 = StandardNormal.sample(rng);
                     sigma * z
                 })
-                .collect()
-            }
+                .collect(),
             NoiseConfig::OrnsteinUhlenbeck { sigma, theta, dt } => {
                 for x in self.state.iter_mut() {
                     let z: f64 = StandardNormal.sample(rng);

@@ -191,7 +191,10 @@ impl ContinuousReplay {
             let get = |name: &str, want: usize| -> Result<&Vec<f32>> {
                 match blobs.get(name) {
                     Some((_, v)) if v.len() == want => Ok(v),
-                    Some((_, v)) => Err(Error::invalid("checkpoint replay buffer", format!("{name} has {} values, expected {want}", v.len()))),
+                    Some((_, v)) => Err(Error::invalid(
+                        "checkpoint replay buffer",
+                        format!("{name} has {} values, expected {want}", v.len()),
+                    )),
                     None => Err(Error::invalid("checkpoint replay buffer", format!("{name} is missing"))),
                 }
             };
@@ -284,9 +287,10 @@ pub(crate) fn load_optimizer<M: Module>(
             continue;
         }
         let get = |s: &str| {
-            blobs.get(&format!("{prefix}.{k}.{s}")).map(|(_, v)| v.clone()).ok_or_else(|| {
-                Error::invalid("checkpoint optimizer state", format!("{prefix}.{k}.{s} is missing"))
-            })
+            blobs
+                .get(&format!("{prefix}.{k}.{s}"))
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| Error::invalid("checkpoint optimizer state", format!("{prefix}.{k}.{s} is missing")))
         };
         state.push((get("m")?, get("v")?, t));
     }
@@ -296,7 +300,9 @@ pub(crate) fn load_optimizer<M: Module>(
 fn write_blobs(path: &Path, blobs: &Blobs) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = blobs
         .iter()
-        .map(|(name, (shape, values))| (name.clone(), shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(name, (shape, values))| {
+            (name.clone(), shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
         .collect();
     let views = bytes
         .iter()
@@ -423,7 +429,10 @@ pub fn evaluate<A: OffPolicyAgent + ?Sized>(
             if t == MAX_STEPS {
                 return Err(Error::invalid(
                     "evaluation",
-                    format!("an episode of {} ran {MAX_STEPS} steps without ending; wrap the env in a TimeLimit", env.id()),
+                    format!(
+                        "an episode of {} ran {MAX_STEPS} steps without ending; wrap the env in a TimeLimit",
+                        env.id()
+                    ),
                 ));
             }
             let a = agent.act(&obs, false, &mut rng);
@@ -592,7 +601,11 @@ pub fn run<A: OffPolicyAgent + ?Sized>(
             let mean100 = st.recent.iter().sum::<f64>() / st.recent.len() as f64;
             logger.log(
                 step,
-                &[("rollout/ep_return", ep_return), ("rollout/ep_length", ep_len as f64), ("rollout/ep_rew_mean", mean100)],
+                &[
+                    ("rollout/ep_return", ep_return),
+                    ("rollout/ep_length", ep_len as f64),
+                    ("rollout/ep_rew_mean", mean100),
+                ],
             )?;
             agent.episode_end();
             obs = env.reset(Some(derive_seed(s.seed, STREAM_EPISODE + st.episodes)))?.0;

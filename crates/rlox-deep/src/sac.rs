@@ -159,7 +159,11 @@ impl SacConfig {
         let check =
             |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("sac.{what}"), why)) };
         check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate", "must be a positive number")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate",
+            "must be a positive number",
+        )?;
         check(self.buffer_size > 0, "buffer_size", "must be > 0")?;
         check(self.batch_size > 0, "batch_size", "must be > 0")?;
         check(self.tau > 0.0 && self.tau <= 1.0, "tau", "must be in (0, 1]")?;
@@ -419,11 +423,20 @@ impl OffPolicyAgent for Sac {
         self.critics = offpolicy::load_module(self.critics.clone(), dir, "critic")?;
         self.critics_target = offpolicy::load_module(self.critics_target.clone(), dir, "critic_target")?;
         offpolicy::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, &state["actor_optimizer"])?;
-        offpolicy::load_optimizer(&mut self.critic_opt, &self.critics, "critic_opt", blobs, &state["critic_optimizer"])?;
+        offpolicy::load_optimizer(
+            &mut self.critic_opt,
+            &self.critics,
+            "critic_opt",
+            blobs,
+            &state["critic_optimizer"],
+        )?;
         self.n_updates = state["n_updates"].as_u64().unwrap_or(0);
         if self.log_alpha.is_some() {
             self.log_alpha = Some(serde_json::from_value(state["log_alpha"].clone()).map_err(|e| {
-                Error::invalid("sac checkpoint", format!("log_alpha: {e} (was the checkpoint trained with a fixed ent_coef?)"))
+                Error::invalid(
+                    "sac checkpoint",
+                    format!("log_alpha: {e} (was the checkpoint trained with a fixed ent_coef?)"),
+                )
             })?);
         }
         Ok(())
@@ -451,7 +464,10 @@ mod tests {
     #[test]
     fn defaults_and_ent_coef_parsing() {
         let c = SacConfig::default();
-        assert_eq!((c.total_timesteps, c.learning_rate, c.buffer_size, c.learning_starts), (20_000, 1e-3, 1_000_000, 100));
+        assert_eq!(
+            (c.total_timesteps, c.learning_rate, c.buffer_size, c.learning_starts),
+            (20_000, 1e-3, 1_000_000, 100)
+        );
         assert_eq!((c.batch_size, c.tau, c.gamma, c.net_arch.clone()), (256, 0.005, 0.99, vec![256, 256]));
         assert_eq!(c.ent_coef, EntCoef::Auto(1.0));
         let p = Path::new("sac.toml");

@@ -127,7 +127,11 @@ impl Td3Config {
             }
         };
         check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate", "must be a positive number")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate",
+            "must be a positive number",
+        )?;
         check(self.buffer_size > 0, "buffer_size", "must be > 0")?;
         check(self.batch_size > 0, "batch_size", "must be > 0")?;
         check(self.tau > 0.0 && self.tau <= 1.0, "tau", "must be in (0, 1]")?;
@@ -302,7 +306,8 @@ impl OffPolicyAgent for Td3 {
             .map(|q| (q - y.clone()).square().mean())
             .reduce(|a, b| a + b)
             .expect("at least one critic");
-        let critic_value = check_finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
+        let critic_value =
+            check_finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
         let grads = rlox_nn::backward(&critic_loss, &self.critics);
         self.critics = self.critic_opt.step(lr, self.critics.clone(), grads);
         self.n_updates = update;
@@ -311,7 +316,8 @@ impl OffPolicyAgent for Td3 {
         // Delayed actor and target updates.
         if update % c.policy_delay == 0 {
             let actor_loss = self.critics.nets[0].forward(obs.clone(), self.actor.forward(obs)).mean().neg();
-            let actor_value = check_finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
+            let actor_value =
+                check_finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
             let grads = rlox_nn::backward(&actor_loss, &self.actor);
             self.actor = self.actor_opt.step(lr, self.actor.clone(), grads);
             self.actor_target = rlox_nn::polyak_update(self.actor_target.clone(), &self.actor, c.tau);
@@ -354,7 +360,13 @@ impl OffPolicyAgent for Td3 {
         self.critics = offpolicy::load_module(self.critics.clone(), dir, "critic")?;
         self.critics_target = offpolicy::load_module(self.critics_target.clone(), dir, "critic_target")?;
         offpolicy::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, &state["actor_optimizer"])?;
-        offpolicy::load_optimizer(&mut self.critic_opt, &self.critics, "critic_opt", blobs, &state["critic_optimizer"])?;
+        offpolicy::load_optimizer(
+            &mut self.critic_opt,
+            &self.critics,
+            "critic_opt",
+            blobs,
+            &state["critic_optimizer"],
+        )?;
         self.n_updates = state["n_updates"].as_u64().unwrap_or(0);
         if let Ok(noise) = serde_json::from_value::<Vec<f64>>(state["noise_state"].clone()) {
             if noise.len() == self.act_dim {

@@ -82,8 +82,15 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let p = |s: &str| Some(dir.path().join(s));
     // TD3 (exploration noise, delayed updates, two target networks).
-    let full = train_td3("Pendulum-v1", &Td3Config { checkpoint_dir: p("t_full"), ..small_td3(600) }, &mut Evals::default(), None).unwrap();
-    train_td3("Pendulum-v1", &Td3Config { checkpoint_dir: p("t_a"), ..small_td3(400) }, &mut Evals::default(), None).unwrap();
+    let full = train_td3(
+        "Pendulum-v1",
+        &Td3Config { checkpoint_dir: p("t_full"), ..small_td3(600) },
+        &mut Evals::default(),
+        None,
+    )
+    .unwrap();
+    train_td3("Pendulum-v1", &Td3Config { checkpoint_dir: p("t_a"), ..small_td3(400) }, &mut Evals::default(), None)
+        .unwrap();
     let resumed = train_td3(
         "Pendulum-v1",
         &Td3Config { checkpoint_dir: p("t_b"), ..small_td3(600) },
@@ -92,13 +99,23 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
     )
     .unwrap();
     assert_eq!(resumed.resumed_from, Some(400));
-    assert_eq!((resumed.eval_return_mean, resumed.n_updates, resumed.episodes), (full.eval_return_mean, full.n_updates, full.episodes));
+    assert_eq!(
+        (resumed.eval_return_mean, resumed.n_updates, resumed.episodes),
+        (full.eval_return_mean, full.n_updates, full.episodes)
+    );
     for f in ["actor.safetensors", "critic.safetensors", "actor_target.safetensors", "critic_target.safetensors"] {
         assert!(file(&dir.path().join("t_full"), f) == file(&dir.path().join("t_b"), f), "td3 {f} differs");
     }
     // SAC (policy sampling, learned temperature).
-    let full = train_sac("Pendulum-v1", &SacConfig { checkpoint_dir: p("s_full"), ..small_sac(600) }, &mut Evals::default(), None).unwrap();
-    train_sac("Pendulum-v1", &SacConfig { checkpoint_dir: p("s_a"), ..small_sac(400) }, &mut Evals::default(), None).unwrap();
+    let full = train_sac(
+        "Pendulum-v1",
+        &SacConfig { checkpoint_dir: p("s_full"), ..small_sac(600) },
+        &mut Evals::default(),
+        None,
+    )
+    .unwrap();
+    train_sac("Pendulum-v1", &SacConfig { checkpoint_dir: p("s_a"), ..small_sac(400) }, &mut Evals::default(), None)
+        .unwrap();
     let resumed = train_sac(
         "Pendulum-v1",
         &SacConfig { checkpoint_dir: p("s_b"), ..small_sac(600) },
@@ -113,7 +130,8 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
     // Same seed, same numbers; a resume with another algorithm's checkpoint is refused.
     let again = train_sac("Pendulum-v1", &small_sac(600), &mut Evals::default(), None).unwrap();
     assert_eq!(again.eval_return_mean, full.eval_return_mean);
-    let e = train_sac("Pendulum-v1", &small_sac(600), &mut Evals::default(), Some(&dir.path().join("t_a"))).unwrap_err();
+    let e =
+        train_sac("Pendulum-v1", &small_sac(600), &mut Evals::default(), Some(&dir.path().join("t_a"))).unwrap_err();
     assert!(e.to_string().contains("td3 checkpoint"), "{e}");
 }
 

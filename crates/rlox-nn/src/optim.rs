@@ -198,7 +198,10 @@ impl Optimizer {
         steps: u64,
     ) -> rlox_core::Result<()> {
         let Some(host) = self.host.as_mut() else {
-            return Err(rlox_core::Error::invalid("optimizer state", "only the fused Adam/AdamW state can be restored"));
+            return Err(rlox_core::Error::invalid(
+                "optimizer state",
+                "only the fused Adam/AdamW state can be restored",
+            ));
         };
         let mut ids = ParamIds(Vec::new());
         module.visit(&mut ids);
@@ -414,7 +417,8 @@ mod tests {
         let state = opt.export_state(&a).unwrap();
         // A re-created module (new parameter ids) with the same values, and a fresh optimizer.
         let bytes = crate::to_safetensors_bytes(&a, &Default::default()).unwrap();
-        let mut b = crate::checkpoint::load_safetensors_bytes(MlpConfig::new(3, &[8], 2).init(&device), &bytes, "t").unwrap();
+        let mut b =
+            crate::checkpoint::load_safetensors_bytes(MlpConfig::new(3, &[8], 2).init(&device), &bytes, "t").unwrap();
         let mut opt_b = OptimizerConfig::adam().build();
         opt_b.import_state(&b, state, opt.steps()).unwrap();
         for _ in 0..3 {
