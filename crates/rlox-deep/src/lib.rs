@@ -9,6 +9,7 @@
 //! * [`continuous`]: actors (deterministic, squashed Gaussian) and Q-critics for continuous actions;
 //! * [`noise`]: Gaussian and Ornstein-Uhlenbeck exploration noise;
 //! * [`offpolicy`]: the replay buffer, loop, evaluation and resumable checkpoints shared by
+//!   DDPG, TD3 and SAC;
 //! * [`ddpg`], [`td3`] and [`sac`], each with its config (rl-baselines3-zoo's `Pendulum-v1`
 //!   defaults) and a one-call entry point ([`train_ddpg`], [`train_td3`], [`train_sac`]).
 //!
