@@ -13,7 +13,7 @@ use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_core::run::RunDir;
 use rlox_data::episodes::{EpisodeRecorder, EpisodeSink};
-use rlox_deep::{train_dqn, DqnConfig};
+use rlox_deep::{train_dqn, DdpgConfig, DqnConfig, SacConfig, Td3Config};
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::registry::EnvOptions;
 use rlox_tabular::bellman::{closed_form_values, max_abs_diff};
@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Override the config's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Continue an off-policy run (ddpg, td3, sac) from a checkpoint: a run directory, its
+    /// `checkpoints/`, or a `step-<N>` directory.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Override the directory that holds run directories.
     #[arg(long)]
     runs_dir: Option<PathBuf>,
@@ -73,6 +77,12 @@ pub struct TrainConfig {
     pub learn: Option<LearnSpec>,
     /// DQN hyper-parameters for `--algo dqn` (or a config whose `[env] id` is a classic-control env).
     pub dqn: Option<DqnConfig>,
+    /// DDPG hyper-parameters for `--algo ddpg`.
+    pub ddpg: Option<DdpgConfig>,
+    /// TD3 hyper-parameters for `--algo td3`.
+    pub td3: Option<Td3Config>,
+    /// SAC hyper-parameters for `--algo sac`.
+    pub sac: Option<SacConfig>,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +96,9 @@ impl Default for TrainConfig {
             plan: None,
             learn: None,
             dqn: None,
+            ddpg: None,
+            td3: None,
+            sac: None,
         }
     }
 }
@@ -169,14 +182,30 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.runs_dir {
         cfg.runs_dir = dir.clone();
     }
-    let deep_algo = a.algo.clone().or_else(|| cfg.dqn.as_ref().map(|_| "dqn".to_string()));
+    let deep_algo = a.algo.clone().or_else(|| {
+        let tables = [
+            ("dqn", cfg.dqn.is_some()),
+            ("ddpg", cfg.ddpg.is_some()),
+            ("td3", cfg.td3.is_some()),
+            ("sac", cfg.sac.is_some()),
+        ];
+        tables.iter().find(|t| t.1).map(|t| t.0.to_string())
+    });
     if let Some(algo) = deep_algo {
         if a.config.is_none() {
             // The embedded tabular job does not apply to a deep-RL run: start from the defaults.
             cfg = TrainConfig { seed: cfg.seed, runs_dir: cfg.runs_dir.clone(), ..Default::default() };
         }
         let env = a.env.clone().unwrap_or_else(|| cfg.env.id.clone());
-        let summary = train_deep(&cfg, &algo, &env, a.total_steps, a.format == Format::Text && cfg.progress)?;
+        let progress = a.format == Format::Text && cfg.progress;
+        let summary = if crate::train_offpolicy::is_offpolicy(&algo) {
+            crate::train_offpolicy::train(&cfg, &algo, &env, a.total_steps, progress, a.resume.as_deref())?
+        } else {
+            if a.resume.is_some() {
+                bail!("--resume is supported for ddpg, td3 and sac");
+            }
+            train_deep(&cfg, &algo, &env, a.total_steps, progress)?
+        };
         return match a.format {
             Format::Json => print_json(&summary),
             Format::Text => {
@@ -193,7 +222,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             }
         };
     }
-    if a.env.is_some() || a.total_steps.is_some() {
+    if a.env.is_some() || a.total_steps.is_some() || a.resume.is_some() {
         bail!("--env and --total-steps go with --algo (e.g. --algo dqn --env CartPole-v1)");
     }
     let summary = train(&cfg, a.format == Format::Text && cfg.progress)?;

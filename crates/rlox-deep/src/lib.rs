@@ -5,7 +5,13 @@
 //! * [`replay`]: a ring-buffer replay memory with uniform or prioritised sampling;
 //! * [`dqn`]: DQN with Double-DQN, dueling and prioritised-replay options, one file readable top to
 //!   bottom, defaults equal to rl-baselines3-zoo's `CartPole-v1` hyper-parameters; [`train_dqn`] is
-//!   the one-call entry point.
+//!   the one-call entry point;
+//! * [`continuous`]: actors (deterministic, squashed Gaussian) and Q-critics for continuous actions;
+//! * [`noise`]: Gaussian and Ornstein-Uhlenbeck exploration noise;
+//! * [`offpolicy`]: the replay buffer, loop, evaluation and resumable checkpoints shared by
+//!   DDPG, TD3 and SAC;
+//! * [`ddpg`], [`td3`] and [`sac`], each with its config (rl-baselines3-zoo's `Pendulum-v1`
+//!   defaults) and a one-call entry point ([`train_ddpg`], [`train_td3`], [`train_sac`]).
 //!
 //! Every trainer reports through [`rlox_core::logger::Logger`] (metric names follow
 //! Stable-Baselines3: `rollout/ep_rew_mean`, `train/loss`, `eval/mean_reward`, ...), takes one seed
@@ -14,8 +20,19 @@
 // `!(x >= 0.0)` is deliberate: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod continuous;
+pub mod ddpg;
 pub mod dqn;
+pub mod noise;
+pub mod offpolicy;
 pub mod replay;
+pub mod sac;
+pub mod td3;
 
+pub use ddpg::{train_ddpg, Ddpg, DdpgConfig};
 pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
+pub use noise::{ActionNoise, NoiseConfig};
+pub use offpolicy::{OffPolicyAgent, OffPolicySummary};
 pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};
+pub use sac::{train_sac, EntCoef, Sac, SacConfig};
+pub use td3::{train_td3, Td3, Td3Config};
