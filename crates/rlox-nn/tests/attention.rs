@@ -310,8 +310,8 @@ fn autodiff_op_matches_eager_burn_gradients() {
         // Zero the rows that see no key (eager averages them, flash gives 0): they are padding.
         let loss = (o.clone() * weights.clone()).slice([0..b, 0..h, 5..n, 0..d]).sum();
         let grads = loss.backward();
-        let g = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
-        (o.slice([0..b, 0..h, 5..n, 0..d]).into_data().to_vec::<f32>().unwrap(), g(&q), g(&k), g(&v))
+        let g = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        (o.slice([0..b, 0..h, 5..n, 0..d]).into_data().try_to_vec::<f32>().unwrap(), g(&q), g(&k), g(&v))
     };
     let (fo, fq, fk, fv) = run(true);
     let (eo, eq, ek, ev) = run(false);
@@ -325,6 +325,6 @@ fn autodiff_op_matches_eager_burn_gradients() {
     let k = Tensor::<4>::from_data(TensorData::new(randoms(2, b * kv * n * d), [b, kv, n, d]), &plain);
     let v = Tensor::<4>::from_data(TensorData::new(randoms(3, b * kv * n * d), [b, kv, n, d]), &plain);
     let o = flash_attention(q, k, v, &mask, 0.3, FlashConfig::default()).unwrap();
-    let o = o.slice([0..b, 0..h, 5..n, 0..d]).into_data().to_vec::<f32>().unwrap();
+    let o = o.slice([0..b, 0..h, 5..n, 0..d]).into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(o, fo);
 }

@@ -30,12 +30,8 @@ pub use imp::FlashAttentionBackend;
 pub fn supports(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     {
-        match device {
-            Device::Flex(_) => true,
-            Device::Autodiff(inner) => matches!(**inner, Device::Flex(_)),
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
+        // `inner` drops the autodiff wrapper (if any) and leaves the backend's own device.
+        matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
     }
     #[cfg(not(feature = "flex"))]
     {
@@ -122,7 +118,7 @@ mod imp {
     }
 
     fn to_vec(t: FlexTensor) -> Vec<f32> {
-        t.into_data().into_vec::<f32>().expect("flash attention: f32 input (checked before dispatch)")
+        t.into_data().try_into_vec::<f32>().expect("flash attention: f32 input (checked before dispatch)")
     }
 
     fn from_vec(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
