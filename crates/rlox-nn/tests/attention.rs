@@ -9,7 +9,7 @@
 //! wrong rescaling gives errors of order 1.
 
 use proptest::prelude::*;
-use rlox_nn::attention::{backward, forward, flash_attention, AttnShape, FlashConfig, FlashParams, Masking};
+use rlox_nn::attention::{backward, flash_attention, forward, AttnShape, FlashConfig, FlashParams, Masking};
 use rlox_nn::{Tensor, TensorData};
 
 /// Deterministic uniform numbers in [-1, 1) from a seed (splitmix64).
@@ -136,7 +136,13 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         (prop::sample::select(vec![1usize, 3]), any::<u64>()),
     )
         .prop_map(
-            |((batch, kv_heads, group, head_dim), (q_len, k_len0, extra), (causal, pad, special, small_scale), (bq, bk), (threads, seed))| {
+            |(
+                (batch, kv_heads, group, head_dim),
+                (q_len, k_len0, extra),
+                (causal, pad, special, small_scale),
+                (bq, bk),
+                (threads, seed),
+            )| {
                 let mut r = randoms(seed ^ 0xA5A5, 16).into_iter().map(|x| (x + 1.0) / 2.0);
                 let mut mask = Masking { causal, ..Default::default() };
                 let mut k_len = k_len0;

@@ -55,11 +55,17 @@ pub fn flash_attention(
 ) -> Result<Tensor<4>> {
     let device = q.device();
     if !supports(&device) {
-        return Err(Error::invalid("attention device", format!("{device:?}: the flash kernel runs on Flex (CPU) only")));
+        return Err(Error::invalid(
+            "attention device",
+            format!("{device:?}: the flash kernel runs on Flex (CPU) only"),
+        ));
     }
     for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
         if t.dtype() != DType::F32 {
-            return Err(Error::invalid("attention dtype", format!("{name} is {:?}; the flash kernel needs f32", t.dtype())));
+            return Err(Error::invalid(
+                "attention dtype",
+                format!("{name} is {:?}; the flash kernel needs f32", t.dtype()),
+            ));
         }
     }
     let [b, h, n, d] = q.dims();

@@ -95,7 +95,9 @@ pub fn gemm(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the slices were checked above to cover every index the kernel touches, and the
         // instruction set was detected at run time (`Isa::supported`).
-        Isa::Avx512 if Isa::Avx512.supported() => unsafe { x86::gemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate) },
+        Isa::Avx512 if Isa::Avx512.supported() => unsafe {
+            x86::gemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 | Isa::Avx512 if Isa::Avx2.supported() => unsafe {
@@ -389,8 +391,7 @@ pub fn fast_exp(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     let n = (x * LOG2E + MAGIC) - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     if underflow {
         0.0
