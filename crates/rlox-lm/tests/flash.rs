@@ -51,7 +51,9 @@ fn train_step(model: &CausalLm, input: &ForwardInput, kernel: &dyn AttentionKern
     let weight = Tensor::<3>::from_data(TensorData::new(weight, [b, t - 1, 1]), &device);
     let logp = log_softmax(out.logits.narrow(1, 0, t - 1), 2).gather(2, targets);
     let mut loss = (logp * weight).sum().div_scalar(count).neg();
-    if let Some(aux) = out.aux_loss {
+    // The MoE load-balancing loss counts every position, padding included, and padding rows differ
+    // by design (zero output under flash, a uniform average under eager): add it for unpadded input only.
+    if let (Some(aux), true) = (out.aux_loss, input.valid.iter().flatten().all(|&v| v)) {
         loss = loss + aux;
     }
     let value = loss.clone().into_data().try_into_vec_as::<f32>().unwrap()[0];
