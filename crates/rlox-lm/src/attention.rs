@@ -5,10 +5,18 @@
 //! path (scores, additive mask, softmax, weighted sum); a fused FlashAttention-style kernel implements
 //! the same trait and is passed to [`crate::CausalLm::forward_with`] without touching the model.
 //!
+//! [`FlashAttention`] is rlox-nn's tiled kernel ([`rlox_nn::attention`]): exact attention with an
+//! online softmax, O(N) memory and its own backward pass, registered in burn's autodiff. It is what
+//! [`crate::CausalLm::forward`] uses by default; on devices other than burn's CPU backend (Flex), for
+//! non-f32 tensors, or for a padding mask that is not one contiguous run of valid keys per
+//! sequence, it falls back to [`EagerAttention`] by itself. Pass `&EagerAttention` to
+//! [`crate::CausalLm::forward_with`] to select the straightforward path (for checking).
+//!
 //! The mask is given twice: as a dense additive bias (what the eager path adds to the scores) and as
 //! its description (which keys are padding, how many cached positions precede the queries, the
 //! sliding window), so that a tiled kernel can build its blocks of the mask on the fly.
 
+use rlox_nn::attention::{flash_attention, FlashConfig, Masking};
 use rlox_nn::burn::tensor::activation::softmax;
 use rlox_nn::Tensor;
 
@@ -57,6 +65,30 @@ impl AttentionMask {
     }
 }
 
+impl AttentionMask {
+    /// The mask as the flash kernel's description, or `None` when some sequence's valid keys are
+    /// not one contiguous run (the kernel's padding is a key range per sequence).
+    pub fn masking(&self) -> Option<Masking> {
+        let mut ranges = Vec::with_capacity(self.key_valid.len());
+        for valid in &self.key_valid {
+            let start = valid.iter().position(|&v| v).unwrap_or(valid.len());
+            let end = valid.iter().rposition(|&v| v).map_or(start, |e| e + 1);
+            if valid[start..end].iter().any(|&v| !v) {
+                return None;
+            }
+            ranges.push((start, end));
+        }
+        let all = ranges.iter().zip(&self.key_valid).all(|(&(s, e), v)| s == 0 && e == v.len());
+        Some(Masking {
+            causal: true,
+            past: self.past,
+            window: self.window,
+            key_ranges: (!all).then_some(ranges),
+            segments: None,
+        })
+    }
+}
+
 /// Scaled dot-product attention with grouped-query heads.
 pub trait AttentionKernel {
     /// `q`: `[batch, heads, queries, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]` with
@@ -80,5 +112,41 @@ impl AttentionKernel for EagerAttention {
         let scores = scores + mask.bias.clone().unsqueeze_dim::<5>(1);
         let p = softmax(scores, 4).reshape([b, kv, rep * t, s]);
         p.matmul(v).reshape([b, h, t, d])
+    }
+}
+
+/// The tiled FlashAttention-style kernel of [`rlox_nn::attention`] (the default), falling back to
+/// [`EagerAttention`] where it does not apply (see the module docs).
+///
+/// One difference from the eager path: a query that sees no key at all (a left-padding position)
+/// gets a zero output here, where eager attention averages every key with equal weight. Such
+/// positions are padding: their outputs reach neither the real tokens nor the loss.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlashAttention {
+    /// Tile sizes (default: chosen from the head dimension).
+    pub config: FlashConfig,
+}
+
+impl FlashAttention {
+    /// Whether [`FlashAttention::attend`] would run the flash kernel (rather than fall back to eager)
+    /// for these inputs.
+    pub fn applies(q: &Tensor<4>, mask: &AttentionMask) -> bool {
+        rlox_nn::attention::supports(&q.device()) && mask.masking().is_some()
+    }
+}
+
+impl AttentionKernel for FlashAttention {
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask, scale: f64) -> Tensor<4> {
+        if !rlox_nn::attention::supports(&q.device()) {
+            return EagerAttention.attend(q, k, v, mask, scale);
+        }
+        let Some(masking) = mask.masking() else {
+            return EagerAttention.attend(q, k, v, mask, scale);
+        };
+        // Tensors are reference-counted: these clones copy no data.
+        match flash_attention(q.clone(), k.clone(), v.clone(), &masking, scale as f32, self.config) {
+            Ok(out) => out,
+            Err(_) => EagerAttention.attend(q, k, v, mask, scale),
+        }
     }
 }

@@ -8,7 +8,8 @@
 //!   rope scaling types Llama 3 uses, sliding windows and MoE routing settings.
 //! * [`model`]: [`CausalLm`], whose parameter paths are the Hugging Face tensor names.
 //! * [`attention`]: the [`attention::AttentionKernel`] boundary; [`attention::EagerAttention`] is
-//!   the straightforward path, a fused kernel plugs in behind the same trait.
+//!   the straightforward path, [`attention::FlashAttention`] (rlox-nn's tiled kernel with its own
+//!   backward) the default on the CPU.
 //! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout.
 //! * [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate; ChatML and Llama 3 chat templates.
 //! * [`generate`]: batched generation with a KV cache, greedy or sampled (temperature, top-k,
@@ -27,7 +28,7 @@ pub mod hf;
 pub mod model;
 pub mod tokenizer;
 
-pub use attention::{AttentionKernel, AttentionMask, EagerAttention};
+pub use attention::{AttentionKernel, AttentionMask, EagerAttention, FlashAttention};
 pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
 pub use generate::{generate, GenerationConfig, GenerationOutput, Sampler};
 pub use hf::{load_model, save_model};

@@ -6,7 +6,7 @@
 //! `lm_head.weight`, ...). Linear weights are stored as burn does, `[in, out]`; loading and saving
 //! transpose them to and from Hugging Face's `[out, in]` (see [`crate::hf`]).
 
-use crate::attention::{AttentionKernel, AttentionMask, EagerAttention};
+use crate::attention::{AttentionKernel, AttentionMask, FlashAttention};
 use crate::config::{GateFn, LmConfig, RopeScaling};
 use rlox_core::{Error, Result};
 use rlox_nn::burn;
@@ -478,14 +478,17 @@ impl CausalLm {
         self.model.embed_tokens.weight.lazy_device()
     }
 
-    /// Logits of unpadded, equal-length sequences (positions from 0, no cache), eager attention.
+    /// Logits of unpadded, equal-length sequences (positions from 0, no cache), default attention
+    /// ([`FlashAttention`], which falls back to eager attention off the CPU).
     pub fn forward_ids(&self, ids: &[Vec<u32>]) -> Result<LmOutput> {
-        self.forward_with(&ForwardInput::dense(ids.to_vec()), None, &EagerAttention)
+        self.forward_with(&ForwardInput::dense(ids.to_vec()), None, &FlashAttention::default())
     }
 
-    /// [`CausalLm::forward_with`] with the eager attention.
+    /// [`CausalLm::forward_with`] with the default attention, [`FlashAttention`] (the tiled kernel on
+    /// the CPU, eager attention elsewhere). Pass [`crate::EagerAttention`] to `forward_with` for the
+    /// straightforward path.
     pub fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<LmOutput> {
-        self.forward_with(input, cache, &EagerAttention)
+        self.forward_with(input, cache, &FlashAttention::default())
     }
 
     /// Run the decoder on `input`, after the positions held in `cache` (which is extended).

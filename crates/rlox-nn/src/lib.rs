@@ -15,11 +15,14 @@
 //! * [`schedule`]: learning-rate (and exploration) schedules: constant, linear decay.
 //! * [`checkpoint`]: a module's parameters as safetensors, written atomically; loading checks names
 //!   and shapes and reports mismatches as errors (never a panic).
+//! * [`attention`]: exact FlashAttention-style attention on the CPU (tiled forward and backward,
+//!   online softmax, O(N) memory), as a burn autodiff operation with its own backward.
 //! * [`testing`]: [`testing::assert_all_params_get_grad`], which catches graphs cut by a non-differentiable op.
 //!
 //! burn itself is re-exported as [`burn`] so that downstream crates use the same pinned version
 //! without naming it in their manifests.
 
+pub mod attention;
 pub mod checkpoint;
 pub mod clip;
 pub mod device;
