@@ -12,7 +12,7 @@ use rlox_core::logger::Logger;
 use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_core::run::RunDir;
-use rlox_deep::{train_dqn, DqnConfig};
+use rlox_deep::{train_dqn, A2cConfig, DqnConfig, PpoConfig, ReinforceConfig};
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::registry::EnvOptions;
 use rlox_tabular::bellman::{closed_form_values, max_abs_diff};
@@ -47,6 +47,9 @@ pub struct TrainArgs {
     /// Override the directory that holds run directories.
     #[arg(long)]
     runs_dir: Option<PathBuf>,
+    /// Continue the on-policy run (reinforce, a2c, ppo) in this run directory from its last checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Output format of the final summary.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -72,6 +75,12 @@ pub struct TrainConfig {
     pub learn: Option<LearnSpec>,
     /// DQN hyper-parameters for `--algo dqn` (or a config whose `[env] id` is a classic-control env).
     pub dqn: Option<DqnConfig>,
+    /// PPO hyper-parameters for `--algo ppo` (rlox_deep::PpoConfig; defaults: the zoo's CartPole-v1).
+    pub ppo: Option<PpoConfig>,
+    /// A2C hyper-parameters for `--algo a2c`.
+    pub a2c: Option<A2cConfig>,
+    /// REINFORCE hyper-parameters for `--algo reinforce`.
+    pub reinforce: Option<ReinforceConfig>,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +94,9 @@ impl Default for TrainConfig {
             plan: None,
             learn: None,
             dqn: None,
+            ppo: None,
+            a2c: None,
+            reinforce: None,
         }
     }
 }
@@ -168,14 +180,26 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.runs_dir {
         cfg.runs_dir = dir.clone();
     }
-    let deep_algo = a.algo.clone().or_else(|| cfg.dqn.as_ref().map(|_| "dqn".to_string()));
+    let deep_algo = a.algo.clone().or_else(|| {
+        let tables = [("dqn", cfg.dqn.is_some()), ("ppo", cfg.ppo.is_some()), ("a2c", cfg.a2c.is_some())];
+        let tables = tables.into_iter().chain([("reinforce", cfg.reinforce.is_some())]);
+        tables.filter(|t| t.1).map(|t| t.0.to_string()).next()
+    });
     if let Some(algo) = deep_algo {
         if a.config.is_none() {
             // The embedded tabular job does not apply to a deep-RL run: start from the defaults.
             cfg = TrainConfig { seed: cfg.seed, runs_dir: cfg.runs_dir.clone(), ..Default::default() };
         }
         let env = a.env.clone().unwrap_or_else(|| cfg.env.id.clone());
-        let summary = train_deep(&cfg, &algo, &env, a.total_steps, a.format == Format::Text && cfg.progress)?;
+        let progress = a.format == Format::Text && cfg.progress;
+        let summary = if crate::train_onpolicy::is_onpolicy(&algo) {
+            crate::train_onpolicy::train_onpolicy(&cfg, &algo, &env, a.total_steps, progress, a.resume.as_deref())?
+        } else {
+            if a.resume.is_some() {
+                bail!("--resume continues an on-policy run (reinforce, a2c, ppo); {algo} cannot resume");
+            }
+            train_deep(&cfg, &algo, &env, a.total_steps, progress)?
+        };
         return match a.format {
             Format::Json => print_json(&summary),
             Format::Text => {
@@ -228,7 +252,7 @@ pub fn train_deep(
     progress: bool,
 ) -> anyhow::Result<serde_json::Value> {
     if algo != "dqn" {
-        bail!("unknown deep-RL algorithm '{algo}'; known: dqn (reinforce, a2c, ppo, ddpg, td3, sac are not built yet)");
+        bail!("unknown deep-RL algorithm '{algo}'; known: dqn, reinforce, a2c, ppo (ddpg, td3, sac are not built yet)");
     }
     let spec = rlox_envs::registry::spec(env_id)?;
     let mut dqn = cfg.dqn.clone().unwrap_or_default();

@@ -13,6 +13,7 @@ mod cmd_solve;
 mod cmd_sql;
 mod cmd_train;
 mod output;
+mod train_onpolicy;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -5,7 +5,11 @@
 //! * [`replay`]: a ring-buffer replay memory with uniform or prioritised sampling;
 //! * [`dqn`]: DQN with Double-DQN, dueling and prioritised-replay options, one file readable top to
 //!   bottom, defaults equal to rl-baselines3-zoo's `CartPole-v1` hyper-parameters; [`train_dqn`] is
-//!   the one-call entry point.
+//!   the one-call entry point;
+//! * [`policies`]: categorical and diagonal-Gaussian policies and the actor-critic network of the
+//!   on-policy algorithms; [`gae`]: the rollout buffer and GAE; [`rollout`]: rollout collection over a
+//!   resumable env batch, evaluation; [`resume`]: exact-resume checkpoints;
+//! * [`reinforce`], [`a2c`], [`ppo`]: the on-policy algorithms, each one file with its config.
 //!
 //! Every trainer reports through [`rlox_core::logger::Logger`] (metric names follow
 //! Stable-Baselines3: `rollout/ep_rew_mean`, `train/loss`, `eval/mean_reward`, ...), takes one seed
@@ -14,8 +18,20 @@
 // `!(x >= 0.0)` is deliberate: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod a2c;
 pub mod dqn;
+pub mod gae;
+pub mod policies;
+pub mod ppo;
+pub mod reinforce;
 pub mod replay;
+pub mod resume;
+pub mod rollout;
 
 pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
+pub use a2c::{A2c, A2cConfig};
+pub use policies::{ActionKind, ActorCritic, PolicyAction, PolicyConfig};
+pub use ppo::{Ppo, PpoConfig};
+pub use reinforce::{Reinforce, ReinforceConfig};
+pub use rollout::{OnPolicySummary, Resumable, ResumableVecEnv};
 pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};
