@@ -32,9 +32,22 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 fn each_onpolicy_algo_reports_the_dqn_summary_keys() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().to_str().unwrap();
-    for (algo, env) in [("ppo", "CartPole-v1"), ("a2c", "Acrobot-v1"), ("reinforce", "CartPole-v1"), ("ppo", "Pendulum-v1")] {
+    for (algo, env) in
+        [("ppo", "CartPole-v1"), ("a2c", "Acrobot-v1"), ("reinforce", "CartPole-v1"), ("ppo", "Pendulum-v1")]
+    {
         let v = json_ok(&[
-            "train", "--algo", algo, "--env", env, "--total-steps", "600", "--seed", "3", "--runs-dir", runs, "--format",
+            "train",
+            "--algo",
+            algo,
+            "--env",
+            env,
+            "--total-steps",
+            "600",
+            "--seed",
+            "3",
+            "--runs-dir",
+            runs,
+            "--format",
             "json",
         ]);
         for key in ["eval_return_mean", "eval_return_std", "env_steps", "steps_per_second", "wall_seconds"] {
@@ -62,7 +75,14 @@ fn shipped_configs_parse() {
         assert!(text.contains(from), "{name}");
         let small = dir.path().join(name);
         std::fs::write(&small, text.replace(from, to)).unwrap();
-        let v = json_ok(&["train", small.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap(), "--format", "json"]);
+        let v = json_ok(&[
+            "train",
+            small.to_str().unwrap(),
+            "--runs-dir",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
         assert!(v["env_steps"].as_u64().unwrap() >= 300, "{name}: {v}");
     }
 }
@@ -117,7 +137,8 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
         assert_eq!(a[key], b[key], "{key}: uninterrupted {a} vs resumed {b}");
     }
     let final_params = |run: &Path| {
-        let t: Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/trainer.json")).unwrap()).unwrap();
+        let t: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/trainer.json")).unwrap()).unwrap();
         let bytes = std::fs::read(run.join("checkpoints").join(t["policy_file"].as_str().unwrap())).unwrap();
         // The tensor data after the JSON header (whose metadata map has no fixed key order).
         let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;

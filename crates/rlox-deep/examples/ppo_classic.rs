@@ -70,12 +70,14 @@ fn main() {
         "CartPole-v1" => {
             let mut envs = ResumableVecEnv::new(config.n_envs, CartPole::new, Some(500)).unwrap();
             let mut eval = ResumableVecEnv::new(config.eval_episodes, CartPole::new, Some(500)).unwrap();
-            Ppo::new(4, ActionKind::Discrete(2), &config).and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
+            Ppo::new(4, ActionKind::Discrete(2), &config)
+                .and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
         }
         _ => {
             let mut envs = ResumableVecEnv::new(config.n_envs, Acrobot::new, Some(500)).unwrap();
             let mut eval = ResumableVecEnv::new(config.eval_episodes, Acrobot::new, Some(500)).unwrap();
-            Ppo::new(6, ActionKind::Discrete(3), &config).and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
+            Ppo::new(6, ActionKind::Discrete(3), &config)
+                .and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
         }
     };
     match summary {

@@ -117,7 +117,11 @@ impl A2cConfig {
         check(self.n_steps > 0, "n_steps", "must be > 0")?;
         check((0.0..=1.0).contains(&self.gamma), "gamma", "must be in [0, 1]")?;
         check((0.0..=1.0).contains(&self.gae_lambda), "gae_lambda", "must be in [0, 1]")?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate", "must be a positive number")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate",
+            "must be a positive number",
+        )?;
         check(self.max_grad_norm > 0.0, "max_grad_norm", "must be > 0")?;
         check(self.rms_prop_eps > 0.0, "rms_prop_eps", "must be > 0")?;
         check(self.eval_episodes > 0, "eval_episodes", "must be > 0")?;
@@ -190,7 +194,9 @@ impl A2c {
         let idx = buf.valid_indices();
         let b = idx.len();
         let d = &self.device;
-        let pick = |src: &[f32], w: usize| -> Vec<f32> { idx.iter().flat_map(|&k| src[k * w..(k + 1) * w].to_vec()).collect() };
+        let pick = |src: &[f32], w: usize| -> Vec<f32> {
+            idx.iter().flat_map(|&k| src[k * w..(k + 1) * w].to_vec()).collect()
+        };
         let obs = Tensor::<2>::from_data(TensorData::new(pick(&buf.obs, buf.obs_dim), [b, buf.obs_dim]), d);
         let (dist, values) = self.model.forward(obs);
         let log_prob = dist.log_prob(&pick(&buf.actions, buf.action_dim));
@@ -218,7 +224,10 @@ impl A2c {
         let update = self.n_updates + 1;
         let total_v = total.clone().into_scalar::<f32>() as f64;
         if !total_v.is_finite() {
-            return Err(Error::invalid("a2c", format!("the loss became {total_v} at update {update}; lower learning_rate")));
+            return Err(Error::invalid(
+                "a2c",
+                format!("the loss became {total_v} at update {update}; lower learning_rate"),
+            ));
         }
         let mut grads = rlox_nn::backward(&total, &self.model);
         let norm = rlox_nn::clip_grad_norm(&self.model, &mut grads, self.config.max_grad_norm);
@@ -259,7 +268,10 @@ impl A2c {
     {
         let c = self.config.clone();
         if envs.num_envs() != c.n_envs {
-            return Err(Error::invalid("a2c.n_envs", format!("{} but the env batch has {}", c.n_envs, envs.num_envs())));
+            return Err(Error::invalid(
+                "a2c.n_envs",
+                format!("{} but the env batch has {}", c.n_envs, envs.num_envs()),
+            ));
         }
         let start = Instant::now();
         let mut buf = RolloutBuffer::new(c.n_envs, c.n_steps, self.obs_dim, self.kind.action_dim());
@@ -268,12 +280,16 @@ impl A2c {
                 let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device);
                 let (model, optimizer, st) = resume::load(dir, fresh, c.build_optimizer())?;
                 if st.algorithm != "a2c" || st.rngs.len() != 1 {
-                    return Err(Error::invalid("resume", format!("{} holds a {} checkpoint, not a2c", dir.display(), st.algorithm)));
+                    return Err(Error::invalid(
+                        "resume",
+                        format!("{} holds a {} checkpoint, not a2c", dir.display(), st.algorithm),
+                    ));
                 }
                 self.model = model;
                 self.optimizer = optimizer;
                 self.n_updates = st.n_updates;
-                let env_state = st.env_state.as_ref().ok_or_else(|| Error::invalid("resume", "the checkpoint has no env state"))?;
+                let env_state =
+                    st.env_state.as_ref().ok_or_else(|| Error::invalid("resume", "the checkpoint has no env state"))?;
                 envs.load_state(env_state)?;
                 (st.stats.clone(), SeededRng::from_state(&st.rngs[0])?)
             }
@@ -297,11 +313,13 @@ impl A2c {
             }
             let lr = lr_schedule.value(stats.env_steps as f64 / c.total_timesteps as f64);
             let u = self.update(&buf, lr).map_err(|e| match &c.checkpoint_dir {
-                Some(dir) => Error::invalid("a2c", format!("{e}; the last good checkpoint is kept in {}", dir.display())),
+                Some(dir) => {
+                    Error::invalid("a2c", format!("{e}; the last good checkpoint is kept in {}", dir.display()))
+                }
                 None => e,
             })?;
             // Logging every update would dominate a 5-step rollout: every 100 updates, as SB3's log_interval.
-            if self.n_updates % 100 == 0 {
+            if self.n_updates.is_multiple_of(100) {
                 let valid = buf.valid_indices();
                 let (v, r): (Vec<f32>, Vec<f32>) = valid.iter().map(|&k| (buf.values[k], buf.returns[k])).unzip();
                 let secs = start.elapsed().as_secs_f64();
@@ -320,12 +338,12 @@ impl A2c {
                     ],
                 )?;
             }
-            if c.eval_every_updates > 0 && self.n_updates % c.eval_every_updates == 0 {
+            if c.eval_every_updates > 0 && self.n_updates.is_multiple_of(c.eval_every_updates) {
                 let (mean, std) = self.evaluate(eval_envs, eval_seed(c.seed, self.n_updates))?;
                 logger.log(stats.env_steps, &[("eval/mean_reward", mean), ("eval/std_reward", std)])?;
             }
             if let Some(dir) = &c.checkpoint_dir {
-                let due = c.checkpoint_every_updates > 0 && self.n_updates % c.checkpoint_every_updates == 0;
+                let due = c.checkpoint_every_updates > 0 && self.n_updates.is_multiple_of(c.checkpoint_every_updates);
                 if due || stats.env_steps >= c.total_timesteps {
                     let state = TrainerState {
                         algorithm: "a2c".into(),
@@ -375,7 +393,10 @@ mod tests {
     fn defaults_are_sb3_and_zoo() {
         let c = A2cConfig::default();
         assert_eq!((c.n_envs, c.n_steps, c.gamma, c.gae_lambda, c.learning_rate), (8, 5, 0.99, 1.0, 7e-4));
-        assert_eq!((c.ent_coef, c.vf_coef, c.max_grad_norm, c.use_rms_prop, c.rms_prop_eps), (0.0, 0.5, 0.5, true, 1e-5));
+        assert_eq!(
+            (c.ent_coef, c.vf_coef, c.max_grad_norm, c.use_rms_prop, c.rms_prop_eps),
+            (0.0, 0.5, 0.5, true, 1e-5)
+        );
         c.validate().unwrap();
     }
 

@@ -82,6 +82,7 @@ impl RolloutBuffer {
     }
 
     /// Fill `advantages` and `returns`; `last_values[i]` is `V` of env `i`'s observation after the last step.
+    #[allow(clippy::needless_range_loop)] // slot arithmetic reads clearer with indices
     pub fn compute_gae(&mut self, last_values: &[f32], gamma: f32, lambda: f32) {
         let (n, t_max) = (self.n_envs, self.n_steps);
         assert_eq!(last_values.len(), n, "one bootstrap value per env");

@@ -28,10 +28,10 @@ pub mod replay;
 pub mod resume;
 pub mod rollout;
 
-pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
 pub use a2c::{A2c, A2cConfig};
+pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
 pub use policies::{ActionKind, ActorCritic, PolicyAction, PolicyConfig};
 pub use ppo::{Ppo, PpoConfig};
 pub use reinforce::{Reinforce, ReinforceConfig};
-pub use rollout::{OnPolicySummary, Resumable, ResumableVecEnv};
 pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};
+pub use rollout::{OnPolicySummary, Resumable, ResumableVecEnv};

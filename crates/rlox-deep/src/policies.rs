@@ -68,10 +68,7 @@ impl ActionKind {
                 return Ok(ActionKind::Continuous { low: b.low.clone(), high: b.high.clone() });
             }
         }
-        Err(Error::invalid(
-            "env",
-            format!("{algo} needs a Discrete(n) or a Box action space; {env_id} has {space}"),
-        ))
+        Err(Error::invalid("env", format!("{algo} needs a Discrete(n) or a Box action space; {env_id} has {space}")))
     }
 
     /// Scalars per stored action (1 for discrete: the index).
@@ -359,6 +356,7 @@ pub struct Acted {
 // ---------------------------------------------------------------------------------------------
 
 /// The parameters of a batch of action distributions.
+#[allow(clippy::large_enum_variant)] // two tensors vs one; built once per forward pass
 #[derive(Debug, Clone)]
 pub enum DistParams {
     /// Categorical over `logits` (`[batch, n]`).

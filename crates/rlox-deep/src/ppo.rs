@@ -146,7 +146,11 @@ impl PpoConfig {
         check(self.n_epochs > 0, "n_epochs", "must be > 0")?;
         check((0.0..=1.0).contains(&self.gamma), "gamma", "must be in [0, 1]")?;
         check((0.0..=1.0).contains(&self.gae_lambda), "gae_lambda", "must be in [0, 1]")?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate", "must be a positive number")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate",
+            "must be a positive number",
+        )?;
         check(self.clip_range > 0.0, "clip_range", "must be > 0")?;
         check(self.clip_range_vf.is_none_or(|c| c > 0.0), "clip_range_vf", "must be > 0")?;
         check(self.max_grad_norm > 0.0, "max_grad_norm", "must be > 0")?;
@@ -368,7 +372,10 @@ impl Ppo {
                 if !norm.is_finite() {
                     return Err(Error::invalid(
                         "ppo",
-                        format!("the gradient norm became {norm} at update {update} (gradient step {})", self.gradient_steps + 1),
+                        format!(
+                            "the gradient norm became {norm} at update {update} (gradient step {})",
+                            self.gradient_steps + 1
+                        ),
                     ));
                 }
                 s.grad_norm += norm;
@@ -397,7 +404,12 @@ impl Ppo {
         evaluate(&self.model.valid(), &self.plain, &self.kind, envs, seed, 1_000_000)
     }
 
-    fn trainer_state(&self, stats: &EpisodeStats, env_state: Option<crate::rollout::VecEnvState>, rngs: &[&SeededRng]) -> TrainerState {
+    fn trainer_state(
+        &self,
+        stats: &EpisodeStats,
+        env_state: Option<crate::rollout::VecEnvState>,
+        rngs: &[&SeededRng],
+    ) -> TrainerState {
         TrainerState {
             algorithm: "ppo".into(),
             n_updates: self.n_updates,
@@ -443,7 +455,10 @@ impl Ppo {
     {
         let c = self.config.clone();
         if envs.num_envs() != c.n_envs {
-            return Err(Error::invalid("ppo.n_envs", format!("{} but the env batch has {}", c.n_envs, envs.num_envs())));
+            return Err(Error::invalid(
+                "ppo.n_envs",
+                format!("{} but the env batch has {}", c.n_envs, envs.num_envs()),
+            ));
         }
         let start = Instant::now();
         let mut buf = RolloutBuffer::new(c.n_envs, c.n_steps, self.obs_dim, self.kind.action_dim());
@@ -452,13 +467,17 @@ impl Ppo {
                 let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device);
                 let (model, optimizer, st) = resume::load(dir, fresh, adam(c.adam_eps))?;
                 if st.algorithm != "ppo" || st.rngs.len() != 2 {
-                    return Err(Error::invalid("resume", format!("{} holds a {} checkpoint, not ppo", dir.display(), st.algorithm)));
+                    return Err(Error::invalid(
+                        "resume",
+                        format!("{} holds a {} checkpoint, not ppo", dir.display(), st.algorithm),
+                    ));
                 }
                 self.model = model;
                 self.optimizer = optimizer;
                 self.n_updates = st.n_updates;
                 self.gradient_steps = st.gradient_steps;
-                let env_state = st.env_state.as_ref().ok_or_else(|| Error::invalid("resume", "the checkpoint has no env state"))?;
+                let env_state =
+                    st.env_state.as_ref().ok_or_else(|| Error::invalid("resume", "the checkpoint has no env state"))?;
                 envs.load_state(env_state)?;
                 (st.stats.clone(), SeededRng::from_state(&st.rngs[0])?, SeededRng::from_state(&st.rngs[1])?)
             }
@@ -485,7 +504,9 @@ impl Ppo {
             let progress = stats.env_steps as f64 / c.total_timesteps as f64;
             let (lr, clip) = (lr_schedule.value(progress), clip_schedule.value(progress));
             let u = self.update(&buf, &mut rng_mb, lr, clip).map_err(|e| match &c.checkpoint_dir {
-                Some(dir) => Error::invalid("ppo", format!("{e}; the last good checkpoint is kept in {}", dir.display())),
+                Some(dir) => {
+                    Error::invalid("ppo", format!("{e}; the last good checkpoint is kept in {}", dir.display()))
+                }
                 None => e,
             })?;
             let valid = buf.valid_indices();
@@ -513,12 +534,12 @@ impl Ppo {
             logger.log(stats.env_steps, &metrics)?;
 
             // 4. Evaluation and checkpoints (between rollouts: resuming from here is exact).
-            if c.eval_every_updates > 0 && self.n_updates % c.eval_every_updates == 0 {
+            if c.eval_every_updates > 0 && self.n_updates.is_multiple_of(c.eval_every_updates) {
                 let (mean, std) = self.evaluate(eval_envs, eval_seed(c.seed, self.n_updates))?;
                 logger.log(stats.env_steps, &[("eval/mean_reward", mean), ("eval/std_reward", std)])?;
             }
             if let Some(dir) = &c.checkpoint_dir {
-                let due = c.checkpoint_every_updates > 0 && self.n_updates % c.checkpoint_every_updates == 0;
+                let due = c.checkpoint_every_updates > 0 && self.n_updates.is_multiple_of(c.checkpoint_every_updates);
                 if due || stats.env_steps >= c.total_timesteps {
                     let state = self.trainer_state(&stats, Some(envs.save_state()), &[&rng_act, &rng_mb]);
                     self.save(dir, state)?;
@@ -584,7 +605,8 @@ mod tests {
             let ppo = Ppo::new(4, kind.clone(), &config).unwrap();
             let b = 16;
             let obs: Vec<f32> = (0..b * 4).map(|i| ((i * 7) as f32 * 0.13).sin()).collect();
-            let actions: Vec<f32> = (0..b).map(|i| if kind.is_discrete() { (i % 2) as f32 } else { 0.3 * i as f32 - 2.0 }).collect();
+            let actions: Vec<f32> =
+                (0..b).map(|i| if kind.is_discrete() { (i % 2) as f32 } else { 0.3 * i as f32 - 2.0 }).collect();
             let adv: Vec<f32> = (0..b).map(|i| i as f32 - 7.5).collect();
             let (loss, ..) = ppo.loss(obs, &actions, vec![-0.7; b], adv, vec![1.0; b], vec![0.0; b], 0.2);
             rlox_nn::testing::assert_all_params_get_grad(ppo.model(), &loss);

@@ -106,7 +106,11 @@ impl ReinforceConfig {
         check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
         check(self.n_envs > 0, "n_envs", "must be > 0")?;
         check((0.0..=1.0).contains(&self.gamma), "gamma", "must be in [0, 1]")?;
-        check(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate", "must be a positive number")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate",
+            "must be a positive number",
+        )?;
         check(self.max_grad_norm > 0.0, "max_grad_norm", "must be > 0")?;
         check(self.eval_episodes > 0, "eval_episodes", "must be > 0")?;
         self.policy.validate("reinforce.policy")
@@ -238,11 +242,7 @@ impl Reinforce {
             adv = (adv - mean) / std.add_scalar(1e-8);
         }
         let policy_loss = (adv.detach() * log_prob).mean().neg();
-        let value_loss = if self.config.baseline {
-            (ret - values).square().mean()
-        } else {
-            Tensor::<1>::zeros([1], d)
-        };
+        let value_loss = if self.config.baseline { (ret - values).square().mean() } else { Tensor::<1>::zeros([1], d) };
         let mut total = policy_loss.clone() + value_loss.clone().mul_scalar(self.config.vf_coef as f32);
         if self.config.ent_coef != 0.0 {
             total = total - dist.entropy().mean().mul_scalar(self.config.ent_coef as f32);
@@ -310,7 +310,10 @@ impl Reinforce {
             let mut grads = rlox_nn::backward(&total, &self.model);
             let norm = rlox_nn::clip_grad_norm(&self.model, &mut grads, c.max_grad_norm);
             if !norm.is_finite() {
-                return Err(Error::invalid("reinforce", kept(format!("the gradient norm became {norm} at update {update}"))));
+                return Err(Error::invalid(
+                    "reinforce",
+                    kept(format!("the gradient norm became {norm} at update {update}")),
+                ));
             }
             self.model = self.optimizer.step(c.learning_rate, self.model.clone(), grads);
             self.n_updates += 1;
@@ -328,7 +331,7 @@ impl Reinforce {
                 ],
             )?;
             if let Some(dir) = &c.checkpoint_dir {
-                let due = c.checkpoint_every_updates > 0 && self.n_updates % c.checkpoint_every_updates == 0;
+                let due = c.checkpoint_every_updates > 0 && self.n_updates.is_multiple_of(c.checkpoint_every_updates);
                 if due || stats.env_steps >= c.total_timesteps {
                     let state = TrainerState {
                         algorithm: "reinforce".into(),

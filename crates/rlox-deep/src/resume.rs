@@ -196,7 +196,11 @@ pub fn read_state(dir: &Path) -> Result<TrainerState> {
 }
 
 /// Load the checkpoint in `dir` into `module` (fresh, same architecture) and `optimizer`; returns the sidecar.
-pub fn load<M: Module>(dir: &Path, module: M, optimizer: ModuleOptimizer) -> Result<(M, ModuleOptimizer, TrainerState)> {
+pub fn load<M: Module>(
+    dir: &Path,
+    module: M,
+    optimizer: ModuleOptimizer,
+) -> Result<(M, ModuleOptimizer, TrainerState)> {
     let state = read_state(dir)?;
     let module = set_param_ids(module, &state.param_ids)?;
     let module = rlox_nn::load_safetensors(module, dir.join(&state.policy_file))?;

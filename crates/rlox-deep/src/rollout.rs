@@ -143,9 +143,13 @@ where
         Ok(())
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn step(&mut self, actions: &[E::Action]) -> Result<()> {
         if actions.len() != self.envs.len() {
-            return Err(Error::invalid("actions", format!("got {} actions for {} envs", actions.len(), self.envs.len())));
+            return Err(Error::invalid(
+                "actions",
+                format!("got {} actions for {} envs", actions.len(), self.envs.len()),
+            ));
         }
         let d = self.obs_dim;
         for i in 0..self.envs.len() {

@@ -100,10 +100,12 @@ fn a2c_and_reinforce_resume_exactly() {
     let dir_b = tempfile::tempdir().unwrap();
     let run_a2c = |c: &A2cConfig, resume: Option<&Path>| {
         let mut a = A2c::new(4, ActionKind::Discrete(2), c).unwrap();
-        let s = a.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
+        let s =
+            a.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
         (bytes(a.model()), s)
     };
-    let base = A2cConfig { total_timesteps: 8 * 5 * 40, checkpoint_every_updates: 7, eval_episodes: 2, ..Default::default() };
+    let base =
+        A2cConfig { total_timesteps: 8 * 5 * 40, checkpoint_every_updates: 7, eval_episodes: 2, ..Default::default() };
     let (pa, sa) = run_a2c(&A2cConfig { checkpoint_dir: Some(dir_a.path().into()), ..base.clone() }, None);
     let b = A2cConfig { checkpoint_dir: Some(dir_b.path().into()), stop_after_updates: Some(14), ..base.clone() };
     run_a2c(&b, None);
@@ -115,10 +117,17 @@ fn a2c_and_reinforce_resume_exactly() {
     let dir_d = tempfile::tempdir().unwrap();
     let run_rf = |c: &ReinforceConfig, resume: Option<&Path>| {
         let mut r = Reinforce::new(4, ActionKind::Discrete(2), c).unwrap();
-        let s = r.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
+        let s =
+            r.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
         (bytes(r.model()), s)
     };
-    let base = ReinforceConfig { total_timesteps: 3000, n_envs: 4, checkpoint_every_updates: 1, eval_episodes: 2, ..Default::default() };
+    let base = ReinforceConfig {
+        total_timesteps: 3000,
+        n_envs: 4,
+        checkpoint_every_updates: 1,
+        eval_episodes: 2,
+        ..Default::default()
+    };
     let (pc, sc) = run_rf(&ReinforceConfig { checkpoint_dir: Some(dir_c.path().into()), ..base.clone() }, None);
     let d = ReinforceConfig { checkpoint_dir: Some(dir_d.path().into()), stop_after_updates: Some(2), ..base.clone() };
     run_rf(&d, None);
