@@ -11,8 +11,8 @@ OMP_NUM_THREADS=1 / RAYON_NUM_THREADS=1 and torch.set_num_threads(1), for each e
      and records the env steps at which rollout/ep_rew_mean (mean of the last 100 training episodes)
      first reaches the threshold (CartPole 475, Acrobot -100); then a 10-episode deterministic evaluation;
   2. runs rlox's PPO with the same settings:
-     `cargo run --release -p rlox-deep --example ppo_classic -- --env ENV --seed S --total-steps N`
-     (built beforehand, so compilation is not timed);
+     `target/release/examples/ppo_classic --env ENV --seed S --total-steps N`
+     (built beforehand with `cargo build --release -p rlox-deep -p rlox-cli --example ppo_classic`);
 and prints env steps to threshold, wall time, env steps per second and the rlox/SB3 speed ratio.
 Both use the same vectorised setup (DummyVecEnv of n_envs envs / rlox's ResumableVecEnv). Wall time
 is the training loop only.
@@ -120,14 +120,21 @@ def cargo_env():
 
 
 def build_rlox():
+    # Built together with rlox-cli so that burn's features are those of the rlox binary (and of a
+    # workspace build): the example then reuses the same compiled burn.
     subprocess.check_call(
-        ["cargo", "build", "--release", "-p", "rlox-deep", "--example", "ppo_classic"], cwd=ROOT, env=cargo_env()
+        ["cargo", "build", "--release", "-p", "rlox-deep", "-p", "rlox-cli", "--example", "ppo_classic"],
+        cwd=ROOT, env=cargo_env(),
     )
 
 
+def example_binary():
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return target / "release" / "examples" / "ppo_classic"
+
+
 def run_rlox(env_id, seed, total_steps):
-    cmd = ["cargo", "run", "-q", "--release", "-p", "rlox-deep", "--example", "ppo_classic", "--",
-           "--env", env_id, "--seed", str(seed), "--total-steps", str(total_steps)]
+    cmd = [str(example_binary()), "--env", env_id, "--seed", str(seed), "--total-steps", str(total_steps)]
     out = subprocess.run(cmd, cwd=ROOT, env=cargo_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"rlox run failed:\n{out.stderr}")

@@ -180,11 +180,15 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.runs_dir {
         cfg.runs_dir = dir.clone();
     }
-    let deep_algo = a.algo.clone().or_else(|| {
+    let resumed_algo = a.resume.as_deref().and_then(crate::train_onpolicy::algo_of_run);
+    let deep_algo = a.algo.clone().or(resumed_algo).or_else(|| {
         let tables = [("dqn", cfg.dqn.is_some()), ("ppo", cfg.ppo.is_some()), ("a2c", cfg.a2c.is_some())];
         let tables = tables.into_iter().chain([("reinforce", cfg.reinforce.is_some())]);
         tables.filter(|t| t.1).map(|t| t.0.to_string()).next()
     });
+    if let (Some(dir), None) = (&a.resume, &deep_algo) {
+        bail!("{} has no on-policy checkpoint (checkpoints/trainer.json) to resume from", dir.display());
+    }
     if let Some(algo) = deep_algo {
         if a.config.is_none() {
             // The embedded tabular job does not apply to a deep-RL run: start from the defaults.

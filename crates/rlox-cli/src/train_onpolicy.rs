@@ -24,6 +24,13 @@ pub fn is_onpolicy(algo: &str) -> bool {
     ALGOS.contains(&algo)
 }
 
+/// The algorithm of the run in `run_dir`, from its checkpoint sidecar (for `--resume` without `--algo`).
+pub fn algo_of_run(run_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run_dir.join("checkpoints").join("trainer.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["algorithm"].as_str().map(str::to_string)
+}
+
 /// The config of `algo` from `cfg` (defaults when the table is absent), with the run's seed,
 /// `--total-steps` and the run directory's checkpoint folder filled in.
 fn resolve(cfg: &TrainConfig, algo: &str, total_steps: Option<u64>, run: &RunDir) -> TrainConfig {

@@ -131,7 +131,8 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/trainer.json")).unwrap()).unwrap();
     assert!(at_kill["n_updates"].as_u64().unwrap() < a["n_updates"].as_u64().unwrap());
 
-    let b = json_ok(&["train", "--algo", "ppo", "--resume", run.to_str().unwrap(), "--format", "json"]);
+    // The algorithm comes from the run's checkpoint (`--algo ppo` may be given too).
+    let b = json_ok(&["train", "--resume", run.to_str().unwrap(), "--format", "json"]);
     assert_eq!(b["resumed"], true);
     for key in ["env_steps", "episodes", "n_updates", "gradient_steps", "eval_return_mean", "eval_return_std"] {
         assert_eq!(a[key], b[key], "{key}: uninterrupted {a} vs resumed {b}");
@@ -150,4 +151,5 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     fails_with(&["train", "--algo", "ppo", "--resume", empty.to_str().unwrap()], &["empty"]);
+    fails_with(&["train", "--resume", empty.to_str().unwrap()], &["empty", "checkpoint"]);
 }
