@@ -20,7 +20,7 @@ use crate::ppo::{adam, eval_seed};
 use crate::resume::{self, SeededRng, TrainerState};
 use crate::rollout::{collect_rollout, evaluate, log_rollout, EpisodeStats, OnPolicySummary, Resumable};
 use rlox_core::logger::Logger;
-use rlox_core::seeding::derive_seed;
+use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_core::vec_env::VecEnv;
 use rlox_core::{Error, Result};
 use rlox_nn::burn::module::Module;
@@ -171,7 +171,8 @@ impl A2c {
         }
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
         let plain = device.clone().inner();
-        let model = ActorCritic::new(obs_dim, &kind, &config.policy, &device);
+        let model =
+            ActorCritic::new(obs_dim, &kind, &config.policy, &device, &mut rng_from_seed(derive_seed(config.seed, 3)));
         Ok(A2c {
             config: config.clone(),
             obs_dim,
@@ -277,7 +278,7 @@ impl A2c {
         let mut buf = RolloutBuffer::new(c.n_envs, c.n_steps, self.obs_dim, self.kind.action_dim());
         let (mut stats, mut rng_act) = match resume_from {
             Some(dir) => {
-                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device);
+                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device, &mut rng_from_seed(0));
                 let (model, optimizer, st) = resume::load(dir, fresh, c.build_optimizer())?;
                 if st.algorithm != "a2c" || st.rngs.len() != 1 {
                     return Err(Error::invalid(

@@ -203,18 +203,67 @@ pub struct ActorCritic {
     state_dependent_std: bool,
 }
 
-/// One linear layer per width pair; hidden ones orthogonal(sqrt 2) when `ortho`, the last with `last_gain`.
-fn build_mlp(widths: &[usize], activation: Activation, ortho: bool, last_gain: f64, device: &Device) -> Mlp {
+/// Weights `[fan_in, fan_out]` (burn's layout) of PyTorch's `orthogonal_(gain)` on the `[fan_out, fan_in]`
+/// matrix, drawn on the host: Gaussian entries, Gram-Schmidt on the columns of the taller orientation
+/// (the QR of PyTorch with a positive diagonal), scaled by `gain`.
+pub fn orthogonal_host(fan_in: usize, fan_out: usize, gain: f64, rng: &mut Rng) -> Vec<f32> {
+    // Work on an m x n matrix with m >= n, stored column-major in `cols`.
+    let (rows, cols_n) = (fan_out, fan_in); // PyTorch's weight is [out, in]
+    let transpose = rows < cols_n;
+    let (m, n) = if transpose { (cols_n, rows) } else { (rows, cols_n) };
+    let mut cols: Vec<Vec<f64>> = (0..n).map(|_| (0..m).map(|_| standard_normal(rng) as f64).collect()).collect();
+    for j in 0..n {
+        for k in 0..j {
+            let dot: f64 = (0..m).map(|i| cols[j][i] * cols[k][i]).sum();
+            for i in 0..m {
+                cols[j][i] -= dot * cols[k][i];
+            }
+        }
+        let norm = cols[j].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        cols[j].iter_mut().for_each(|x| *x /= norm);
+    }
+    // q (m x n); PyTorch's weight W [out, in] is q (not transposed) or q^T. burn stores W^T: [in, out].
+    let mut w = vec![0.0f32; fan_in * fan_out];
+    for o in 0..fan_out {
+        for i in 0..fan_in {
+            let v = if transpose { cols[o][i] } else { cols[i][o] };
+            w[i * fan_out + o] = (gain * v) as f32;
+        }
+    }
+    w
+}
+
+/// One linear layer per width pair, initialised on the host from `rng` (never from burn's generator,
+/// which is shared by every model in the process): orthogonal (gain sqrt 2 on hidden layers,
+/// `last_gain` on the last) with zero biases when `ortho`, else PyTorch's `nn.Linear` default
+/// (weights and biases uniform in `+-1/sqrt(fan_in)`).
+fn build_mlp(
+    widths: &[usize],
+    activation: Activation,
+    ortho: bool,
+    last_gain: f64,
+    device: &Device,
+    rng: &mut Rng,
+) -> Mlp {
     let n = widths.len() - 1;
     let layers = (0..n)
         .map(|i| {
-            let config = LinearConfig::new(widths[i], widths[i + 1]);
-            if !ortho {
-                return config.init(device);
-            }
-            let gain = if i + 1 < n { std::f64::consts::SQRT_2 } else { last_gain };
-            let mut layer = config.with_initializer(Initializer::Orthogonal { gain }).init(device);
-            layer.bias = Some(Initializer::Zeros.init([widths[i + 1]], device));
+            let (fan_in, fan_out) = (widths[i], widths[i + 1]);
+            let mut layer = LinearConfig::new(fan_in, fan_out).with_initializer(Initializer::Zeros).init(device);
+            let (w, b) = if ortho {
+                let gain = if i + 1 < n { std::f64::consts::SQRT_2 } else { last_gain };
+                (orthogonal_host(fan_in, fan_out, gain, rng), vec![0.0f32; fan_out])
+            } else {
+                let k = 1.0 / (fan_in as f64).sqrt();
+                let mut u = |len: usize| -> Vec<f32> {
+                    (0..len).map(|_| (rng.random::<f64>() * 2.0 - 1.0) * k).map(|x| x as f32).collect()
+                };
+                (u(fan_in * fan_out), u(fan_out))
+            };
+            let w = Tensor::<2>::from_data(TensorData::new(w, [fan_in, fan_out]), device).require_grad();
+            let b = Tensor::<1>::from_data(TensorData::new(b, [fan_out]), device).require_grad();
+            layer.weight = Param::from_tensor(w);
+            layer.bias = Some(Param::from_tensor(b));
             layer
         })
         .collect();
@@ -222,8 +271,9 @@ fn build_mlp(widths: &[usize], activation: Activation, ortho: bool, last_gain: f
 }
 
 impl ActorCritic {
-    /// A fresh network for `obs_dim` inputs on `device` (an autodiff device to train it).
-    pub fn new(obs_dim: usize, kind: &ActionKind, config: &PolicyConfig, device: &Device) -> Self {
+    /// A fresh network for `obs_dim` inputs on `device` (an autodiff device to train it), its
+    /// parameters drawn from `rng`.
+    pub fn new(obs_dim: usize, kind: &ActionKind, config: &PolicyConfig, device: &Device, rng: &mut Rng) -> Self {
         let continuous = !kind.is_discrete();
         let n_actions = kind.n_outputs();
         let sds = continuous && config.state_dependent_std;
@@ -235,9 +285,9 @@ impl ActorCritic {
             widths.extend_from_slice(arch);
             let last = *arch.last().expect("validated: a shared trunk has hidden layers");
             // The trunk's layers are all hidden layers: sqrt(2) throughout.
-            let trunk = build_mlp(&widths, config.activation, ortho, std::f64::consts::SQRT_2, device);
-            let pi = build_mlp(&[last, pi_out], config.activation, ortho, 0.01, device);
-            let vf = build_mlp(&[last, 1], config.activation, ortho, 1.0, device);
+            let trunk = build_mlp(&widths, config.activation, ortho, std::f64::consts::SQRT_2, device, rng);
+            let pi = build_mlp(&[last, pi_out], config.activation, ortho, 0.01, device, rng);
+            let vf = build_mlp(&[last, 1], config.activation, ortho, 1.0, device, rng);
             (Some(trunk), pi, vf)
         } else {
             let widths = |out: usize| {
@@ -246,8 +296,8 @@ impl ActorCritic {
                 w.push(out);
                 w
             };
-            let pi = build_mlp(&widths(pi_out), config.activation, ortho, 0.01, device);
-            let vf = build_mlp(&widths(1), config.activation, ortho, 1.0, device);
+            let pi = build_mlp(&widths(pi_out), config.activation, ortho, 0.01, device, rng);
+            let vf = build_mlp(&widths(1), config.activation, ortho, 1.0, device, rng);
             (None, pi, vf)
         };
         let log_std = (continuous && !sds).then(|| {
@@ -485,7 +535,13 @@ mod tests {
     fn categorical_log_prob_and_entropy_match_the_host() {
         let d = device();
         let kind = ActionKind::Discrete(3);
-        let ac = ActorCritic::new(4, &kind, &PolicyConfig { ortho_init: false, ..Default::default() }, &d);
+        let ac = ActorCritic::new(
+            4,
+            &kind,
+            &PolicyConfig { ortho_init: false, ..Default::default() },
+            &d,
+            &mut rng_from_seed(0),
+        );
         let obs: Vec<f32> = (0..8).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut rng = rng_from_seed(3);
         let acted = ac.act(&obs, 4, &mut rng, false, &d);
@@ -512,7 +568,7 @@ mod tests {
         let kind = ActionKind::Continuous { low: vec![-2.0, -1.0], high: vec![2.0, 1.0] };
         for sds in [false, true] {
             let config = PolicyConfig { state_dependent_std: sds, log_std_init: -0.5, ..Default::default() };
-            let ac = ActorCritic::new(3, &kind, &config, &d);
+            let ac = ActorCritic::new(3, &kind, &config, &d, &mut rng_from_seed(0));
             let obs = vec![0.1f32, -0.2, 0.3, 1.0, 0.5, -0.7];
             let acted = ac.act(&obs, 3, &mut rng_from_seed(9), false, &d);
             assert_eq!(acted.actions.len(), 4);
@@ -532,6 +588,32 @@ mod tests {
             let b = ac.act(&obs, 3, &mut rng_from_seed(2), true, &d);
             assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn host_orthogonal_init_is_orthogonal_with_the_gain() {
+        let mut rng = rng_from_seed(4);
+        for (fan_in, fan_out) in [(4, 64), (64, 64), (64, 2)] {
+            let w = orthogonal_host(fan_in, fan_out, 2.0, &mut rng); // [in, out]
+                                                                     // The smaller dimension's vectors are orthogonal with norm 2.
+            let (outer, inner) = if fan_out <= fan_in { (fan_out, fan_in) } else { (fan_in, fan_out) };
+            let get = |a: usize, k: usize| if fan_out <= fan_in { w[k * fan_out + a] } else { w[a * fan_out + k] };
+            for a in 0..outer {
+                for b in 0..outer {
+                    let dot: f32 = (0..inner).map(|k| get(a, k) * get(b, k)).sum();
+                    let want = if a == b { 4.0 } else { 0.0 };
+                    assert!((dot - want).abs() < 1e-4, "{fan_in}x{fan_out}: {dot}");
+                }
+            }
+        }
+        // Same seed, same weights: initialisation does not depend on burn's generator.
+        let d = device();
+        let kind = ActionKind::Discrete(2);
+        let a = ActorCritic::new(4, &kind, &PolicyConfig::default(), &d, &mut rng_from_seed(9));
+        d.seed(12345);
+        let b = ActorCritic::new(4, &kind, &PolicyConfig::default(), &d, &mut rng_from_seed(9));
+        let bytes = |m: &ActorCritic| rlox_nn::to_safetensors_bytes(m, &Default::default()).unwrap();
+        assert_eq!(bytes(&a), bytes(&b));
     }
 
     #[test]
@@ -570,7 +652,7 @@ mod tests {
             (ActionKind::Continuous { low: vec![-1.0; 2], high: vec![1.0; 2] }, true, true),
         ] {
             let config = PolicyConfig { shared_trunk: shared, state_dependent_std: sds, ..Default::default() };
-            let ac = ActorCritic::new(4, &kind, &config, &d);
+            let ac = ActorCritic::new(4, &kind, &config, &d, &mut rng_from_seed(0));
             let x = Tensor::<2>::random([16, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
             let (dist, v) = ac.forward(x);
             let actions: Vec<f32> = (0..16 * kind.action_dim()).map(|i| (i % 2) as f32 * 0.5).collect();

@@ -27,7 +27,7 @@ use crate::resume::{self, SeededRng, TrainerState};
 use crate::rollout::{collect_rollout, evaluate, log_rollout, EpisodeStats, OnPolicySummary, Resumable};
 use rand::seq::SliceRandom;
 use rlox_core::logger::Logger;
-use rlox_core::seeding::derive_seed;
+use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_core::vec_env::VecEnv;
 use rlox_core::{Error, Result};
 use rlox_nn::burn::module::Module;
@@ -236,7 +236,8 @@ impl Ppo {
         }
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
         let plain = device.clone().inner();
-        let model = ActorCritic::new(obs_dim, &kind, &config.policy, &device);
+        let model =
+            ActorCritic::new(obs_dim, &kind, &config.policy, &device, &mut rng_from_seed(derive_seed(config.seed, 3)));
         Ok(Ppo {
             config: config.clone(),
             obs_dim,
@@ -464,7 +465,7 @@ impl Ppo {
         let mut buf = RolloutBuffer::new(c.n_envs, c.n_steps, self.obs_dim, self.kind.action_dim());
         let (mut stats, mut rng_act, mut rng_mb) = match resume_from {
             Some(dir) => {
-                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device);
+                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device, &mut rng_from_seed(0));
                 let (model, optimizer, st) = resume::load(dir, fresh, adam(c.adam_eps))?;
                 if st.algorithm != "ppo" || st.rngs.len() != 2 {
                     return Err(Error::invalid(

@@ -18,7 +18,7 @@ use crate::ppo::{adam, eval_seed};
 use crate::resume::{self, SeededRng, TrainerState};
 use crate::rollout::{evaluate, log_rollout, EpisodeStats, OnPolicySummary};
 use rlox_core::logger::Logger;
-use rlox_core::seeding::derive_seed;
+use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_core::vec_env::VecEnv;
 use rlox_core::{Error, Result};
 use rlox_nn::burn::module::Module;
@@ -162,7 +162,8 @@ impl Reinforce {
         }
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
         let plain = device.clone().inner();
-        let model = ActorCritic::new(obs_dim, &kind, &config.policy, &device);
+        let model =
+            ActorCritic::new(obs_dim, &kind, &config.policy, &device, &mut rng_from_seed(derive_seed(config.seed, 3)));
         Ok(Reinforce {
             config: config.clone(),
             obs_dim,
@@ -268,7 +269,7 @@ impl Reinforce {
         let start = Instant::now();
         let (mut stats, mut rng) = match resume_from {
             Some(dir) => {
-                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device);
+                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device, &mut rng_from_seed(0));
                 let (model, optimizer, st) = resume::load(dir, fresh, adam(c.adam_eps))?;
                 if st.algorithm != "reinforce" || st.rngs.len() != 1 {
                     return Err(Error::invalid(
