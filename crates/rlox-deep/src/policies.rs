@@ -214,10 +214,10 @@ pub fn orthogonal_host(fan_in: usize, fan_out: usize, gain: f64, rng: &mut Rng) 
     let mut cols: Vec<Vec<f64>> = (0..n).map(|_| (0..m).map(|_| standard_normal(rng) as f64).collect()).collect();
     for j in 0..n {
         for k in 0..j {
-            let dot: f64 = (0..m).map(|i| cols[j][i] * cols[k][i]).sum();
-            for i in 0..m {
-                cols[j][i] -= dot * cols[k][i];
-            }
+            let (head, tail) = cols.split_at_mut(j);
+            let (cj, ck) = (&mut tail[0], &head[k]);
+            let dot: f64 = cj.iter().zip(ck).map(|(a, b)| a * b).sum();
+            cj.iter_mut().zip(ck).for_each(|(a, b)| *a -= dot * b);
         }
         let norm = cols[j].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
         cols[j].iter_mut().for_each(|x| *x /= norm);
