@@ -13,7 +13,7 @@ use rlox_core::mdp::Mdp;
 use rlox_core::policy::TabularPolicy;
 use rlox_core::run::RunDir;
 use rlox_data::episodes::{EpisodeRecorder, EpisodeSink};
-use rlox_deep::{train_dqn, DdpgConfig, DqnConfig, SacConfig, Td3Config};
+use rlox_deep::{train_dqn, A2cConfig, DdpgConfig, DqnConfig, PpoConfig, ReinforceConfig, SacConfig, Td3Config};
 use rlox_envs::gridworld::render::{draw, Figure};
 use rlox_envs::registry::EnvOptions;
 use rlox_tabular::bellman::{closed_form_values, max_abs_diff};
@@ -52,6 +52,9 @@ pub struct TrainArgs {
     /// Override the directory that holds run directories.
     #[arg(long)]
     runs_dir: Option<PathBuf>,
+    /// Continue the on-policy run (reinforce, a2c, ppo) in this run directory from its last checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Output format of the final summary.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -83,6 +86,12 @@ pub struct TrainConfig {
     pub td3: Option<Td3Config>,
     /// SAC hyper-parameters for `--algo sac`.
     pub sac: Option<SacConfig>,
+    /// PPO hyper-parameters for `--algo ppo` (rlox_deep::PpoConfig; defaults: the zoo's CartPole-v1).
+    pub ppo: Option<PpoConfig>,
+    /// A2C hyper-parameters for `--algo a2c`.
+    pub a2c: Option<A2cConfig>,
+    /// REINFORCE hyper-parameters for `--algo reinforce`.
+    pub reinforce: Option<ReinforceConfig>,
 }
 
 impl Default for TrainConfig {
@@ -99,6 +108,9 @@ impl Default for TrainConfig {
             ddpg: None,
             td3: None,
             sac: None,
+            ppo: None,
+            a2c: None,
+            reinforce: None,
         }
     }
 }
@@ -182,15 +194,25 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.runs_dir {
         cfg.runs_dir = dir.clone();
     }
-    let deep_algo = a.algo.clone().or_else(|| {
+    let resumed_algo = a.resume.as_deref().and_then(crate::train_onpolicy::algo_of_run);
+    let deep_algo = a.algo.clone().or(resumed_algo).or_else(|| {
         let tables = [
             ("dqn", cfg.dqn.is_some()),
+            ("ppo", cfg.ppo.is_some()),
+            ("a2c", cfg.a2c.is_some()),
+            ("reinforce", cfg.reinforce.is_some()),
             ("ddpg", cfg.ddpg.is_some()),
             ("td3", cfg.td3.is_some()),
             ("sac", cfg.sac.is_some()),
         ];
         tables.iter().find(|t| t.1).map(|t| t.0.to_string())
     });
+    if let (Some(dir), None) = (&a.resume, &deep_algo) {
+        bail!(
+            "{} has no on-policy checkpoint (checkpoints/trainer.json) to resume from; to resume ddpg, td3 or sac pass --algo",
+            dir.display()
+        );
+    }
     if let Some(algo) = deep_algo {
         if a.config.is_none() {
             // The embedded tabular job does not apply to a deep-RL run: start from the defaults.
@@ -198,11 +220,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
         let env = a.env.clone().unwrap_or_else(|| cfg.env.id.clone());
         let progress = a.format == Format::Text && cfg.progress;
-        let summary = if crate::train_offpolicy::is_offpolicy(&algo) {
+        let summary = if crate::train_onpolicy::is_onpolicy(&algo) {
+            crate::train_onpolicy::train_onpolicy(&cfg, &algo, &env, a.total_steps, progress, a.resume.as_deref())?
+        } else if crate::train_offpolicy::is_offpolicy(&algo) {
             crate::train_offpolicy::train(&cfg, &algo, &env, a.total_steps, progress, a.resume.as_deref())?
         } else {
             if a.resume.is_some() {
-                bail!("--resume is supported for ddpg, td3 and sac");
+                bail!("--resume continues reinforce, a2c, ppo, ddpg, td3 and sac runs; {algo} cannot resume");
             }
             train_deep(&cfg, &algo, &env, a.total_steps, progress)?
         };
@@ -258,7 +282,7 @@ pub fn train_deep(
     progress: bool,
 ) -> anyhow::Result<serde_json::Value> {
     if algo != "dqn" {
-        bail!("unknown deep-RL algorithm '{algo}'; known: dqn (reinforce, a2c, ppo, ddpg, td3, sac are not built yet)");
+        bail!("unknown deep-RL algorithm '{algo}'; known: dqn, reinforce, a2c, ppo (ddpg, td3, sac are not built yet)");
     }
     let spec = rlox_envs::registry::spec(env_id)?;
     let mut dqn = cfg.dqn.clone().unwrap_or_default();

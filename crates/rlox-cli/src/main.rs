@@ -14,6 +14,7 @@ mod cmd_sql;
 mod cmd_train;
 mod data_out;
 mod output;
+mod train_onpolicy;
 mod train_offpolicy;
 
 use clap::{Parser, Subcommand};

@@ -362,7 +362,7 @@ fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
         &["train", "--algo", "dqn", "--env", "Pendulum-v1", "--runs-dir", runs],
         &["dqn", "Pendulum-v1", "continuous", "Box"],
     );
-    fails_with(&["train", "--algo", "ppo", "--env", "CartPole-v1", "--runs-dir", runs], &["ppo", "dqn"]);
+    fails_with(&["train", "--algo", "trpo", "--env", "CartPole-v1", "--runs-dir", runs], &["trpo", "dqn", "ppo"]);
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/dqn_cartpole.toml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("total_timesteps = 50000", "total_timesteps = 1200");
     let small = dir.path().join("dqn.toml");
