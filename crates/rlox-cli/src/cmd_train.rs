@@ -45,14 +45,12 @@ pub struct TrainArgs {
     /// Override the config's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Continue an off-policy run (ddpg, td3, sac) from a checkpoint: a run directory, its
-    /// `checkpoints/`, or a `step-<N>` directory.
-    #[arg(long)]
-    resume: Option<PathBuf>,
     /// Override the directory that holds run directories.
     #[arg(long)]
     runs_dir: Option<PathBuf>,
-    /// Continue the on-policy run (reinforce, a2c, ppo) in this run directory from its last checkpoint.
+    /// Continue a run from its last checkpoint: an on-policy run directory (reinforce, a2c, ppo; the
+    /// algorithm is read from its checkpoint), or for ddpg, td3 and sac (with --algo) a run directory,
+    /// its `checkpoints/`, or a `step-<N>` directory.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Output format of the final summary.
