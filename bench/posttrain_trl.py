@@ -116,6 +116,7 @@ def grpo_parity(tmp):
     ds = Dataset.from_list([{"prompt": p} for p in prompts])
     tr = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)], args=args,
                      train_dataset=ds, processing_class=tok)
+    tr.current_gradient_accumulation_steps = 1  # set by Trainer.train(); we call the loss directly
     model.train()
     with torch.no_grad():
         ref = tr._get_per_token_logps_and_entropies(tr.ref_model if tr.ref_model is not None else model,

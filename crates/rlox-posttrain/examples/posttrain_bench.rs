@@ -115,8 +115,9 @@ fn main() -> rlox_posttrain::Result<()> {
     );
 
     // ---- GRPO speed: full steps (generation included) on the case's prompt texts
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("prompts.jsonl");
+    let dir = std::env::temp_dir().join(format!("rlox-posttrain-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let data = dir.join("prompts.jsonl");
     let lines: String = g["prompt_texts"]
         .as_array()
         .expect("prompt_texts")
@@ -135,7 +136,7 @@ fn main() -> rlox_posttrain::Result<()> {
         beta: s.beta,
         max_steps: 1000,
         write_rollouts: false,
-        output_dir: dir.path().join("runs"),
+        output_dir: dir.join("runs"),
         ..Default::default()
     };
     let mut grpo = GrpoTrainer::new(&gcfg)?;

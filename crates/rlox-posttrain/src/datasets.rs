@@ -597,8 +597,9 @@ mod tests {
 
     #[test]
     fn missing_column_names_row_and_column() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.jsonl");
+        let dir = std::env::temp_dir().join(format!("rlox-posttrain-ds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("d.jsonl");
         std::fs::write(&p, "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}\n{\"prompt\":\"a\",\"chosen\":\"b\"}\n")
             .unwrap();
         let ds = Dataset::load(&p).unwrap();

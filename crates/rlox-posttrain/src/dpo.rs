@@ -157,8 +157,13 @@ pub fn tokenize_preferences(
         .enumerate()
         .map(|(i, e)| {
             let loc = &ds.locations[i];
-            let (p, c) = tokenize_pair(tok, &e.prompt, &e.chosen, trunc, loc, "chosen")?;
-            let (_, r) = tokenize_pair(tok, &e.prompt, &e.rejected, trunc, loc, "rejected")?;
+            let (p1, c1) = tokenize_pair(tok, &e.prompt, &e.chosen, trunc, loc, "chosen")?;
+            let (p2, r1) = tokenize_pair(tok, &e.prompt, &e.rejected, trunc, loc, "rejected")?;
+            // The shared prompt is the common prefix of both (TRL: the min of the two prompt lengths).
+            let m = p1.iter().zip(&p2).take_while(|(a, b)| a == b).count();
+            let p = p1[..m].to_vec();
+            let c: Vec<u32> = p1[m..].iter().chain(&c1).copied().collect();
+            let r: Vec<u32> = p2[m..].iter().chain(&r1).copied().collect();
             if p.is_empty() {
                 return Err(Error::invalid(loc.clone(), "empty prompt: the completion needs a token to condition on"));
             }
@@ -337,7 +342,7 @@ impl DpoTrainer {
         let mut last = None;
         let mut tokens = 0usize;
         while self.step < total {
-            if order.len() < c.per_device_train_batch_size {
+            while order.len() < c.per_device_train_batch_size {
                 let mut epoch: Vec<usize> = (0..self.pairs.len()).collect();
                 if c.shuffle {
                     epoch.shuffle(&mut rng);

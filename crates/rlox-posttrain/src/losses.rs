@@ -400,7 +400,7 @@ pub fn grpo_per_token_loss(
     match (ref_logp, s.beta != 0.0) {
         (Some(r), true) => {
             let d = r - logp;
-            let kl = d.clone().exp() - d - 1.0;
+            let kl = (d.clone().exp() - d).sub_scalar(1.0);
             (per_tok + kl.clone().mul_scalar(s.beta), Some(kl))
         }
         _ => (per_tok, None),

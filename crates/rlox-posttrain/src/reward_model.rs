@@ -167,7 +167,7 @@ impl RewardTrainer {
         let t0 = Instant::now();
         let (mut last_loss, mut last_acc) = (f64::NAN, f64::NAN);
         while self.step < total {
-            if order.len() < bs {
+            while order.len() < bs {
                 let mut e: Vec<usize> = (0..self.pairs.len()).collect();
                 e.shuffle(&mut rng);
                 order.extend(e);

@@ -228,7 +228,7 @@ impl SftTrainer {
         let t0 = Instant::now();
         let (mut tokens, mut last) = (0usize, f64::NAN);
         while self.step < total {
-            if order.len() < c.per_device_train_batch_size {
+            while order.len() < c.per_device_train_batch_size {
                 let mut e: Vec<usize> = (0..self.seqs.len()).collect();
                 e.shuffle(&mut rng);
                 order.extend(e);

@@ -11,6 +11,31 @@ use rlox_posttrain::rewards::RewardSpec;
 use rlox_posttrain::sft::{SftConfig, SftTrainer};
 use std::path::{Path, PathBuf};
 
+/// A fresh empty directory under the system temp dir (no `tempfile` dev-dependency: it would change
+/// the feature set of shared dependencies and force a rebuild of burn for the tests).
+fn tempdir() -> TmpDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = std::env::temp_dir().join(format!("rlox-posttrain-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    TmpDir(p)
+}
+
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../rlox-lm/tests/fixtures/qwen2_tied")
 }
@@ -49,7 +74,7 @@ fn dpo_config(dir: &Path, train: PathBuf) -> DpoConfig {
 
 #[test]
 fn dpo_starts_at_ln2_and_learns() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cfg = dpo_config(dir.path(), prefs(dir.path()));
     let mut t = DpoTrainer::new(&cfg).unwrap();
     let (_, s0) = t.compute_loss(&[0, 1, 2, 3]).unwrap();
@@ -74,7 +99,7 @@ fn dpo_starts_at_ln2_and_learns() {
 
 #[test]
 fn dpo_loss_types_and_precomputed_reference() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let train = prefs(dir.path());
     let live = DpoTrainer::new(&dpo_config(dir.path(), train.clone())).unwrap();
     let pre = DpoTrainer::new(&DpoConfig { precompute_ref_log_probs: true, ..dpo_config(dir.path(), train.clone()) }).unwrap();
@@ -94,7 +119,7 @@ fn dpo_loss_types_and_precomputed_reference() {
 
 #[test]
 fn grpo_trains_and_writes_rollouts() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let rows: Vec<serde_json::Value> =
         (0..4).map(|i| serde_json::json!({"prompt": format!("Compute {i}+2."), "answer": format!("{}", i + 2)})).collect();
     let train = write(dir.path(), "prompts.jsonl", &rows);
@@ -162,7 +187,7 @@ fn grpo_trains_and_writes_rollouts() {
 
 #[test]
 fn sft_from_scratch_and_reward_model_learn() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let rows: Vec<serde_json::Value> = (0..8)
         .map(|i| serde_json::json!({"prompt": format!("Compute {i}+1."), "completion": format!("<answer>{}</answer>", i + 1)}))
         .collect();
@@ -218,7 +243,7 @@ fn sft_from_scratch_and_reward_model_learn() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let tok = rlox_lm::LmTokenizer::from_dir(fixture()).unwrap();
     // A row missing a column: the file, line and column are named.
     let p = write(
@@ -257,7 +282,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn parquet_datasets_read_like_jsonl() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let rows = vec![rlox_data::records::Preference { prompt: "p ".into(), chosen: "yes".into(), rejected: "no".into() }];
     let batch = rlox_data::records::preferences_to_batch(&rows).unwrap();
     let path = dir.path().join("prefs.parquet");
