@@ -19,7 +19,7 @@ use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rlox_core::seeding::{derive_seed, rng_from_seed};
 use rlox_lm::CausalLm;
-use rlox_nn::{DeviceKind, Optimizer, OptimizerConfig, Tensor};
+use rlox_nn::{DeviceKind, Module, Optimizer, OptimizerConfig, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -39,7 +39,7 @@ use rlox_data::records::{Completion, RolloutGroup};
 use rlox_data::rollouts::RolloutStore;
 use rlox_lm::generate::FinishReason;
 use rlox_lm::{generate, CausalLm, GenerationConfig, LmTokenizer};
-use rlox_nn::{DeviceKind, Optimizer, OptimizerConfig, Tensor};
+use rlox_nn::{DeviceKind, Module, Optimizer, OptimizerConfig, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
