@@ -10,6 +10,7 @@
 //! * `dpo_speed`, `grpo_speed`: seconds per optimizer step (median of STEPS after one warm-up step)
 //!   and tokens per second, one thread.
 
+use rlox_nn::Module;
 use rlox_posttrain::datasets::PaddedBatch;
 use rlox_posttrain::dpo::{DpoConfig, DpoTrainer, TokenizedPair};
 use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
