@@ -8,6 +8,7 @@ mod args;
 mod cmd_env;
 mod cmd_learn;
 mod cmd_lm;
+mod cmd_posttrain;
 mod cmd_solve;
 #[cfg(feature = "sql")]
 mod cmd_sql;
@@ -42,6 +43,17 @@ enum Command {
     /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
     #[command(subcommand)]
     Lm(cmd_lm::LmCommand),
+    /// Supervised fine-tuning of a language model from a TOML config.
+    Sft(cmd_posttrain::PostArgs),
+    /// Train a Bradley-Terry reward model from a TOML config.
+    Rm(cmd_posttrain::PostArgs),
+    /// Direct Preference Optimization from a TOML config.
+    Dpo(cmd_posttrain::PostArgs),
+    /// GRPO with rule-based rewards from a TOML config.
+    Grpo(cmd_posttrain::PostArgs),
+    /// The tiny R1-Zero: tasks, SFT warm-up from scratch, GRPO, curves.
+    #[command(name = "r1-zero")]
+    R1Zero(cmd_posttrain::PostArgs),
     /// SQL over run directories, rollouts and datasets, with Hive's LATERAL VIEW explode
     /// (built with the `sql` cargo feature).
     #[cfg(feature = "sql")]
@@ -60,6 +72,11 @@ fn main() -> ExitCode {
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Lm(c) => cmd_lm::run(c),
+        Command::Sft(a) => cmd_posttrain::run(cmd_posttrain::Method::Sft, a),
+        Command::Rm(a) => cmd_posttrain::run(cmd_posttrain::Method::Rm, a),
+        Command::Dpo(a) => cmd_posttrain::run(cmd_posttrain::Method::Dpo, a),
+        Command::Grpo(a) => cmd_posttrain::run(cmd_posttrain::Method::Grpo, a),
+        Command::R1Zero(a) => cmd_posttrain::run(cmd_posttrain::Method::R1Zero, a),
         #[cfg(feature = "sql")]
         Command::Sql(a) => cmd_sql::run(a),
     };

@@ -1,0 +1,170 @@
+//! The rlox side of `bench/posttrain_trl.py`: parity values and timings on the batches that script
+//! writes (`case.json`), printed as one JSON object.
+//!
+//! `cargo run --release -p rlox-posttrain --example posttrain_bench -- MODEL_DIR CASE.json [STEPS]`
+//!
+//! * `dpo_parity`: loss, TRL-named metrics and reference log-probs of step 0 on the case's pairs
+//!   (token ids as TRL tokenised them), the policy being its own frozen reference.
+//! * `grpo_parity`: per-token log-probs and the loss on the case's fixed rollout (token ids and
+//!   advantages from the script) with `old = logp.detach()` and the reference = the initial model.
+//! * `dpo_speed`, `grpo_speed`: seconds per optimizer step (median of STEPS after one warm-up step)
+//!   and tokens per second, one thread.
+
+use rlox_nn::Module;
+use rlox_posttrain::datasets::PaddedBatch;
+use rlox_posttrain::dpo::{DpoConfig, DpoTrainer, TokenizedPair};
+use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
+use rlox_posttrain::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
+use rlox_posttrain::losses::{grpo_aggregate, grpo_per_token_loss, GrpoLossSettings, GrpoLossType};
+use rlox_posttrain::rewards::RewardSpec;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> rlox_posttrain::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let model_dir = PathBuf::from(&args[1]);
+    let case: Value = serde_json::from_str(&std::fs::read_to_string(&args[2]).expect("case.json")).expect("json");
+    let steps: usize = args.get(3).map_or(5, |s| s.parse().expect("steps"));
+    let device = rlox_nn::train_device(rlox_nn::DeviceKind::Cpu, 0)?;
+    let tok = rlox_lm::LmTokenizer::from_dir(&model_dir)?;
+    let mut out = serde_json::Map::new();
+
+    // ---- DPO parity and speed
+    let d = &case["dpo"];
+    let pairs: Vec<TokenizedPair> = d["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| TokenizedPair { prompt: ids(&p["prompt"]), chosen: ids(&p["chosen"]), rejected: ids(&p["rejected"]), margin: None })
+        .collect();
+    if let Some(rows) = d["rows"].as_array() {
+        let rows: Vec<rlox_posttrain::datasets::Row> = rows.iter().map(|r| r.as_object().expect("row").clone()).collect();
+        let ds = rlox_posttrain::datasets::Dataset::from_rows(rows);
+        let mine = rlox_posttrain::dpo::tokenize_preferences(&ds, &tok, &Default::default())?;
+        out.insert("tokenization_matches".into(), (mine == pairs).into());
+    }
+    let cfg = DpoConfig {
+        beta: d["beta"].as_f64().unwrap_or(0.1),
+        learning_rate: d["learning_rate"].as_f64().unwrap_or(1e-6),
+        per_device_train_batch_size: pairs.len(),
+        max_steps: 1000,
+        ..Default::default()
+    };
+    let model = rlox_lm::load_model(&model_dir, &device)?;
+    let mut dpo = DpoTrainer::from_parts(&cfg, model, None, pairs.clone(), tok.pad_token_id, model_dir.clone())?;
+    let all: Vec<usize> = (0..pairs.len()).collect();
+    let (_, st) = dpo.compute_loss(&all)?;
+    let mut metrics = serde_json::Map::new();
+    for (k, v) in st.metrics.named() {
+        metrics.insert(k.to_string(), v.into());
+    }
+    out.insert(
+        "dpo_parity".into(),
+        json!({"loss": st.loss, "metrics": metrics, "ref_logps": st.ref_logps.iter().map(|(c, r)| vec![*c, *r]).collect::<Vec<_>>()}),
+    );
+    let mut times = Vec::new();
+    for k in 0..=steps {
+        let t = Instant::now();
+        dpo.train_step(&all, cfg.learning_rate)?;
+        if k > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let s = median(times);
+    out.insert(
+        "dpo_speed".into(),
+        json!({"seconds_per_step": s, "tokens_per_second": st.tokens as f64 / s, "tokens_per_step": st.tokens}),
+    );
+
+    // ---- GRPO parity on a fixed rollout
+    let g = &case["grpo"];
+    let prompts: Vec<Vec<u32>> = g["prompt_ids"].as_array().expect("prompt_ids").iter().map(ids).collect();
+    let comps: Vec<Vec<u32>> = g["completion_ids"].as_array().expect("completion_ids").iter().map(ids).collect();
+    let adv: Vec<f64> = g["advantages"].as_array().expect("advantages").iter().map(|x| x.as_f64().unwrap()).collect();
+    let pairs_g: Vec<(Vec<u32>, Vec<u32>)> = prompts.iter().cloned().zip(comps.iter().cloned()).collect();
+    let batch = PaddedBatch::new(&pairs_g, tok.pad_token_id);
+    let model = rlox_lm::load_model(&model_dir, &device)?;
+    let reference = model.valid();
+    let temperature = g["temperature"].as_f64().unwrap_or(1.0);
+    let logp = completion_logps(&model, &batch, temperature)?;
+    let refp = completion_logps(&reference, &batch, temperature)?;
+    let loss_type: GrpoLossType = serde_json::from_value(g["loss_type"].clone()).unwrap_or_default();
+    let s = GrpoLossSettings {
+        epsilon: g["epsilon"].as_f64().unwrap_or(0.2),
+        epsilon_high: g["epsilon"].as_f64().unwrap_or(0.2),
+        beta: g["beta"].as_f64().unwrap_or(0.0),
+        loss_type,
+        max_completion_length: g["max_completion_length"].as_u64().unwrap_or(batch.completion_len as u64) as usize,
+    };
+    let rows = adv.len();
+    let (per_tok, _) =
+        grpo_per_token_loss(logp.clone(), logp.clone().detach(), Some(refp.detach()), tensor2(&adv, rows, &device), &s);
+    let loss = grpo_aggregate(per_tok, mask_tensor(&batch, &device), loss_type, s.max_completion_length, None);
+    out.insert(
+        "grpo_parity".into(),
+        json!({"loss": loss.into_scalar::<f32>() as f64, "per_token_logps": to_f64(logp.detach()), "completion_len": batch.completion_len}),
+    );
+
+    // ---- GRPO speed: full steps (generation included) on the case's prompt texts
+    let dir = std::env::temp_dir().join(format!("rlox-posttrain-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let data = dir.join("prompts.jsonl");
+    let lines: String = g["prompt_texts"]
+        .as_array()
+        .expect("prompt_texts")
+        .iter()
+        .map(|p| json!({"prompt": p}).to_string() + "\n")
+        .collect();
+    std::fs::write(&data, lines).expect("write prompts");
+    let gcfg = GrpoConfig {
+        model: rlox_posttrain::common::ModelConfig { path: model_dir.clone(), init: None },
+        train_file: data,
+        reward_funcs: vec![RewardSpec::Length { weight: 1.0, free_chars: 10, coef: 1.0 }],
+        num_generations: g["num_generations"].as_u64().unwrap_or(4) as usize,
+        prompts_per_step: g["prompts_per_step"].as_u64().unwrap_or(2) as usize,
+        max_completion_length: g["max_completion_length"].as_u64().unwrap_or(48) as usize,
+        ignore_eos: true,
+        beta: s.beta,
+        max_steps: 1000,
+        write_rollouts: false,
+        output_dir: dir.join("runs"),
+        ..Default::default()
+    };
+    let mut grpo = GrpoTrainer::new(&gcfg)?;
+    let (mut gen_t, mut step_t) = (Vec::new(), Vec::new());
+    let mut tokens = 0;
+    for k in 0..=steps {
+        let t = Instant::now();
+        let idx: Vec<usize> = (0..gcfg.prompts_per_step).map(|i| i % grpo.prompts.len()).collect();
+        let r = grpo.generate_and_score(&idx, k as u64)?;
+        let b = grpo.rollout_batch(&r);
+        let tg = t.elapsed().as_secs_f64();
+        let (l, _) = grpo.compute_loss(&b, &r.advantages, None, None)?;
+        let mut grads = rlox_nn::backward(&l, &grpo.model);
+        rlox_nn::clip_grad_norm(&grpo.model, &mut grads, 1.0);
+        let mut opt = rlox_nn::OptimizerConfig::adamw().build();
+        grpo.model = opt.step(1e-6, grpo.model.clone(), grads);
+        if k > 0 {
+            gen_t.push(tg);
+            step_t.push(t.elapsed().as_secs_f64());
+            tokens = b.valid.iter().flatten().filter(|&&v| v).count();
+        }
+    }
+    let s = median(step_t);
+    out.insert(
+        "grpo_speed".into(),
+        json!({"seconds_per_step": s, "generation_seconds": median(gen_t), "tokens_per_second": tokens as f64 / s, "tokens_per_step": tokens}),
+    );
+    println!("{}", Value::Object(out));
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Per-token log-probs of completions under a model, the quantity every trainer here differentiates.
+//!
+//! A [`PaddedBatch`] puts every completion at the same column `P` (prompts left-padded, completions
+//! right-padded), so one forward pass gives `logits[:, P-1 .. P+C-1]`, the predictions of the `C`
+//! completion tokens; `log_softmax(logits / temperature)` gathered at the completion ids is `[B, C]`.
+//! This is `rlox lm score`'s computation (`score_ids`), batched and kept on the autodiff graph.
+
+use crate::datasets::PaddedBatch;
+use crate::{Error, Result};
+use rlox_lm::CausalLm;
+use rlox_nn::burn::tensor::activation::log_softmax;
+use rlox_nn::{Int, Tensor, TensorData};
+
+/// `[B, C]` log-probs of the completion tokens (padding positions hold arbitrary finite values: multiply
+/// by the completion mask). `temperature` divides the logits first (GRPO samples at a temperature and
+/// scores at the same one, as TRL does).
+pub fn completion_logps(model: &CausalLm, batch: &PaddedBatch, temperature: f64) -> Result<Tensor<2>> {
+    let (p, c) = (batch.prompt_len, batch.completion_len);
+    if p == 0 {
+        return Err(Error::invalid("batch", "every row needs at least one prompt token to condition on"));
+    }
+    if c == 0 {
+        return Err(Error::invalid("batch", "no completion tokens to score"));
+    }
+    let b = batch.ids.len();
+    let logits = model.forward(&batch.forward_input(), None)?.logits;
+    let mut logits = logits.narrow(1, p - 1, c);
+    if temperature != 1.0 {
+        logits = logits.div_scalar(temperature);
+    }
+    let lp = log_softmax(logits, 2);
+    let ids: Vec<i64> = batch.completion_ids.iter().flatten().map(|&i| i as i64).collect();
+    let idx = Tensor::<3, Int>::from_data(TensorData::new(ids, [b, c, 1]), &lp.device());
+    Ok(lp.gather(2, idx).reshape([b, c]))
+}
+
+/// The completion mask `[B, C]` on `device`.
+pub fn mask_tensor(batch: &PaddedBatch, device: &rlox_nn::Device) -> Tensor<2> {
+    let (b, c) = (batch.ids.len(), batch.completion_len);
+    let flat: Vec<f32> = batch.completion_mask.iter().flatten().copied().collect();
+    Tensor::<2>::from_data(TensorData::new(flat, [b, c]), device)
+}
+
+/// Summed completion log-prob per row, `[B]`.
+pub fn sequence_logps(model: &CausalLm, batch: &PaddedBatch) -> Result<Tensor<1>> {
+    let lp = completion_logps(model, batch, 1.0)?;
+    let mask = mask_tensor(batch, &lp.device());
+    let b = batch.ids.len();
+    Ok((lp * mask).sum_dim(1).reshape([b]))
+}
+
+/// A tensor's values as `f64`.
+pub fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().try_into_vec_as::<f32>().expect("f32 tensor").into_iter().map(f64::from).collect()
+}
+
+/// `[rows, cols]` values as a tensor on `device`.
+pub fn tensor2(values: &[f64], rows: usize, device: &rlox_nn::Device) -> Tensor<2> {
+    let cols = values.len().checked_div(rows).unwrap_or(0);
+    Tensor::<2>::from_data(TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), [rows, cols]), device)
+}
+
+/// `[n]` values as a tensor on `device`.
+pub fn tensor1(values: &[f64], device: &rlox_nn::Device) -> Tensor<1> {
+    Tensor::<1>::from_data(TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), [values.len()]), device)
+}

@@ -1,0 +1,219 @@
+//! The tiny R1-Zero: one call that builds a task set, trains a small model from scratch with an SFT
+//! warm-up on a few worked examples (the `<think>`/`<answer>` format plus some solutions), then runs
+//! GRPO with the format and accuracy rewards on problems the SFT set did not contain, evaluating greedy
+//! completions of held-out problems along the way, and draws the curves.
+//!
+//! Layout of its directory (`<output_dir>/r1-zero-<timestamp>/`): `data/{sft,train,eval}.jsonl`, the SFT
+//! run `sft-*/`, the GRPO run `grpo-*/` (metrics, rollouts, samples, checkpoints), `plots/r1_zero.{png,svg}`
+//! and `summary.json` (SFT-model and final eval scores).
+
+use crate::common::{InitConfig, ModelConfig};
+use crate::grpo::{GrpoConfig, GrpoTrainer};
+use crate::losses::{GrpoLossType, ScaleRewards};
+use crate::rewards::RewardSpec;
+use crate::sft::{SftConfig, SftTrainer};
+use crate::tasks::{generate_tasks, to_jsonl, TaskConfig, TaskKind};
+use crate::{Error, Result};
+use rlox_core::checkpoint::atomic_write;
+use rlox_core::plot::{LineChart, Series};
+use rlox_core::run::RunDir;
+use rlox_nn::OptimizerConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Settings of the whole pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct R1ZeroConfig {
+    /// Directory with the tokenizer files (tokenizer.json, tokenizer_config.json).
+    pub tokenizer_dir: PathBuf,
+    /// The model shape (trained from scratch).
+    pub init: InitConfig,
+    /// The task.
+    pub task: TaskConfig,
+    /// Worked examples for the SFT warm-up.
+    pub sft_examples: usize,
+    /// SFT optimizer steps.
+    pub sft_steps: u64,
+    /// SFT batch size.
+    pub sft_batch_size: usize,
+    /// SFT learning rate.
+    pub sft_learning_rate: f64,
+    /// GRPO training prompts (disjoint from the SFT examples and the eval set).
+    pub train_prompts: usize,
+    /// Held-out eval prompts.
+    pub eval_prompts: usize,
+    /// GRPO optimizer steps.
+    pub grpo_steps: u64,
+    /// Prompts per GRPO step.
+    pub prompts_per_step: usize,
+    /// Completions per prompt.
+    pub num_generations: usize,
+    /// GRPO learning rate.
+    pub grpo_learning_rate: f64,
+    /// Completion tokens at most.
+    pub max_completion_length: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// GRPO KL coefficient.
+    pub beta: f64,
+    /// GRPO loss reduction.
+    pub loss_type: GrpoLossType,
+    /// Evaluate every this many GRPO steps.
+    pub eval_steps: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Where the run directory goes.
+    pub output_dir: PathBuf,
+}
+
+impl Default for R1ZeroConfig {
+    fn default() -> Self {
+        R1ZeroConfig {
+            tokenizer_dir: PathBuf::from("crates/rlox-lm/tests/fixtures/qwen2_tied"),
+            init: InitConfig { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, ..Default::default() },
+            task: TaskConfig {
+                kind: TaskKind::Arithmetic,
+                num_operands: 2,
+                max_operand: 9,
+                max_target: 100,
+                operators: "+-".into(),
+            },
+            sft_examples: 40,
+            sft_steps: 150,
+            sft_batch_size: 16,
+            sft_learning_rate: 3e-3,
+            train_prompts: 200,
+            eval_prompts: 64,
+            grpo_steps: 100,
+            prompts_per_step: 8,
+            num_generations: 8,
+            grpo_learning_rate: 5e-4,
+            max_completion_length: 40,
+            temperature: 1.0,
+            beta: 0.0,
+            loss_type: GrpoLossType::Dapo,
+            eval_steps: 10,
+            seed: 0,
+            output_dir: PathBuf::from("runs"),
+        }
+    }
+}
+
+/// Split generated problems into disjoint SFT / train / eval sets (by prompt text).
+fn split_tasks(c: &R1ZeroConfig) -> Result<(Vec<crate::datasets::Row>, Vec<crate::datasets::Row>, Vec<crate::datasets::Row>)> {
+    let want = c.sft_examples + c.train_prompts + c.eval_prompts;
+    let pool = generate_tasks(&c.task, want * 20, c.seed);
+    let mut seen = HashSet::new();
+    let unique: Vec<_> = pool.into_iter().filter(|r| seen.insert(r["prompt"].as_str().unwrap_or("").to_string())).collect();
+    if unique.len() < c.sft_examples + c.eval_prompts + 1 {
+        return Err(Error::invalid(
+            "r1_zero.task",
+            format!("only {} distinct problems; widen max_operand or use fewer examples", unique.len()),
+        ));
+    }
+    let eval: Vec<_> = unique[..c.eval_prompts].to_vec();
+    let sft: Vec<_> = unique[c.eval_prompts..c.eval_prompts + c.sft_examples].to_vec();
+    let rest = &unique[c.eval_prompts + c.sft_examples..];
+    let train: Vec<_> = rest[..rest.len().min(c.train_prompts)].to_vec();
+    Ok((sft, train, eval))
+}
+
+fn read_series(metrics: &std::path::Path, name: &str) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(metrics).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(name)?.as_f64()?)))
+        .collect()
+}
+
+/// Run the whole pipeline; returns the summary.
+pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_json::Value> {
+    let dir = RunDir::create(&c.output_dir, "r1-zero")?;
+    dir.write_config(c)?;
+    let (sft_rows, train_rows, eval_rows) = split_tasks(c)?;
+    let data = dir.path().join("data");
+    for (name, rows) in [("sft", &sft_rows), ("train", &train_rows), ("eval", &eval_rows)] {
+        atomic_write(data.join(format!("{name}.jsonl")), to_jsonl(rows).as_bytes())?;
+    }
+    let adamw = OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
+    let sft = SftConfig {
+        model: ModelConfig { path: c.tokenizer_dir.clone(), init: Some(c.init.clone()) },
+        train_file: data.join("sft.jsonl"),
+        max_length: Some(c.init.max_position_embeddings),
+        per_device_train_batch_size: c.sft_batch_size,
+        learning_rate: c.sft_learning_rate,
+        warmup_steps: 10,
+        max_steps: c.sft_steps,
+        optimizer: adamw,
+        seed: c.seed,
+        logging_steps: 10,
+        output_dir: dir.path().to_path_buf(),
+        run_name: "sft".into(),
+        ..Default::default()
+    };
+    let sft_summary = SftTrainer::new(&sft)?.train()?;
+    let sft_ckpt = PathBuf::from(sft_summary["checkpoint"].as_str().unwrap_or_default());
+    let reward_funcs = match c.task.kind {
+        TaskKind::Arithmetic => vec![RewardSpec::Format { weight: 1.0 }, RewardSpec::Arithmetic { weight: 1.0 }],
+        TaskKind::Countdown => vec![RewardSpec::Format { weight: 1.0 }, RewardSpec::Countdown { weight: 1.0 }],
+    };
+    let grpo = GrpoConfig {
+        model: ModelConfig { path: sft_ckpt, init: None },
+        train_file: data.join("train.jsonl"),
+        eval_file: Some(data.join("eval.jsonl")),
+        eval_steps: c.eval_steps,
+        reward_funcs,
+        num_generations: c.num_generations,
+        prompts_per_step: c.prompts_per_step,
+        max_prompt_length: None,
+        max_completion_length: c.max_completion_length,
+        temperature: c.temperature,
+        beta: c.beta,
+        scale_rewards: ScaleRewards::Group,
+        loss_type: c.loss_type,
+        learning_rate: c.grpo_learning_rate,
+        constant_lr: true,
+        max_steps: max_steps.unwrap_or(c.grpo_steps),
+        optimizer: adamw,
+        seed: c.seed,
+        logging_steps: 1,
+        output_dir: dir.path().to_path_buf(),
+        run_name: "grpo".into(),
+        ..Default::default()
+    };
+    let grpo_summary = GrpoTrainer::new(&grpo)?.train()?;
+    let grpo_dir = PathBuf::from(grpo_summary["run_dir"].as_str().unwrap_or_default());
+    let metrics = grpo_dir.join("metrics.jsonl");
+    let acc_name = match c.task.kind {
+        TaskKind::Arithmetic => "accuracy",
+        TaskKind::Countdown => "countdown",
+    };
+    let chart = LineChart {
+        title: format!("tiny R1-Zero ({:?}): GRPO after an SFT warm-up", c.task.kind).to_lowercase(),
+        x_label: "GRPO step".into(),
+        y_label: "score".into(),
+        series: vec![
+            Series { name: "eval format (greedy, held-out)".into(), points: read_series(&metrics, "eval/format") },
+            Series { name: format!("eval {acc_name} (greedy, held-out)"), points: read_series(&metrics, &format!("eval/{acc_name}")) },
+            Series { name: "train format (sampled)".into(), points: read_series(&metrics, "rewards/format/mean") },
+            Series { name: format!("train {acc_name} (sampled)"), points: read_series(&metrics, &format!("rewards/{acc_name}/mean")) },
+        ],
+    };
+    for ext in ["png", "svg"] {
+        chart.draw(&dir.plot_path(&format!("r1_zero.{ext}")), 900, 500)?;
+    }
+    let summary = serde_json::json!({
+        "method": "r1-zero",
+        "run_dir": dir.path().display().to_string(),
+        "task": c.task.kind,
+        "sft": sft_summary,
+        "grpo": grpo_summary,
+        "sft_model_eval": grpo_summary["eval_first"],
+        "final_eval": grpo_summary["eval_final"],
+        "plot": dir.plot_path("r1_zero.png").display().to_string(),
+    });
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}

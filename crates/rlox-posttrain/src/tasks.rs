@@ -1,0 +1,197 @@
+//! Task generators for reasoning-style RL: countdown and arithmetic problems, solvable by
+//! construction, each with a worked solution in R1's format for an SFT warm-up.
+//!
+//! * Countdown: `n` numbers are drawn, combined in a random order by a random chain of `+ - *` (and `/`
+//!   only when it divides exactly) keeping every intermediate value a positive integer; the final value is
+//!   the target. The row holds `prompt`, `numbers`, `target` and `solution` (`<think>` the steps
+//!   `</think><answer>` the expression `</answer>`).
+//! * Arithmetic: `a op b` (or `a op b op c`) with small operands, evaluated with the usual precedence;
+//!   the row holds `prompt`, `answer` and `solution`.
+//!
+//! Rows are JSON objects, the same as a dataset row read from JSON Lines ([`crate::datasets::Row`]),
+//! and the `prompt`/`completion` pair (`completion` = `solution`) makes them SFT rows too.
+
+use crate::datasets::Row;
+use crate::rewards::{countdown_score, eval_expression, Rational};
+use rand::Rng;
+use rlox_core::seeding::rng_from_seed;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Which task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Countdown: reach a target with given numbers.
+    Countdown,
+    /// Evaluate a small arithmetic expression.
+    Arithmetic,
+}
+
+/// Generator settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The task.
+    pub kind: TaskKind,
+    /// Numbers per countdown problem (operands per arithmetic problem: 2 or 3).
+    pub num_operands: usize,
+    /// Operands are drawn from `1..=max_operand`.
+    pub max_operand: i64,
+    /// Countdown targets at most this (problems above are redrawn).
+    pub max_target: i64,
+    /// Operators to use, from `+ - * /`.
+    pub operators: String,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig { kind: TaskKind::Countdown, num_operands: 3, max_operand: 9, max_target: 100, operators: "+-*".into() }
+    }
+}
+
+fn apply(a: i64, op: char, b: i64) -> Option<i64> {
+    match op {
+        '+' => a.checked_add(b),
+        '-' => a.checked_sub(b),
+        '*' => a.checked_mul(b),
+        '/' => (b != 0 && a % b == 0).then(|| a / b),
+        _ => None,
+    }
+}
+
+/// One countdown problem.
+pub fn countdown_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
+    let ops: Vec<char> = cfg.operators.chars().filter(|c| "+-*/".contains(*c)).collect();
+    let ops = if ops.is_empty() { vec!['+'] } else { ops };
+    loop {
+        let numbers: Vec<i64> = (0..cfg.num_operands.max(2)).map(|_| rng.random_range(1..=cfg.max_operand)).collect();
+        // Combine left to right in a random order: ((x0 op x1) op x2) ...
+        let mut order: Vec<usize> = (0..numbers.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let mut value = numbers[order[0]];
+        let mut expr = value.to_string();
+        let mut steps = Vec::new();
+        let mut ok = true;
+        for &k in &order[1..] {
+            let op = ops[rng.random_range(0..ops.len())];
+            let x = numbers[k];
+            match apply(value, op, x) {
+                Some(v) if v > 0 => {
+                    steps.push(format!("{value}{op}{x}={v}"));
+                    let needs_paren = matches!(op, '*' | '/') && expr.contains(['+', '-']);
+                    expr = if needs_paren { format!("({expr}){op}{x}") } else { format!("{expr}{op}{x}") };
+                    value = v;
+                }
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok || value > cfg.max_target {
+            continue;
+        }
+        let nums: Vec<i128> = numbers.iter().map(|&n| n as i128).collect();
+        debug_assert_eq!(countdown_score(&expr, &nums, Rational::int(value as i128)), 1.0);
+        let list = numbers.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+        let solution = format!("<think>{}</think><answer>{expr}</answer>", steps.join(", "));
+        return json!({
+            "prompt": format!("Use {list} to make {value}."),
+            "numbers": numbers,
+            "target": value,
+            "solution": solution.clone(),
+            "completion": solution,
+        })
+        .as_object()
+        .cloned()
+        .expect("object");
+    }
+}
+
+/// One arithmetic problem.
+pub fn arithmetic_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
+    let ops: Vec<char> = cfg.operators.chars().filter(|c| "+-*".contains(*c)).collect();
+    let ops = if ops.is_empty() { vec!['+'] } else { ops };
+    let n = cfg.num_operands.clamp(2, 3);
+    let xs: Vec<i64> = (0..n).map(|_| rng.random_range(1..=cfg.max_operand)).collect();
+    let os: Vec<char> = (0..n - 1).map(|_| ops[rng.random_range(0..ops.len())]).collect();
+    let mut expr = xs[0].to_string();
+    for (o, x) in os.iter().zip(&xs[1..]) {
+        expr.push(*o);
+        expr.push_str(&x.to_string());
+    }
+    let value = eval_expression(&expr).expect("generated expressions parse").value;
+    // Worked steps: multiplications first, then left to right.
+    let mut vals = xs.clone();
+    let mut opv = os.clone();
+    let mut steps = Vec::new();
+    while let Some(i) = opv.iter().position(|&o| o == '*') {
+        let v = vals[i] * vals[i + 1];
+        steps.push(format!("{}*{}={v}", vals[i], vals[i + 1]));
+        vals.splice(i..=i + 1, [v]);
+        opv.remove(i);
+    }
+    while !opv.is_empty() {
+        let v = apply(vals[0], opv[0], vals[1]).expect("small numbers");
+        steps.push(format!("{}{}{}={v}", vals[0], opv[0], vals[1]));
+        vals.splice(0..=1, [v]);
+        opv.remove(0);
+    }
+    let answer = value.num.to_string();
+    let solution = format!("<think>{}</think><answer>{answer}</answer>", steps.join(", "));
+    json!({
+        "prompt": format!("Compute {expr}."),
+        "answer": answer,
+        "solution": solution.clone(),
+        "completion": solution,
+    })
+    .as_object()
+    .cloned()
+    .expect("object")
+}
+
+/// `n` problems from `seed`.
+pub fn generate_tasks(cfg: &TaskConfig, n: usize, seed: u64) -> Vec<Row> {
+    let mut rng = rng_from_seed(seed);
+    (0..n)
+        .map(|_| match cfg.kind {
+            TaskKind::Countdown => countdown_task(&mut rng, cfg),
+            TaskKind::Arithmetic => arithmetic_task(&mut rng, cfg),
+        })
+        .collect()
+}
+
+/// Rows as JSON Lines text.
+pub fn to_jsonl(rows: &[Row]) -> String {
+    rows.iter().map(|r| Value::Object(r.clone()).to_string() + "\n").collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewards::{is_r1_format, ArithmeticReward, CountdownReward, FormatReward, RewardFn};
+
+    #[test]
+    fn generated_problems_are_solved_by_their_solutions() {
+        for kind in [TaskKind::Countdown, TaskKind::Arithmetic] {
+            for ops in ["+-*", "+-*/", "+"] {
+                let cfg = TaskConfig { kind, operators: ops.into(), num_operands: 3, ..Default::default() };
+                let rows = generate_tasks(&cfg, 200, 7);
+                for r in &rows {
+                    let sol = r["solution"].as_str().unwrap();
+                    assert!(is_r1_format(sol), "{sol}");
+                    assert_eq!(FormatReward.score("", sol, r), Some(1.0));
+                    let f: &dyn RewardFn = match kind {
+                        TaskKind::Countdown => &CountdownReward,
+                        TaskKind::Arithmetic => &ArithmeticReward,
+                    };
+                    assert_eq!(f.score("", sol, r), Some(1.0), "{r:?}");
+                }
+                assert_eq!(rows, generate_tasks(&cfg, 200, 7), "seeded");
+            }
+        }
+    }
+}
