@@ -6,6 +6,15 @@
 use rlox_core::logger::Logger;
 use rlox_deep::{train_ddpg, train_sac, train_td3, DdpgConfig, EntCoef, SacConfig, Td3Config};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// The networks are initialised from burn's process-wide random generator (seeded by
+/// `rlox_nn::train_device`), so two trainers built at the same time in one process would race for it
+/// and lose their same-seed reproducibility. The tests of this file therefore run one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A logger that remembers `eval/mean_reward`.
 #[derive(Default)]
@@ -55,6 +64,7 @@ fn small_sac(total: u64) -> SacConfig {
 /// before (at step 200) stays, loads, and training resumes from it with a sane learning rate.
 #[test]
 fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
     let bad =
@@ -79,6 +89,7 @@ fn file(dir: &Path, name: &str) -> Vec<u8> {
 /// bit-identical to an uninterrupted 600-step run's, and so are the evaluation and the counters.
 #[test]
 fn resume_reproduces_an_uninterrupted_run_exactly() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = |s: &str| Some(dir.path().join(s));
     // TD3 (exploration noise, delayed updates, two target networks).
@@ -141,6 +152,7 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
 /// swing up scores above -900; the measured figures are printed).
 #[test]
 fn short_sac_run_on_pendulum_improves_the_return() {
+    let _serial = serial();
     let config = SacConfig {
         total_timesteps: 4000,
         learning_starts: 100,
@@ -169,6 +181,7 @@ fn short_sac_run_on_pendulum_improves_the_return() {
 
 #[test]
 fn continuous_algorithms_refuse_discrete_envs() {
+    let _serial = serial();
     let e = train_td3("CartPole-v1", &Td3Config::default(), &mut Evals::default(), None).unwrap_err().to_string();
     assert!(e.contains("td3") && e.contains("CartPole-v1") && e.contains("Discrete(2)"), "{e}");
     let e = train_sac("Acrobot-v1", &SacConfig::default(), &mut Evals::default(), None).unwrap_err().to_string();
@@ -187,6 +200,7 @@ fn report(name: &str, evals: &Evals, threshold: f64) -> Option<u64> {
 #[test]
 #[ignore = "about 2-5 minutes: TD3 on Pendulum-v1, zoo settings, 20000 steps"]
 fn td3_pendulum_reaches_minus_200_within_20k_steps() {
+    let _serial = serial();
     let mut evals = Evals::default();
     let s = train_td3("Pendulum-v1", &Td3Config::default(), &mut evals, None).unwrap();
     println!("td3 summary: {}", serde_json::to_string(&s).unwrap());
@@ -196,6 +210,7 @@ fn td3_pendulum_reaches_minus_200_within_20k_steps() {
 #[test]
 #[ignore = "about 2-5 minutes: DDPG on Pendulum-v1, zoo settings, 20000 steps"]
 fn ddpg_pendulum_reaches_minus_200_within_20k_steps() {
+    let _serial = serial();
     let mut evals = Evals::default();
     let s = train_ddpg("Pendulum-v1", &DdpgConfig::default(), &mut evals, None).unwrap();
     println!("ddpg summary: {}", serde_json::to_string(&s).unwrap());
@@ -205,6 +220,7 @@ fn ddpg_pendulum_reaches_minus_200_within_20k_steps() {
 #[test]
 #[ignore = "about 3-6 minutes: SAC on Pendulum-v1, zoo settings, 20000 steps"]
 fn sac_pendulum_reaches_minus_200_within_20k_steps() {
+    let _serial = serial();
     let mut evals = Evals::default();
     let s = train_sac("Pendulum-v1", &SacConfig::default(), &mut evals, None).unwrap();
     println!("sac summary: {}", serde_json::to_string(&s).unwrap());
@@ -214,6 +230,7 @@ fn sac_pendulum_reaches_minus_200_within_20k_steps() {
 #[test]
 #[ignore = "minutes: SAC on MountainCarContinuous-v0 (zoo settings without gSDE), 50000 steps"]
 fn sac_mountain_car_continuous() {
+    let _serial = serial();
     let config = SacConfig {
         total_timesteps: 50_000,
         learning_rate: 3e-4,
