@@ -15,8 +15,8 @@ mod cmd_sql;
 mod cmd_train;
 mod data_out;
 mod output;
-mod train_onpolicy;
 mod train_offpolicy;
+mod train_onpolicy;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

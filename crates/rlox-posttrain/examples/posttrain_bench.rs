@@ -45,10 +45,16 @@ fn main() -> rlox_posttrain::Result<()> {
         .as_array()
         .expect("pairs")
         .iter()
-        .map(|p| TokenizedPair { prompt: ids(&p["prompt"]), chosen: ids(&p["chosen"]), rejected: ids(&p["rejected"]), margin: None })
+        .map(|p| TokenizedPair {
+            prompt: ids(&p["prompt"]),
+            chosen: ids(&p["chosen"]),
+            rejected: ids(&p["rejected"]),
+            margin: None,
+        })
         .collect();
     if let Some(rows) = d["rows"].as_array() {
-        let rows: Vec<rlox_posttrain::datasets::Row> = rows.iter().map(|r| r.as_object().expect("row").clone()).collect();
+        let rows: Vec<rlox_posttrain::datasets::Row> =
+            rows.iter().map(|r| r.as_object().expect("row").clone()).collect();
         let ds = rlox_posttrain::datasets::Dataset::from_rows(rows);
         let mine = rlox_posttrain::dpo::tokenize_preferences(&ds, &tok, &Default::default())?;
         out.insert("tokenization_matches".into(), (mine == pairs).into());

@@ -149,7 +149,10 @@ impl Run {
     /// Save `model` as `checkpoints/<name>/` in Hugging Face layout with the tokenizer files.
     pub fn checkpoint(&self, model: &CausalLm, name: &str) -> Result<PathBuf> {
         if !rlox_nn::all_finite(model) {
-            return Err(Error::invalid("checkpoint", "the model has non-finite parameters; the last good checkpoint is kept"));
+            return Err(Error::invalid(
+                "checkpoint",
+                "the model has non-finite parameters; the last good checkpoint is kept",
+            ));
         }
         let path = self.dir.checkpoint_path(name);
         rlox_lm::save_model(model, &path, Some(&self.tokenizer_dir))?;

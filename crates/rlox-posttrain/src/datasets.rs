@@ -323,14 +323,19 @@ pub fn preference_examples(ds: &Dataset) -> Result<Vec<PreferenceExample>> {
             let rejected = Text::parse(ds.get(i, "rejected")?, loc, "rejected")?;
             let margin = match ds.rows[i].get("margin") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_f64().ok_or_else(|| Error::invalid(loc.clone(), "column `margin` must be a number"))?),
+                Some(v) => {
+                    Some(v.as_f64().ok_or_else(|| Error::invalid(loc.clone(), "column `margin` must be a number"))?)
+                }
             };
             let (prompt, chosen, rejected) = match ds.rows[i].get("prompt") {
                 Some(p) if !p.is_null() => (Text::parse(p, loc, "prompt")?, chosen, rejected),
                 _ => extract_prompt(chosen, rejected, loc)?,
             };
             if chosen.is_conversational() != rejected.is_conversational() {
-                return Err(Error::invalid(loc.clone(), "`chosen` and `rejected` must both be text or both be messages"));
+                return Err(Error::invalid(
+                    loc.clone(),
+                    "`chosen` and `rejected` must both be text or both be messages",
+                ));
             }
             Ok(PreferenceExample { prompt, chosen, rejected, margin })
         })
@@ -556,12 +561,8 @@ mod tests {
 
     #[test]
     fn implicit_prompt_from_text_and_messages() {
-        let (p, c, r) = extract_prompt(
-            Text::Plain("Q: 2+2? A: 4".into()),
-            Text::Plain("Q: 2+2? A: 5".into()),
-            "row 0",
-        )
-        .unwrap();
+        let (p, c, r) =
+            extract_prompt(Text::Plain("Q: 2+2? A: 4".into()), Text::Plain("Q: 2+2? A: 5".into()), "row 0").unwrap();
         assert_eq!(p, Text::Plain("Q: 2+2? A: ".into()));
         assert_eq!(c, Text::Plain("4".into()));
         assert_eq!(r, Text::Plain("5".into()));
@@ -600,8 +601,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rlox-posttrain-ds-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("d.jsonl");
-        std::fs::write(&p, "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}\n{\"prompt\":\"a\",\"chosen\":\"b\"}\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}\n{\"prompt\":\"a\",\"chosen\":\"b\"}\n",
+        )
+        .unwrap();
         let ds = Dataset::load(&p).unwrap();
         let e = preference_examples(&ds).unwrap_err().to_string();
         assert!(e.contains("d.jsonl:2") && e.contains("`rejected`"), "{e}");

@@ -115,7 +115,8 @@ impl Default for DpoConfig {
 impl DpoConfig {
     /// Check the values; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        let check = |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("dpo.{what}"), why)) };
+        let check =
+            |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("dpo.{what}"), why)) };
         check(self.beta > 0.0, "beta", "must be > 0")?;
         check((0.0..0.5).contains(&self.label_smoothing), "label_smoothing", "must be in [0, 0.5)")?;
         check(self.per_device_train_batch_size > 0, "per_device_train_batch_size", "must be > 0")?;
@@ -355,7 +356,8 @@ impl DpoTrainer {
             let stats = self.train_step(&idx, lr)?;
             tokens += stats.tokens;
             if self.step % c.logging_steps == 0 || self.step == total {
-                let mut m: Vec<(&str, f64)> = vec![("loss", stats.loss), ("grad_norm", stats.grad_norm), ("learning_rate", lr)];
+                let mut m: Vec<(&str, f64)> =
+                    vec![("loss", stats.loss), ("grad_norm", stats.grad_norm), ("learning_rate", lr)];
                 m.extend(stats.metrics.named());
                 m.push(("step_time", ts.elapsed().as_secs_f64()));
                 run.log(self.step, &m)?;

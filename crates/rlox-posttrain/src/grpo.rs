@@ -163,9 +163,18 @@ impl Default for GrpoConfig {
 impl GrpoConfig {
     /// Check the values; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        let check =
-            |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("grpo.{what}"), why)) };
-        check(self.num_generations >= 2, "num_generations", "must be >= 2 (advantages compare completions of a prompt)")?;
+        let check = |ok: bool, what: &str, why: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!("grpo.{what}"), why))
+            }
+        };
+        check(
+            self.num_generations >= 2,
+            "num_generations",
+            "must be >= 2 (advantages compare completions of a prompt)",
+        )?;
         check(self.prompts_per_step > 0, "prompts_per_step", "must be > 0")?;
         check(self.max_completion_length > 0, "max_completion_length", "must be > 0")?;
         check(self.temperature > 0.0, "temperature", "must be > 0 (GRPO samples)")?;
@@ -293,7 +302,12 @@ impl GrpoTrainer {
     }
 
     /// A trainer around a model on an autodiff device.
-    pub fn from_parts(config: &GrpoConfig, model: CausalLm, tokenizer: LmTokenizer, tokenizer_dir: PathBuf) -> Result<Self> {
+    pub fn from_parts(
+        config: &GrpoConfig,
+        model: CausalLm,
+        tokenizer: LmTokenizer,
+        tokenizer_dir: PathBuf,
+    ) -> Result<Self> {
         config.validate()?;
         let reward_fns: Vec<(Box<dyn RewardFn>, f64)> = config.reward_funcs.iter().map(RewardSpec::build).collect();
         let ds = Dataset::load(&config.train_file)?;
@@ -460,7 +474,9 @@ impl GrpoTrainer {
         let mut texts = Vec::new();
         for chunk in self.eval_prompts.chunks(64) {
             let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.ids.clone()).collect();
-            texts.extend(generate(&policy, &ids, &gen, Some(&self.tokenizer))?.into_iter().map(|o| o.text.unwrap_or_default()));
+            texts.extend(
+                generate(&policy, &ids, &gen, Some(&self.tokenizer))?.into_iter().map(|o| o.text.unwrap_or_default()),
+            );
         }
         let prompts: Vec<String> = self.eval_prompts.iter().map(|p| p.text.clone()).collect();
         let rows: Vec<&Row> = self.eval_prompts.iter().map(|p| &p.row).collect();
@@ -508,7 +524,10 @@ impl GrpoTrainer {
             gen_s += tg.elapsed().as_secs_f64();
             tokens += batch.valid.iter().flatten().filter(|&&v| v).count() * c.num_iterations;
             if let Some(store) = &store {
-                store.write_step(self.step as i64, &rollout_groups(self.step as i64, &self.prompts, &r, c.num_generations))?;
+                store.write_step(
+                    self.step as i64,
+                    &rollout_groups(self.step as i64, &self.prompts, &r, c.num_generations),
+                )?;
             }
             for it in 0..c.num_iterations {
                 if self.step >= c.max_steps {

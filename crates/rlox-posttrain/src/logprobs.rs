@@ -62,5 +62,8 @@ pub fn tensor2(values: &[f64], rows: usize, device: &rlox_nn::Device) -> Tensor<
 
 /// `[n]` values as a tensor on `device`.
 pub fn tensor1(values: &[f64], device: &rlox_nn::Device) -> Tensor<1> {
-    Tensor::<1>::from_data(TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), [values.len()]), device)
+    Tensor::<1>::from_data(
+        TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), [values.len()]),
+        device,
+    )
 }

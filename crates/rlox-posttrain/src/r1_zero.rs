@@ -102,11 +102,14 @@ impl Default for R1ZeroConfig {
 }
 
 /// Split generated problems into disjoint SFT / train / eval sets (by prompt text).
-fn split_tasks(c: &R1ZeroConfig) -> Result<(Vec<crate::datasets::Row>, Vec<crate::datasets::Row>, Vec<crate::datasets::Row>)> {
+fn split_tasks(
+    c: &R1ZeroConfig,
+) -> Result<(Vec<crate::datasets::Row>, Vec<crate::datasets::Row>, Vec<crate::datasets::Row>)> {
     let want = c.sft_examples + c.train_prompts + c.eval_prompts;
     let pool = generate_tasks(&c.task, want * 20, c.seed);
     let mut seen = HashSet::new();
-    let unique: Vec<_> = pool.into_iter().filter(|r| seen.insert(r["prompt"].as_str().unwrap_or("").to_string())).collect();
+    let unique: Vec<_> =
+        pool.into_iter().filter(|r| seen.insert(r["prompt"].as_str().unwrap_or("").to_string())).collect();
     if unique.len() < c.sft_examples + c.eval_prompts + 1 {
         return Err(Error::invalid(
             "r1_zero.task",
@@ -196,9 +199,15 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
         y_label: "score".into(),
         series: vec![
             Series { name: "eval format (greedy, held-out)".into(), points: read_series(&metrics, "eval/format") },
-            Series { name: format!("eval {acc_name} (greedy, held-out)"), points: read_series(&metrics, &format!("eval/{acc_name}")) },
+            Series {
+                name: format!("eval {acc_name} (greedy, held-out)"),
+                points: read_series(&metrics, &format!("eval/{acc_name}")),
+            },
             Series { name: "train format (sampled)".into(), points: read_series(&metrics, "rewards/format/mean") },
-            Series { name: format!("train {acc_name} (sampled)"), points: read_series(&metrics, &format!("rewards/{acc_name}/mean")) },
+            Series {
+                name: format!("train {acc_name} (sampled)"),
+                points: read_series(&metrics, &format!("rewards/{acc_name}/mean")),
+            },
         ],
     };
     for ext in ["png", "svg"] {

@@ -13,8 +13,8 @@
 //! learning rate 1e-5.
 
 use crate::common::{learning_rate, ModelConfig, Run};
-use crate::dpo::{concatenated_batch, tokenize_preferences, TokenizedPair};
 use crate::datasets::{Dataset, PaddedBatch, Truncation};
+use crate::dpo::{concatenated_batch, tokenize_preferences, TokenizedPair};
 use crate::logprobs::{tensor1, to_f64};
 use crate::losses::{reward_accuracy, reward_model_loss_tensor};
 use crate::{Error, Result};
@@ -178,8 +178,10 @@ impl RewardTrainer {
             let batch = concatenated_batch(&pairs, self.pad);
             let r = self.model.rewards(&batch)?;
             let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
-            let margins: Option<Vec<f64>> =
-                pairs.iter().any(|p| p.margin.is_some()).then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
+            let margins: Option<Vec<f64>> = pairs
+                .iter()
+                .any(|p| p.margin.is_some())
+                .then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
             let device = r.device();
             let loss = reward_model_loss_tensor(
                 rc,
@@ -207,7 +209,13 @@ impl RewardTrainer {
                 let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
                 run.log(
                     self.step,
-                    &[("loss", last_loss), ("accuracy", last_acc), ("margin", margin), ("grad_norm", norm), ("learning_rate", lr)],
+                    &[
+                        ("loss", last_loss),
+                        ("accuracy", last_acc),
+                        ("margin", margin),
+                        ("grad_norm", norm),
+                        ("learning_rate", lr),
+                    ],
                 )?;
             }
         }

@@ -101,7 +101,10 @@ impl Rational {
         Rational { num: n, den: 1 }
     }
     fn add(self, o: Self) -> Option<Self> {
-        Rational::new(self.num.checked_mul(o.den)?.checked_add(o.num.checked_mul(self.den)?)?, self.den.checked_mul(o.den)?)
+        Rational::new(
+            self.num.checked_mul(o.den)?.checked_add(o.num.checked_mul(self.den)?)?,
+            self.den.checked_mul(o.den)?,
+        )
     }
     fn sub(self, o: Self) -> Option<Self> {
         self.add(Rational { num: o.num.checked_neg()?, den: o.den })
@@ -404,7 +407,10 @@ pub fn score_all(
                 if !s.is_finite() {
                     return Err(Error::invalid(
                         format!("reward function `{}`", rf.name()),
-                        format!("returned {s} for {} (completion {:?}); rewards must be finite", locs[k], completions[k]),
+                        format!(
+                            "returned {s} for {} (completion {:?}); rewards must be finite",
+                            locs[k], completions[k]
+                        ),
                     ));
                 }
                 per_function[f][k] = s;

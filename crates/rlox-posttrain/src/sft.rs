@@ -104,7 +104,12 @@ pub struct LossSeq {
 }
 
 /// Tokenise SFT rows into sequences with loss masks.
-pub fn tokenize_sft(ds: &Dataset, tok: &LmTokenizer, completion_only: bool, max_length: Option<usize>) -> Result<Vec<LossSeq>> {
+pub fn tokenize_sft(
+    ds: &Dataset,
+    tok: &LmTokenizer,
+    completion_only: bool,
+    max_length: Option<usize>,
+) -> Result<Vec<LossSeq>> {
     let trunc = Truncation { max_length, ..Default::default() };
     sft_examples(ds)?
         .iter()
@@ -118,7 +123,8 @@ pub fn tokenize_sft(ds: &Dataset, tok: &LmTokenizer, completion_only: bool, max_
             if ids.len() < 2 {
                 return Err(Error::invalid(loc.clone(), "fewer than two tokens: nothing to predict"));
             }
-            let loss: Vec<bool> = (0..ids.len()).map(|k| k > 0 && (lm_row || !completion_only || k >= p.len())).collect();
+            let loss: Vec<bool> =
+                (0..ids.len()).map(|k| k > 0 && (lm_row || !completion_only || k >= p.len())).collect();
             Ok(LossSeq { ids, loss })
         })
         .collect()
@@ -239,7 +245,8 @@ impl SftTrainer {
             let lr = learning_rate(c.learning_rate, self.step, total, c.warmup_steps, c.constant_lr);
             let (loss, _) = nll_loss(&self.model, &batch)?;
             last = loss.clone().detach().into_scalar::<f32>() as f64;
-            let (model, norm) = optimizer_step(self.model.clone(), &loss, &mut self.optimizer, lr, c.max_grad_norm, "sft")?;
+            let (model, norm) =
+                optimizer_step(self.model.clone(), &loss, &mut self.optimizer, lr, c.max_grad_norm, "sft")?;
             self.model = model;
             self.step += 1;
             tokens += seqs.iter().map(|s| s.ids.len()).sum::<usize>();

@@ -46,7 +46,13 @@ pub struct TaskConfig {
 
 impl Default for TaskConfig {
     fn default() -> Self {
-        TaskConfig { kind: TaskKind::Countdown, num_operands: 3, max_operand: 9, max_target: 100, operators: "+-*".into() }
+        TaskConfig {
+            kind: TaskKind::Countdown,
+            num_operands: 3,
+            max_operand: 9,
+            max_target: 100,
+            operators: "+-*".into(),
+        }
     }
 }
 

@@ -43,7 +43,8 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
 fn dpo_losses_match_trl() {
     let g = golden();
     let i = &g["dpo_inputs"];
-    let (pc, pr, rc, rr, lc, lr) = (vec(&i["pc"]), vec(&i["pr"]), vec(&i["rc"]), vec(&i["rr"]), vec(&i["Lc"]), vec(&i["Lr"]));
+    let (pc, pr, rc, rr, lc, lr) =
+        (vec(&i["pc"]), vec(&i["pr"]), vec(&i["rc"]), vec(&i["rr"]), vec(&i["Lc"]), vec(&i["Lr"]));
     let beta = i["beta"].as_f64().unwrap();
     let ls = i["label_smoothing"].as_f64().unwrap();
     let b = DpoBatch { pc: &pc, pr: &pr, rc: &rc, rr: &rr, lc: &lc, lr: &lr };
@@ -111,9 +112,11 @@ fn grpo_advantages_and_losses_match_trl() {
     let rewards = vec(&i["rewards"]);
     let gsize = i["G"].as_u64().unwrap() as usize;
     let t = i["T"].as_u64().unwrap() as usize;
-    for (key, scale) in
-        [("adv_scale_group", ScaleRewards::Group), ("adv_scale_batch", ScaleRewards::Batch), ("adv_scale_none", ScaleRewards::None)]
-    {
+    for (key, scale) in [
+        ("adv_scale_group", ScaleRewards::Group),
+        ("adv_scale_batch", ScaleRewards::Batch),
+        ("adv_scale_none", ScaleRewards::None),
+    ] {
         let (adv, _) = grpo_advantages(&rewards, gsize, scale);
         for (k, w) in vec(&gr[key]).iter().enumerate() {
             close(adv[k], *w, &format!("{key}[{k}]"));
@@ -149,7 +152,13 @@ fn grpo_advantages_and_losses_match_trl() {
         close_f32(kl_mean, gr["mean_token_kl_k3"].as_f64().unwrap(), "kl");
     }
     // beta = 0 drops the KL term entirely (no reference needed).
-    let s0 = GrpoLossSettings { epsilon: eps, epsilon_high: eps, beta: 0.0, loss_type: GrpoLossType::Bnpo, max_completion_length: t };
+    let s0 = GrpoLossSettings {
+        epsilon: eps,
+        epsilon_high: eps,
+        beta: 0.0,
+        loss_type: GrpoLossType::Bnpo,
+        max_completion_length: t,
+    };
     let with_ref = grpo_loss(&logp, &old, Some(&refp), &mask, &adv, t, &s0);
     let without = grpo_loss(&logp, &old, None, &mask, &adv, t, &s0);
     assert_eq!(with_ref.loss, without.loss);
@@ -163,7 +172,13 @@ fn grpo_tensor_loss_has_gradients_through_logp_only_where_unclipped() {
     let logp = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, -1.0], [1, 2]), &d).require_grad();
     let old = Tensor::<2>::from_data(TensorData::new(vec![-1.0f32, -1.0], [1, 2]), &d);
     let adv = Tensor::<2>::from_data(TensorData::new(vec![1.0f32], [1, 1]), &d);
-    let s = GrpoLossSettings { epsilon: 0.2, epsilon_high: 0.2, beta: 0.0, loss_type: GrpoLossType::Bnpo, max_completion_length: 2 };
+    let s = GrpoLossSettings {
+        epsilon: 0.2,
+        epsilon_high: 0.2,
+        beta: 0.0,
+        loss_type: GrpoLossType::Bnpo,
+        max_completion_length: 2,
+    };
     let (pt, _) = grpo_per_token_loss(logp.clone(), old, None, adv, &s);
     let mask = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 1.0], [1, 2]), &d);
     let loss = grpo_aggregate(pt, mask, GrpoLossType::Bnpo, 2, None);

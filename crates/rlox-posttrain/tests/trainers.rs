@@ -16,7 +16,11 @@ use std::path::{Path, PathBuf};
 fn tempdir() -> TmpDir {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!("rlox-posttrain-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let p = std::env::temp_dir().join(format!(
+        "rlox-posttrain-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     TmpDir(p)
@@ -88,7 +92,14 @@ fn dpo_starts_at_ln2_and_learns() {
     assert!(s1.metrics.rewards_margins > 0.0);
     let run = PathBuf::from(summary["run_dir"].as_str().unwrap());
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    for name in ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
+    for name in [
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+    ] {
         assert!(metrics.contains(&format!("\"{name}\"")), "{name} missing");
     }
     let ckpt = run.join("checkpoints/final");
@@ -102,15 +113,22 @@ fn dpo_loss_types_and_precomputed_reference() {
     let dir = tempdir();
     let train = prefs(dir.path());
     let live = DpoTrainer::new(&dpo_config(dir.path(), train.clone())).unwrap();
-    let pre = DpoTrainer::new(&DpoConfig { precompute_ref_log_probs: true, ..dpo_config(dir.path(), train.clone()) }).unwrap();
+    let pre = DpoTrainer::new(&DpoConfig { precompute_ref_log_probs: true, ..dpo_config(dir.path(), train.clone()) })
+        .unwrap();
     let (_, a) = live.compute_loss(&[1, 2]).unwrap();
     let (_, b) = pre.compute_loss(&[1, 2]).unwrap();
     for (x, y) in a.ref_logps.iter().zip(&b.ref_logps) {
         assert!((x.0 - y.0).abs() < 1e-4 && (x.1 - y.1).abs() < 1e-4);
     }
-    for (ty, want) in [(DpoLossType::Hinge, 1.0), (DpoLossType::Ipo, 25.0), (DpoLossType::Robust, std::f64::consts::LN_2)] {
-        let t = DpoTrainer::new(&DpoConfig { loss_type: ty, label_smoothing: 0.1, ..dpo_config(dir.path(), train.clone()) })
-            .unwrap();
+    for (ty, want) in
+        [(DpoLossType::Hinge, 1.0), (DpoLossType::Ipo, 25.0), (DpoLossType::Robust, std::f64::consts::LN_2)]
+    {
+        let t = DpoTrainer::new(&DpoConfig {
+            loss_type: ty,
+            label_smoothing: 0.1,
+            ..dpo_config(dir.path(), train.clone())
+        })
+        .unwrap();
         let (_, s) = t.compute_loss(&[0, 1]).unwrap();
         // At step 0 (h = 0): hinge 1, IPO (1/(2 beta))^2 = 25, robust ln 2.
         assert!((s.loss - want).abs() < 1e-4, "{ty:?}: {}", s.loss);
@@ -120,8 +138,9 @@ fn dpo_loss_types_and_precomputed_reference() {
 #[test]
 fn grpo_trains_and_writes_rollouts() {
     let dir = tempdir();
-    let rows: Vec<serde_json::Value> =
-        (0..4).map(|i| serde_json::json!({"prompt": format!("Compute {i}+2."), "answer": format!("{}", i + 2)})).collect();
+    let rows: Vec<serde_json::Value> = (0..4)
+        .map(|i| serde_json::json!({"prompt": format!("Compute {i}+2."), "answer": format!("{}", i + 2)}))
+        .collect();
     let train = write(dir.path(), "prompts.jsonl", &rows);
     let cfg = GrpoConfig {
         model: ModelConfig { path: fixture(), init: None },
@@ -178,7 +197,8 @@ fn grpo_trains_and_writes_rollouts() {
     let t0 = GrpoTrainer::new(&GrpoConfig { beta: 0.0, ..cfg.clone() }).unwrap();
     assert!(!t0.has_reference());
     // mask_truncated_completions: completions that hit the length limit carry no loss.
-    let tm = GrpoTrainer::new(&GrpoConfig { beta: 0.0, mask_truncated_completions: true, ignore_eos: true, ..cfg }).unwrap();
+    let tm =
+        GrpoTrainer::new(&GrpoConfig { beta: 0.0, mask_truncated_completions: true, ignore_eos: true, ..cfg }).unwrap();
     let r = tm.generate_and_score(&[0], 1).unwrap();
     assert!(r.terminated.iter().all(|t| !t));
     let b = tm.rollout_batch(&r);
@@ -249,7 +269,10 @@ fn bad_input_is_a_clear_error() {
     let p = write(
         dir.path(),
         "d.jsonl",
-        &[serde_json::json!({"prompt": "a", "chosen": "b", "rejected": "c"}), serde_json::json!({"prompt": "a", "chosen": "b"})],
+        &[
+            serde_json::json!({"prompt": "a", "chosen": "b", "rejected": "c"}),
+            serde_json::json!({"prompt": "a", "chosen": "b"}),
+        ],
     );
     let e = tokenize_preferences(&Dataset::load(&p).unwrap(), &tok, &Truncation::default()).unwrap_err().to_string();
     assert!(e.contains("d.jsonl:2") && e.contains("`rejected`"), "{e}");
@@ -283,7 +306,8 @@ fn bad_input_is_a_clear_error() {
 #[test]
 fn parquet_datasets_read_like_jsonl() {
     let dir = tempdir();
-    let rows = vec![rlox_data::records::Preference { prompt: "p ".into(), chosen: "yes".into(), rejected: "no".into() }];
+    let rows =
+        vec![rlox_data::records::Preference { prompt: "p ".into(), chosen: "yes".into(), rejected: "no".into() }];
     let batch = rlox_data::records::preferences_to_batch(&rows).unwrap();
     let path = dir.path().join("prefs.parquet");
     rlox_data::write::write_parquet(&path, batch.schema(), &[batch], &Default::default()).unwrap();
