@@ -380,7 +380,7 @@ impl OffPolicyAgent for Sac {
         self.n_updates = update;
 
         // 5. Critic targets.
-        if update % self.config.target_update_interval == 0 {
+        if update.is_multiple_of(self.config.target_update_interval) {
             self.critics_target = rlox_nn::polyak_update(self.critics_target.clone(), &self.critics, self.config.tau);
         }
         stats.push(("train/critic_loss", critic_value));

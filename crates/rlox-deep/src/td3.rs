@@ -314,7 +314,7 @@ impl OffPolicyAgent for Td3 {
         let mut stats = vec![("train/critic_loss", critic_value)];
 
         // Delayed actor and target updates.
-        if update % c.policy_delay == 0 {
+        if update.is_multiple_of(c.policy_delay) {
             let actor_loss = self.critics.nets[0].forward(obs.clone(), self.actor.forward(obs)).mean().neg();
             let actor_value =
                 check_finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;

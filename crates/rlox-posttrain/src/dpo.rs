@@ -355,14 +355,14 @@ impl DpoTrainer {
             let ts = Instant::now();
             let stats = self.train_step(&idx, lr)?;
             tokens += stats.tokens;
-            if self.step % c.logging_steps == 0 || self.step == total {
+            if self.step.is_multiple_of(c.logging_steps) || self.step == total {
                 let mut m: Vec<(&str, f64)> =
                     vec![("loss", stats.loss), ("grad_norm", stats.grad_norm), ("learning_rate", lr)];
                 m.extend(stats.metrics.named());
                 m.push(("step_time", ts.elapsed().as_secs_f64()));
                 run.log(self.step, &m)?;
             }
-            if c.save_steps > 0 && self.step % c.save_steps == 0 {
+            if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) {
                 run.checkpoint(&self.model, &format!("step-{}", self.step))?;
             }
             last = Some(stats);

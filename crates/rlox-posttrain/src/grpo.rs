@@ -541,7 +541,7 @@ impl GrpoTrainer {
                 self.model = model;
                 self.step += 1;
                 train_s += tt.elapsed().as_secs_f64();
-                if self.step % c.logging_steps == 0 || self.step == c.max_steps {
+                if self.step.is_multiple_of(c.logging_steps) || self.step == c.max_steps {
                     let mut m = self.rollout_metrics(&r, &names);
                     m.extend([
                         ("loss".to_string(), stats.loss),
@@ -568,12 +568,12 @@ impl GrpoTrainer {
                         run.samples(self.step, &rows)?;
                     }
                 }
-                if c.save_steps > 0 && self.step % c.save_steps == 0 {
+                if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) {
                     run.checkpoint(&self.model, &format!("step-{}", self.step))?;
                 }
             }
             last_reward = mean_finite(&r.rewards);
-            if c.eval_steps > 0 && self.step % c.eval_steps == 0 && self.step < c.max_steps {
+            if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < c.max_steps {
                 let e = self.evaluate()?;
                 if !e.is_empty() {
                     let m: Vec<(&str, f64)> = e.iter().map(|(k, v)| (k.as_str(), *v)).collect();

@@ -277,7 +277,7 @@ pub fn std_unbiased(x: &[f64]) -> f64 {
 /// GRPO advantages of `rewards` laid out group by group (`g` completions per prompt), plus the
 /// per-group standard deviations (for `reward_std` and `frac_reward_zero_std`).
 pub fn grpo_advantages(rewards: &[f64], g: usize, scale: ScaleRewards) -> (Vec<f64>, Vec<f64>) {
-    assert!(g > 0 && rewards.len() % g == 0, "rewards come in whole groups of {g}");
+    assert!(g > 0 && rewards.len().is_multiple_of(g), "rewards come in whole groups of {g}");
     let batch_std = std_unbiased(rewards);
     let mut adv = Vec::with_capacity(rewards.len());
     let mut stds = Vec::new();

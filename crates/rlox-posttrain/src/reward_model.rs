@@ -205,7 +205,7 @@ impl RewardTrainer {
             };
             self.model = self.optimizer.step(lr, self.model.clone(), grads);
             self.step += 1;
-            if self.step % c.logging_steps == 0 || self.step == total {
+            if self.step.is_multiple_of(c.logging_steps) || self.step == total {
                 let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
                 run.log(
                     self.step,

@@ -250,13 +250,13 @@ impl SftTrainer {
             self.model = model;
             self.step += 1;
             tokens += seqs.iter().map(|s| s.ids.len()).sum::<usize>();
-            if self.step % c.logging_steps == 0 || self.step == total {
+            if self.step.is_multiple_of(c.logging_steps) || self.step == total {
                 run.log(
                     self.step,
                     &[("loss", last), ("grad_norm", norm), ("learning_rate", lr), ("num_tokens", tokens as f64)],
                 )?;
             }
-            if c.save_steps > 0 && self.step % c.save_steps == 0 {
+            if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) {
                 run.checkpoint(&self.model, &format!("step-{}", self.step))?;
             }
         }

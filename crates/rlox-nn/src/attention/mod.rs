@@ -170,6 +170,7 @@ impl Masking {
 /// Tile sizes and threading of the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct FlashConfig {
     /// Query rows per forward tile (default 0: chosen from the head dimension, see [`FlashConfig::tiles`]).
     pub block_q: usize,
@@ -179,12 +180,6 @@ pub struct FlashConfig {
     pub bwd_block_q: usize,
     /// Keys per backward tile (default 0: chosen).
     pub bwd_block_k: usize,
-}
-
-impl Default for FlashConfig {
-    fn default() -> Self {
-        FlashConfig { block_q: 0, block_k: 0, bwd_block_q: 0, bwd_block_k: 0 }
-    }
 }
 
 impl FlashConfig {
@@ -220,7 +215,7 @@ impl FlashParams {
     /// Check the shape, mask and scale.
     pub fn validate(&self) -> Result<()> {
         let s = &self.shape;
-        if s.kv_heads == 0 || s.heads % s.kv_heads != 0 {
+        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
             return Err(Error::invalid(
                 "attention heads",
                 format!("{} query heads are not a multiple of {} key/value heads", s.heads, s.kv_heads),
