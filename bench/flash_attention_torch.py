@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-flash"
-SHARED_VENV = Path("/work/wt-lm/tools/.venv-lm")  # has torch; reused when present
+# A Python that already has torch (e.g. another venv) can be given instead of creating bench/.venv-flash.
+SHARED_PYTHON = os.environ.get("RLOX_TORCH_PYTHON")
 
 TORCH_CHILD = r"""
 import json, resource, sys, time, torch
@@ -63,7 +64,7 @@ print(json.dumps({"impl": "torch-" + backend, "n": n, "causal": causal, "mode": 
 
 
 def python_with_torch():
-    for py in (VENV / "bin" / "python", SHARED_VENV / "bin" / "python"):
+    for py in [VENV / "bin" / "python"] + ([Path(SHARED_PYTHON)] if SHARED_PYTHON else []):
         if py.exists() and subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode == 0:
             return str(py)
     print(f"creating {VENV} and installing torch (CPU)", file=sys.stderr)
@@ -113,9 +114,11 @@ def main():
                     help="N for the rlox-only peak-memory table (forward+backward, causal, 1 thread)")
     ap.add_argument("--naive-memory-n", type=int, default=8192, help="N for the naive (torch math) memory row; 0 skips")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument("--rlox-exe", help="an already built flash_attention_measure (e.g. target/release/examples/ "
+                    "after the workspace test build) instead of building it here")
     args = ap.parse_args()
     py = python_with_torch()
-    exe = build_rlox()
+    exe = args.rlox_exe or build_rlox()
     rows = []
     print(f"batch 1, 8 heads, head dim 64; time ms (median), GFLOP/s, peak RSS over the inputs MiB")
     print(f"{'N':>6} {'causal':>6} {'mode':>7} {'thr':>3} | {'rlox ms':>9} {'GFLOP/s':>7} {'+MiB':>8} |"

@@ -8,12 +8,19 @@
 //! The envs run bare (no `TimeLimit` wrapper) inside [`ResumableVecEnv`], which counts the
 //! registered time limit itself and can save and restore its whole state, so that a run killed
 //! between two updates resumes with identical numbers (see `rlox_deep::rollout`).
+//!
+//! Each training env is wrapped in rlox-data's `EpisodeRecorder` (told the time limit the vector env
+//! counts), so the run directory gets `episodes/part-00000.parquet` with the episodes the training
+//! envs finished in this session; evaluation envs are not recorded. (REINFORCE plays on in an env
+//! whose episode ended until every env has finished one; the episodes finished then are recorded
+//! too, although its update does not use them.)
 
 use crate::cmd_train::TrainConfig;
 use anyhow::{bail, Context};
 use rlox_core::env::{Env, FlatObs, SetState};
 use rlox_core::logger::Logger;
 use rlox_core::run::RunDir;
+use rlox_data::episodes::{EpisodeRecorder, EpisodeSink};
 use rlox_deep::policies::PolicyAction;
 use rlox_deep::{A2c, A2cConfig, OnPolicySummary, Ppo, PpoConfig, Reinforce, ReinforceConfig, ResumableVecEnv};
 use rlox_envs::classic_control as cc;
@@ -119,19 +126,20 @@ pub fn train_onpolicy(
     let mut log = crate::data_out::run_logger(&run, total, progress)?;
     let ckpt = resume.map(|_| run.path().join("checkpoints"));
     let ckpt = ckpt.as_deref();
+    let sink = EpisodeSink::new();
+    let job = OnEnvJob { limit, algo, env_id: &env_id, cfg: &resolved, sink: &sink, resume: ckpt };
     let summary = match env_id.as_str() {
-        "CartPole-v1" => on_env(cc::CartPole::new, limit, algo, &env_id, &resolved, &mut log, ckpt)?,
-        "Acrobot-v1" => on_env(cc::Acrobot::new, limit, algo, &env_id, &resolved, &mut log, ckpt)?,
-        "MountainCar-v0" => on_env(cc::MountainCar::new, limit, algo, &env_id, &resolved, &mut log, ckpt)?,
-        "Pendulum-v1" => on_env(cc::Pendulum::new, limit, algo, &env_id, &resolved, &mut log, ckpt)?,
-        "MountainCarContinuous-v0" => {
-            on_env(cc::MountainCarContinuous::new, limit, algo, &env_id, &resolved, &mut log, ckpt)?
-        }
+        "CartPole-v1" => job.run(cc::CartPole::new, &mut log)?,
+        "Acrobot-v1" => job.run(cc::Acrobot::new, &mut log)?,
+        "MountainCar-v0" => job.run(cc::MountainCar::new, &mut log)?,
+        "Pendulum-v1" => job.run(cc::Pendulum::new, &mut log)?,
+        "MountainCarContinuous-v0" => job.run(cc::MountainCarContinuous::new, &mut log)?,
         other => bail!(
             "{algo} trains on the classic-control envs (CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0); {other} is tabular: use [plan]/[learn] or `rlox learn`"
         ),
     };
     log.flush()?;
+    crate::data_out::write_episodes(&run, &sink)?;
     let mut out = serde_json::to_value(&summary)?;
     out["algo"] = json!(algo);
     out["env"] = json!(env_id);
@@ -142,41 +150,49 @@ pub fn train_onpolicy(
     Ok(out)
 }
 
-fn on_env<E>(
-    make: impl Fn() -> E,
+/// What one on-policy run needs besides the env constructor.
+struct OnEnvJob<'a> {
     limit: Option<usize>,
-    algo: &str,
-    env_id: &str,
-    cfg: &TrainConfig,
-    log: &mut dyn Logger,
-    resume: Option<&Path>,
-) -> anyhow::Result<OnPolicySummary>
-where
-    E: Env + SetState,
-    E::Obs: FlatObs,
-    E::Action: PolicyAction,
-{
-    let probe = make();
-    let kind = rlox_deep::rollout::check_action_space(&probe.action_space(), algo, env_id, false)?;
-    let obs_dim = probe.observation_space().flat_dim();
-    Ok(match algo {
-        "ppo" => {
-            let c: &PpoConfig = cfg.ppo.as_ref().expect("resolved");
-            let mut envs = ResumableVecEnv::new(c.n_envs, &make, limit)?;
-            let mut eval = ResumableVecEnv::new(c.eval_episodes, &make, limit)?;
-            Ppo::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
-        }
-        "a2c" => {
-            let c: &A2cConfig = cfg.a2c.as_ref().expect("resolved");
-            let mut envs = ResumableVecEnv::new(c.n_envs, &make, limit)?;
-            let mut eval = ResumableVecEnv::new(c.eval_episodes, &make, limit)?;
-            A2c::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
-        }
-        _ => {
-            let c: &ReinforceConfig = cfg.reinforce.as_ref().expect("resolved");
-            let mut envs = ResumableVecEnv::new(c.n_envs, &make, limit)?;
-            let mut eval = ResumableVecEnv::new(c.eval_episodes, &make, limit)?;
-            Reinforce::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
-        }
-    })
+    algo: &'a str,
+    env_id: &'a str,
+    cfg: &'a TrainConfig,
+    sink: &'a EpisodeSink,
+    resume: Option<&'a Path>,
+}
+
+impl OnEnvJob<'_> {
+    /// Build the recorded training envs and the plain evaluation envs from `make`, then train.
+    fn run<E>(&self, make: impl Fn() -> E, log: &mut dyn Logger) -> anyhow::Result<OnPolicySummary>
+    where
+        E: Env + SetState,
+        E::Obs: FlatObs,
+        E::Action: PolicyAction + FlatObs,
+    {
+        let probe = make();
+        let kind = rlox_deep::rollout::check_action_space(&probe.action_space(), self.algo, self.env_id, false)?;
+        let obs_dim = probe.observation_space().flat_dim();
+        let (limit, resume, cfg) = (self.limit, self.resume, self.cfg);
+        let train_env = || EpisodeRecorder::new(make(), self.sink.clone()).with_time_limit(limit);
+        let eval_env = || EpisodeRecorder::maybe(make(), None);
+        Ok(match self.algo {
+            "ppo" => {
+                let c: &PpoConfig = cfg.ppo.as_ref().expect("resolved");
+                let mut envs = ResumableVecEnv::new(c.n_envs, train_env, limit)?;
+                let mut eval = ResumableVecEnv::new(c.eval_episodes, eval_env, limit)?;
+                Ppo::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
+            }
+            "a2c" => {
+                let c: &A2cConfig = cfg.a2c.as_ref().expect("resolved");
+                let mut envs = ResumableVecEnv::new(c.n_envs, train_env, limit)?;
+                let mut eval = ResumableVecEnv::new(c.eval_episodes, eval_env, limit)?;
+                A2c::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
+            }
+            _ => {
+                let c: &ReinforceConfig = cfg.reinforce.as_ref().expect("resolved");
+                let mut envs = ResumableVecEnv::new(c.n_envs, train_env, limit)?;
+                let mut eval = ResumableVecEnv::new(c.eval_episodes, eval_env, limit)?;
+                Reinforce::new(obs_dim, kind, c)?.learn(&mut envs, &mut eval, log, resume)?
+            }
+        })
+    }
 }

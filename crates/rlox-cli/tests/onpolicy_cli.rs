@@ -32,9 +32,13 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 fn each_onpolicy_algo_reports_the_dqn_summary_keys() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().to_str().unwrap();
-    for (algo, env) in
-        [("ppo", "CartPole-v1"), ("a2c", "Acrobot-v1"), ("reinforce", "CartPole-v1"), ("ppo", "Pendulum-v1")]
-    {
+    // Pendulum runs 1,700 steps so that each of PPO's 8 envs finishes a 200-step episode.
+    for (algo, env, steps) in [
+        ("ppo", "CartPole-v1", "600"),
+        ("a2c", "Acrobot-v1", "600"),
+        ("reinforce", "CartPole-v1", "600"),
+        ("ppo", "Pendulum-v1", "1700"),
+    ] {
         let v = json_ok(&[
             "train",
             "--algo",
@@ -42,7 +46,7 @@ fn each_onpolicy_algo_reports_the_dqn_summary_keys() {
             "--env",
             env,
             "--total-steps",
-            "600",
+            steps,
             "--seed",
             "3",
             "--runs-dir",
@@ -53,10 +57,32 @@ fn each_onpolicy_algo_reports_the_dqn_summary_keys() {
         for key in ["eval_return_mean", "eval_return_std", "env_steps", "steps_per_second", "wall_seconds"] {
             assert!(v[key].is_number(), "{algo}: {key} in {v}");
         }
-        assert!(v["env_steps"].as_u64().unwrap() >= 600, "{v}");
+        assert!(v["env_steps"].as_u64().unwrap() >= steps.parse().unwrap(), "{v}");
         assert_eq!((v["algo"].as_str(), v["env"].as_str(), v["seed"].as_u64()), (Some(algo), Some(env), Some(3)));
         let run = Path::new(v["run_dir"].as_str().unwrap());
         assert!(run.join("config.toml").exists() && run.join("checkpoints/trainer.json").exists());
+        // The training episodes went to Parquet: each within the time limit, none longer than the run.
+        // (600 steps over A2C's 8 Acrobot envs may finish no episode: then there is no file.)
+        let episodes = run.join("episodes/part-00000.parquet");
+        if env == "Acrobot-v1" && !episodes.exists() {
+            continue;
+        }
+        let (_, batches) = rlox_data::read::read_file(episodes).unwrap();
+        let mut lengths = Vec::new();
+        for b in &batches {
+            let col = b.column_by_name("length").unwrap();
+            lengths.extend(col.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().iter().copied());
+        }
+        let limit = if env == "Pendulum-v1" { 200 } else { 500 };
+        assert!(!lengths.is_empty() && lengths.iter().all(|&n| (1..=limit).contains(&n)), "{algo}: {lengths:?}");
+        if algo != "reinforce" {
+            // (REINFORCE also records episodes its update drops; see train_onpolicy.rs.)
+            assert!(lengths.iter().sum::<i64>() <= v["env_steps"].as_i64().unwrap(), "{algo}: {lengths:?}");
+        }
+        if env == "Pendulum-v1" {
+            // Pendulum never terminates: every recorded episode was truncated by the vector env's limit.
+            assert_eq!(lengths, vec![200; 8]);
+        }
     }
     fails_with(&["train", "--algo", "ppo", "--env", "FrozenLake-v1", "--runs-dir", runs], &["ppo", "FrozenLake-v1"]);
     fails_with(&["train", "--algo", "ppo", "--env", "Nope-v0", "--runs-dir", runs], &["Nope-v0"]);

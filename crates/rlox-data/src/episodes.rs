@@ -13,11 +13,17 @@
 //! training data, so a clone of a recorder is a plain pass-through (same env state, no sink).
 //!
 //! An episode still running when training stops is not in the sink (it has no end yet).
+//!
+//! **Time limits counted outside.** Some vector envs (rlox-deep's `ResumableVecEnv`) run bare envs
+//! and count the time limit themselves, so the env never reports `truncated`; the vector env just
+//! resets it. For those, [`EpisodeRecorder::with_time_limit`] tells the recorder the limit, and an
+//! episode that reaches it without terminating is recorded as truncated there (a reset before the
+//! limit is still an abandoned episode, dropped).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rlox_core::env::{Env, FlatObs, Info, Step};
+use rlox_core::env::{Env, FlatObs, Info, SetState, Step};
 use rlox_core::spaces::Space;
 
 use crate::records::{episodes_to_batch, Episode, Transition};
@@ -79,12 +85,26 @@ pub struct EpisodeRecorder<E: Env> {
     sink: Option<EpisodeSink>,
     last_obs: Option<E::Obs>,
     current: Vec<Transition>,
+    time_limit: Option<usize>,
 }
 
 impl<E: Env> EpisodeRecorder<E> {
     /// Record the episodes of `env` into `sink`.
     pub fn new(env: E, sink: EpisodeSink) -> Self {
-        EpisodeRecorder { env, sink: Some(sink), last_obs: None, current: Vec::new() }
+        EpisodeRecorder { env, sink: Some(sink), last_obs: None, current: Vec::new(), time_limit: None }
+    }
+
+    /// Record into `sink` when given, else pass through (lets one constructor build both the
+    /// training envs and the evaluation envs of a trainer).
+    pub fn maybe(env: E, sink: Option<EpisodeSink>) -> Self {
+        EpisodeRecorder { env, sink, last_obs: None, current: Vec::new(), time_limit: None }
+    }
+
+    /// The caller truncates episodes after `max_steps` steps (the wrapped env is bare and does not
+    /// say so itself; see the module docs); `None` leaves truncation to the env.
+    pub fn with_time_limit(mut self, max_steps: Option<usize>) -> Self {
+        self.time_limit = max_steps;
+        self
     }
 
     /// The wrapped env.
@@ -96,7 +116,27 @@ impl<E: Env> EpisodeRecorder<E> {
 impl<E: Env + Clone> Clone for EpisodeRecorder<E> {
     /// A non-recording copy (see the module docs: clones are used for evaluation).
     fn clone(&self) -> Self {
-        EpisodeRecorder { env: self.env.clone(), sink: None, last_obs: None, current: Vec::new() }
+        EpisodeRecorder {
+            env: self.env.clone(),
+            sink: None,
+            last_obs: None,
+            current: Vec::new(),
+            time_limit: self.time_limit,
+        }
+    }
+}
+
+impl<E: Env + SetState> SetState for EpisodeRecorder<E> {
+    /// Sets the wrapped env's state. The episode being recorded cannot be continued from an
+    /// arbitrary state, so it is dropped and recording resumes at the next reset.
+    fn set_state(&mut self, state: &[f64]) -> rlox_core::Result<()> {
+        self.current.clear();
+        self.last_obs = None;
+        self.env.set_state(state)
+    }
+
+    fn state(&self) -> Vec<f64> {
+        self.env.state()
     }
 }
 
@@ -141,9 +181,11 @@ where
         let step = self.env.step(action)?;
         if let (Some(sink), Some(prev)) = (&self.sink, self.last_obs.take()) {
             self.current.push(Transition { obs: flat(&prev), action: flat(action), reward: step.reward });
-            if step.terminated || step.truncated {
+            let at_limit = self.time_limit.is_some_and(|n| self.current.len() >= n);
+            let truncated = !step.terminated && (step.truncated || at_limit);
+            if step.terminated || truncated {
                 let transitions = std::mem::take(&mut self.current);
-                sink.push(Episode { episode: 0, transitions, terminated: step.terminated, truncated: step.truncated });
+                sink.push(Episode { episode: 0, transitions, terminated: step.terminated, truncated });
             } else {
                 self.last_obs = Some(step.obs.clone());
             }
@@ -226,6 +268,32 @@ mod tests {
         assert_eq!(obs, vec![0.0, 1.0, 2.0]);
         assert!(a.transitions.iter().all(|t| t.action == vec![1.0] && t.reward == -1.0));
         assert_eq!(b.transitions.len(), 5);
+        assert!(sink.is_empty());
+    }
+
+    #[test]
+    fn a_time_limit_counted_outside_truncates_at_the_limit() {
+        let sink = EpisodeSink::new();
+        let mut env = EpisodeRecorder::new(Corridor::default(), sink.clone()).with_time_limit(Some(3));
+        env.reset(None).unwrap();
+        for _ in 0..3 {
+            env.step(&0).unwrap(); // the caller's limit: truncated at the third step
+        }
+        env.reset(None).unwrap();
+        for _ in 0..3 {
+            env.step(&1).unwrap(); // terminates at the third step: terminated wins
+        }
+        env.reset(None).unwrap();
+        env.step(&0).unwrap();
+        env.reset(None).unwrap(); // abandoned before the limit: dropped
+        let episodes = sink.take();
+        assert_eq!(episodes.len(), 2);
+        assert!(episodes[0].truncated && !episodes[0].terminated && episodes[0].transitions.len() == 3);
+        assert!(episodes[1].terminated && !episodes[1].truncated && episodes[1].transitions.len() == 3);
+        // Without a sink nothing is recorded.
+        let mut quiet = EpisodeRecorder::maybe(Corridor::default(), None).with_time_limit(Some(1));
+        quiet.reset(None).unwrap();
+        quiet.step(&0).unwrap();
         assert!(sink.is_empty());
     }
 

@@ -262,6 +262,17 @@ pub trait ControlEnv {
 
 struct Erased<E>(E);
 
+/// Erase the types of a classic-control env (or a wrapper around one, e.g. a recorder) into a
+/// [`ControlEnv`], the form the off-policy trainers take.
+pub fn erase<E>(env: E) -> Box<dyn ControlEnv>
+where
+    E: Env + SetState + 'static,
+    E::Obs: FlatObs,
+    E::Action: FromAnyAction,
+{
+    Box::new(Erased(env))
+}
+
 fn flat<O: FlatObs>(o: &O) -> Vec<f32> {
     let mut v = vec![0.0; o.flat_len()];
     o.write_flat(&mut v);

@@ -1,5 +1,10 @@
 //! The forward pass, FlashAttention-2 order: one task per (batch, head, query block); inside it,
 //! the key/value tiles the block can see, each folded into the running softmax of every row.
+//!
+//! The key tiles are packed transposed (`d × cols`, what the `Q Kᵀ` micro-kernel streams) once per
+//! key/value head before the tasks start, not once per query block: every query block of a head
+//! reads the same tiles, and re-packing them per block cost about as much as the `Q Kᵀ` product
+//! itself. The packed copy is as large as `K`, so memory stays linear in N.
 
 use super::microkernel::{exp_sub, gemm, Isa};
 use super::{FlashParams, SharedMut};
@@ -23,6 +28,7 @@ pub fn forward(p: &FlashParams, q: &[f32], k: &[f32], v: &[f32]) -> Result<(Vec<
     let mut lse = vec![f32::NEG_INFINITY; s.rows()];
     let n_qb = s.q_len.div_ceil(bq);
     let group = s.heads / s.kv_heads;
+    let kt = pack_key_tiles(k, s.batch * s.kv_heads, s.k_len, d, bk);
     let (outp, lsep) = (SharedMut(out.as_mut_ptr()), SharedMut(lse.as_mut_ptr()));
     (0..s.batch * s.heads * n_qb).into_par_iter().for_each_init(
         || Scratch::new(bq, bk, d),
@@ -35,19 +41,37 @@ pub fn forward(p: &FlashParams, q: &[f32], k: &[f32], v: &[f32]) -> Result<(Vec<
             let kv_at = (b * s.kv_heads + h / group) * s.k_len * d;
             // SAFETY: the rows r0..r0+rows of head (b, h) belong to this task only.
             let (o, l) = unsafe { (outp.slice(q_at, rows * d), lsep.slice(bh * s.q_len + r0, rows)) };
-            let kv = (&k[kv_at..kv_at + s.k_len * d], &v[kv_at..kv_at + s.k_len * d]);
+            let kv = (&kt[kv_at..kv_at + s.k_len * d], &v[kv_at..kv_at + s.k_len * d]);
             query_block(isa, p, b, r0, &q[q_at..q_at + rows * d], kv, o, l, scratch);
         },
     );
     Ok((out, lse))
 }
 
+/// Every key head cut into tiles of `bk` keys (the last one shorter), each tile stored transposed
+/// (`d × cols`) at the place the tile has in `k` (`heads × S × d`): tile `t` of head `h` starts at
+/// `(h S + t bk) d`.
+fn pack_key_tiles(k: &[f32], heads: usize, k_len: usize, d: usize, bk: usize) -> Vec<f32> {
+    let mut kt = vec![0.0f32; k.len()];
+    if k_len * d == 0 {
+        return kt;
+    }
+    debug_assert_eq!(k.len(), heads * k_len * d);
+    kt.par_chunks_mut(k_len * d).zip(k.par_chunks(k_len * d)).for_each(|(dst, src)| {
+        let mut j0 = 0;
+        while j0 < k_len {
+            let cols = (k_len - j0).min(bk);
+            pack_transposed(&src[j0 * d..(j0 + cols) * d], d, cols, &mut dst[j0 * d..(j0 + cols) * d]);
+            j0 += cols;
+        }
+    });
+    kt
+}
+
 /// Buffers reused by the tasks of one thread.
 struct Scratch {
     /// The query tile times the scale, `rows × d`.
     qs: Vec<f32>,
-    /// The key tile transposed, `d × cols`.
-    kt: Vec<f32>,
     /// Scores, then probabilities, `rows × cols`.
     sc: Vec<f32>,
     /// Running row maxima.
@@ -62,7 +86,6 @@ impl Scratch {
     fn new(bq: usize, bk: usize, d: usize) -> Self {
         Scratch {
             qs: vec![0.0; bq * d],
-            kt: vec![0.0; d * bk],
             sc: vec![0.0; bq * bk],
             m: vec![0.0; bq],
             l: vec![0.0; bq],
@@ -71,8 +94,8 @@ impl Scratch {
     }
 }
 
-/// Rows `r0..r0 + rows` of one (batch, head): `q` is their `rows × d` tile, `k`/`v` the whole
-/// `S × d` key/value head, `o`/`lse` their outputs.
+/// Rows `r0..r0 + rows` of one (batch, head): `q` is their `rows × d` tile, `kt` the whole key head
+/// packed by [`pack_key_tiles`], `v` the whole `S × d` value head, `o`/`lse` their outputs.
 #[allow(clippy::too_many_arguments)]
 fn query_block(
     isa: Isa,
@@ -80,7 +103,7 @@ fn query_block(
     b: usize,
     r0: usize,
     q: &[f32],
-    (k, v): (&[f32], &[f32]),
+    (kt, v): (&[f32], &[f32]),
     o: &mut [f32],
     lse: &mut [f32],
     sc: &mut Scratch,
@@ -100,12 +123,16 @@ fn query_block(
     }
     sc.m[..rows].fill(f32::NEG_INFINITY);
     sc.l[..rows].fill(0.0);
+    let k_len = p.shape.k_len;
     let mut j0 = kmin;
     while j0 < kmax {
-        let cols = (kmax - j0).min(bk);
-        pack_transposed(&k[j0 * d..(j0 + cols) * d], d, cols, &mut sc.kt);
+        // The packed tile holding key j0, and the keys of it that this block needs.
+        let tile = j0 / bk * bk;
+        let tile_cols = (k_len - tile).min(bk);
+        let cols = (kmax - j0).min(tile + tile_cols - j0);
+        let b_tile = &kt[tile * d + (j0 - tile)..(tile + tile_cols) * d];
         let s = &mut sc.sc[..rows * cols];
-        gemm(isa, (rows, cols, d), &sc.qs, d, &sc.kt, cols, s, cols, false);
+        gemm(isa, (rows, cols, d), &sc.qs, d, b_tile, tile_cols, s, cols, false);
         let whole = ranges.iter().all(|&(lo, hi)| lo <= j0 && hi >= j0 + cols);
         for (i, srow) in s.chunks_exact_mut(cols).enumerate() {
             let (lo, hi) = ranges[i];
