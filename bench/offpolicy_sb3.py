@@ -15,7 +15,13 @@ and prints wall time, env steps per second, the first env step at which the peri
 reached -200 (the acceptance threshold), the final evaluation, and the rlox/SB3 speed ratio.
 
 Usage: python3 bench/offpolicy_sb3.py [--algos td3 ddpg sac] [--seeds 0] [--total-steps 20000]
-                                      [--skip-sb3 ALGO ...] [--skip-rlox]
+                                      [--skip-sb3 ALGO ...] [--skip-rlox] [--no-build]
+       python3 bench/offpolicy_sb3.py --env MountainCarContinuous-v0 --algos sac --total-steps 50000
+         SAC with rl-baselines3-zoo's MountainCarContinuous-v0 settings (sac.yml: lr 3e-4, buffer 50000,
+         batch 512, ent_coef 0.1, train_freq 32, gradient_steps 32, gamma 0.9999, tau 0.01, learning_starts 0,
+         net_arch [64, 64]; SB3 also with the zoo's gSDE (use_sde, log_std_init -3.67), which rlox lacks, so
+         rlox runs configs/sac_mountaincar_continuous.toml without it); evaluation every 5000 steps,
+         threshold 90.
 """
 
 import argparse
@@ -46,6 +52,12 @@ ZOO_TD3_PENDULUM = dict(
     policy_kwargs=dict(net_arch=[400, 300]),
 )
 ZOO_SAC_PENDULUM = dict(learning_rate=1e-3)
+ZOO_SAC_MCC = dict(learning_rate=3e-4, buffer_size=50_000, batch_size=512, ent_coef=0.1, train_freq=32,
+                   gradient_steps=32, gamma=0.9999, tau=0.01, learning_starts=0, use_sde=True,
+                   policy_kwargs=dict(log_std_init=-3.67, net_arch=[64, 64]))
+MCC = "MountainCarContinuous-v0"
+SETTINGS = {"Pendulum-v1": dict(threshold=-200.0, eval_freq=1000), MCC: dict(threshold=90.0, eval_freq=5000)}
+ENV_ID = "Pendulum-v1"
 
 
 def ensure_venv():
@@ -80,9 +92,14 @@ def run_sb3(algo, seed, total_steps):
     from stable_baselines3.common.noise import NormalActionNoise
 
     torch.set_num_threads(1)
-    env = gym.make("Pendulum-v1")
-    eval_env = Monitor(gym.make("Pendulum-v1"))
-    if algo == "sac":
+    env = gym.make(ENV_ID)
+    eval_env = Monitor(gym.make(ENV_ID))
+    eval_freq = SETTINGS[ENV_ID]["eval_freq"]
+    if ENV_ID == MCC:
+        if algo != "sac":
+            raise SystemExit("only SAC has MountainCarContinuous-v0 settings here")
+        model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_SAC_MCC)
+    elif algo == "sac":
         model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_SAC_PENDULUM)
     else:
         cls = TD3 if algo == "td3" else DDPG
@@ -93,7 +110,7 @@ def run_sb3(algo, seed, total_steps):
 
     class Evaluate(BaseCallback):
         def _on_step(self):
-            if self.num_timesteps % EVAL_FREQ == 0:
+            if self.num_timesteps % eval_freq == 0:
                 mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
                 history.append((self.num_timesteps, float(mean)))
             return True
@@ -124,7 +141,8 @@ def rlox_binary():
 
 def run_rlox(algo, seed, total_steps):
     with tempfile.TemporaryDirectory() as runs:
-        cmd = [rlox_binary(), "train", "--algo", algo, "--env", "Pendulum-v1", "--seed", str(seed),
+        config = ["configs/sac_mountaincar_continuous.toml"] if ENV_ID == MCC else []
+        cmd = [rlox_binary(), "train", *config, "--algo", algo, "--env", ENV_ID, "--seed", str(seed),
                "--total-steps", str(total_steps), "--runs-dir", runs, "--format", "json"]
         out = subprocess.run(cmd, cwd=ROOT, env=cargo_env(), capture_output=True, text=True)
     if out.returncode != 0:
@@ -144,7 +162,11 @@ def main():
     ap.add_argument("--skip-sb3", nargs="*", default=[], help="algorithms not to run with SB3 (none: all)")
     ap.add_argument("--skip-rlox", action="store_true")
     ap.add_argument("--no-build", action="store_true", help="use the rlox binary already built")
+    ap.add_argument("--env", default="Pendulum-v1", choices=sorted(SETTINGS))
     args = ap.parse_args()
+    global ENV_ID
+    ENV_ID = args.env
+    threshold = SETTINGS[ENV_ID]["threshold"]
     ensure_venv()
 
     if not args.skip_rlox and not args.no_build:
@@ -163,12 +185,13 @@ def main():
                                                        "eval_return_std", "eval_history")}}), flush=True)
 
     print()
-    print(f"Pendulum-v1, zoo settings, {args.total_steps} env steps, single-threaded; "
-          f"evaluation every {EVAL_FREQ} steps ({EVAL_EPISODES} episodes)")
-    print(f"{'algo':5} {'impl':5} {'seed':>4} {'wall s':>9} {'steps/s':>8} {'steps to -200':>14} {'final eval':>16}")
+    print(f"{ENV_ID}, zoo settings, {args.total_steps} env steps, single-threaded; "
+          f"evaluation every {SETTINGS[ENV_ID]['eval_freq']} steps ({EVAL_EPISODES} episodes)")
+    print(f"{'algo':5} {'impl':5} {'seed':>4} {'wall s':>9} {'steps/s':>8} {'steps to ' + str(threshold):>14} "
+          f"{'final eval':>16}")
     for name, algo, seed, r in rows:
         ev = f"{r['eval_return_mean']:.1f} +- {r['eval_return_std']:.1f}"
-        reach = first_at(r["eval_history"], THRESHOLD)
+        reach = first_at(r["eval_history"], threshold)
         print(f"{algo:5} {name:5} {seed:>4} {r['wall_seconds']:>9.1f} {r['steps_per_second']:>8.1f} "
               f"{str(reach):>14} {ev:>16}")
     for algo in args.algos:

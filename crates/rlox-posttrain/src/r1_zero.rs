@@ -79,6 +79,7 @@ impl Default for R1ZeroConfig {
                 max_operand: 9,
                 max_target: 100,
                 operators: "+-".into(),
+                steps: crate::tasks::StepStyle::Direct,
             },
             sft_examples: 40,
             sft_steps: 150,

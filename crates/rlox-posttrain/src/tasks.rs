@@ -6,7 +6,12 @@
 //!   the target. The row holds `prompt`, `numbers`, `target` and `solution` (`<think>` the steps
 //!   `</think><answer>` the expression `</answer>`).
 //! * Arithmetic: `a op b` (or `a op b op c`) with small operands, evaluated with the usual precedence;
-//!   the row holds `prompt`, `answer` and `solution`.
+//!   the row holds `prompt`, `answer` and `solution`. The worked steps are either the results
+//!   (`direct`: `<think>3+4=7</think>`) or, for two-operand `+`/`-` problems, a count (`counting`:
+//!   `<think>3+4: 1:4 2:5 3:6 4:7</think>`, one step of size one per unit of the second operand,
+//!   numbered). Why counting: a model trained from scratch on a few direct examples can only memorise
+//!   them, while every counting step is the same two successor facts, which carry over to problems
+//!   it has not seen; that gives GRPO a procedure to make reliable instead of a table to guess.
 //!
 //! Rows are JSON objects, the same as a dataset row read from JSON Lines ([`crate::datasets::Row`]),
 //! and the `prompt`/`completion` pair (`completion` = `solution`) makes them SFT rows too.
@@ -42,6 +47,20 @@ pub struct TaskConfig {
     pub max_target: i64,
     /// Operators to use, from `+ - * /`.
     pub operators: String,
+    /// How arithmetic solutions show their work (see the module docs).
+    pub steps: StepStyle,
+}
+
+/// How an arithmetic worked solution shows its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStyle {
+    /// Each operation with its result: `3+4=7`.
+    #[default]
+    Direct,
+    /// Two-operand `+`/`-`: count from the first operand in numbered unit steps (`3+4: 1:4 2:5 3:6 4:7`);
+    /// other problems fall back to `direct`.
+    Counting,
 }
 
 impl Default for TaskConfig {
@@ -52,6 +71,7 @@ impl Default for TaskConfig {
             max_operand: 9,
             max_target: 100,
             operators: "+-*".into(),
+            steps: StepStyle::Direct,
         }
     }
 }
@@ -146,6 +166,11 @@ pub fn arithmetic_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
         vals.splice(0..=1, [v]);
         opv.remove(0);
     }
+    if cfg.steps == StepStyle::Counting && xs.len() == 2 && matches!(os[0], '+' | '-') {
+        let dir = if os[0] == '+' { 1 } else { -1 };
+        let counted: Vec<String> = (1..=xs[1]).map(|k| format!("{k}:{}", xs[0] + dir * k)).collect();
+        steps = vec![format!("{expr}: {}", counted.join(" "))];
+    }
     let answer = value.num.to_string();
     let solution = format!("<think>{}</think><answer>{answer}</answer>", steps.join(", "));
     json!({
@@ -198,6 +223,32 @@ mod tests {
                 }
                 assert_eq!(rows, generate_tasks(&cfg, 200, 7), "seeded");
             }
+        }
+    }
+
+    #[test]
+    fn counting_solutions_count_in_unit_steps() {
+        let cfg = TaskConfig {
+            kind: TaskKind::Arithmetic,
+            num_operands: 2,
+            operators: "+-".into(),
+            steps: StepStyle::Counting,
+            ..Default::default()
+        };
+        for r in generate_tasks(&cfg, 100, 3) {
+            let sol = r["solution"].as_str().unwrap();
+            assert_eq!(ArithmeticReward.score("", sol, &r), Some(1.0), "{sol}");
+            let prompt = r["prompt"].as_str().unwrap();
+            let expr = prompt.trim_start_matches("Compute ").trim_end_matches('.');
+            let (a, op, b) = match expr.find(['+', '-']) {
+                Some(i) => (expr[..i].parse::<i64>().unwrap(), &expr[i..i + 1], expr[i + 1..].parse::<i64>().unwrap()),
+                None => panic!("{expr}"),
+            };
+            let think = sol.trim_start_matches("<think>").split("</think>").next().unwrap();
+            let counted: Vec<&str> = think.split(": ").nth(1).unwrap().split(' ').collect();
+            assert_eq!(counted.len() as i64, b, "{sol}");
+            let last: i64 = counted.last().unwrap().split(':').nth(1).unwrap().parse().unwrap();
+            assert_eq!(last, if op == "+" { a + b } else { a - b }, "{sol}");
         }
     }
 }
