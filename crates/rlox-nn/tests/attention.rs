@@ -53,21 +53,26 @@ fn visible(m: &Masking, b: usize, t: usize, j: usize) -> bool {
     true
 }
 
+/// The f64 reference of one case: the output, the three gradients, and for dQ and dK the sum of the
+/// absolute values of the terms that make each entry (its condition).
+struct Reference {
+    o: Vec<f64>,
+    dq: Vec<f64>,
+    dk: Vec<f64>,
+    dv: Vec<f64>,
+    dq_mass: Vec<f64>,
+    dk_mass: Vec<f64>,
+}
+
 /// Naive attention in f64: output and the gradients for the output gradient `d_o`.
-#[allow(clippy::type_complexity)]
-fn reference(
-    p: &FlashParams,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d_o: &[f32],
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn reference(p: &FlashParams, q: &[f32], k: &[f32], v: &[f32], d_o: &[f32]) -> Reference {
     let s = p.shape;
     let d = s.head_dim;
     let group = s.heads / s.kv_heads;
     let scale = p.scale as f64;
     let mut o = vec![0.0; s.q_elems()];
     let (mut dq, mut dk, mut dv) = (vec![0.0; s.q_elems()], vec![0.0; s.kv_elems()], vec![0.0; s.kv_elems()]);
+    let (mut dq_mass, mut dk_mass) = (vec![0.0; s.q_elems()], vec![0.0; s.kv_elems()]);
     for b in 0..s.batch {
         for h in 0..s.heads {
             let kvh = h / group;
@@ -96,23 +101,31 @@ fn reference(
                 let delta: f64 = pr.iter().zip(&dp).map(|(a, b)| a * b).sum();
                 for ((&j, &pj), &dpj) in keys.iter().zip(&pr).zip(&dp) {
                     let ds = pj * (dpj - delta);
+                    let ds_mass = pj * (dpj.abs() + delta.abs());
                     for c in 0..d {
                         dv[kj(j) + c] += pj * d_o[qi + c] as f64;
                         dq[qi + c] += scale * ds * k[kj(j) + c] as f64;
                         dk[kj(j) + c] += scale * ds * q[qi + c] as f64;
+                        dq_mass[qi + c] += scale * ds_mass * (k[kj(j) + c] as f64).abs();
+                        dk_mass[kj(j) + c] += scale * ds_mass * (q[qi + c] as f64).abs();
                     }
                 }
             }
         }
     }
-    (o, dq, dk, dv)
+    Reference { o, dq, dk, dv, dq_mass, dk_mass }
 }
 
-fn assert_close(name: &str, got: &[f32], want: &[f64], case: &str) {
+/// Every entry within 1e-4 of the largest reference entry (relative), plus 1e-6, plus, where given,
+/// 2e-6 times the entry's mass (the sum of the absolute values of its terms). The last term matters
+/// only for entries that cancel: when each query sees a single key, dS = P (dP - D) is exactly 0 in
+/// f64, while an f32 kernel computes dP and D = rowsum(dO * O) in different orders and keeps a
+/// rounding residue of about 1e-7 of the terms; such a test failed on a gradient that is 0 to 1e-6.
+fn assert_close(name: &str, got: &[f32], want: &[f64], mass: Option<&[f64]>, case: &str) {
     assert_eq!(got.len(), want.len(), "{name}: length");
     let top = want.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-    let tol = 1e-4 * top + 1e-6;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-4 * top + 1e-6 + mass.map_or(0.0, |m| 2e-6 * m[i]);
         assert!(g.is_finite(), "{name}[{i}] = {g} is not finite ({case})");
         assert!((*g as f64 - w).abs() <= tol, "{name}[{i}] = {g}, reference {w}, tolerance {tol:e} ({case})");
     }
@@ -210,16 +223,22 @@ fn check_case(c: &Case) {
         (o, lse, dq, dk, dv)
     });
     assert_eq!(lse.len(), s.rows());
-    let (ro, rdq, rdk, rdv) = reference(p, &q, &k, &v, &d_o);
+    let r = reference(p, &q, &k, &v, &d_o);
     let case = format!("{:?} threads {}", p, c.threads);
-    assert_close("O", &o, &ro, &case);
-    assert_close("dQ", &dq, &rdq, &case);
-    assert_close("dK", &dk, &rdk, &case);
-    assert_close("dV", &dv, &rdv, &case);
+    assert_close("O", &o, &r.o, None, &case);
+    assert_close("dQ", &dq, &r.dq, Some(&r.dq_mass), &case);
+    assert_close("dK", &dk, &r.dk, Some(&r.dk_mass), &case);
+    assert_close("dV", &dv, &r.dv, None, &case);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    // Seeded, so that every run checks the same 64 cases (change the seed to explore others).
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_129),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn kernel_matches_f64_reference(c in case_strategy()) {
@@ -238,6 +257,19 @@ fn long_causal_sequence_on_many_threads_matches_reference() {
         config: FlashConfig::default(),
     };
     check_case(&Case { params, threads: 4, seed: 7 });
+}
+
+#[test]
+fn one_visible_key_per_row_gives_zero_key_gradients() {
+    // Each query sees only key 0, so the softmax is one-hot and dS = P (dP - D) cancels exactly:
+    // dK must come out 0 up to rounding (a case proptest once drew with random seeds).
+    let params = FlashParams {
+        shape: AttnShape { batch: 1, heads: 2, kv_heads: 2, q_len: 131, k_len: 17, head_dim: 128 },
+        mask: Masking { key_ranges: Some(vec![(0, 1)]), ..Default::default() },
+        scale: 1.0 / (128.0f32).sqrt(),
+        config: FlashConfig { block_k: 48, bwd_block_k: 48, ..Default::default() },
+    };
+    check_case(&Case { params, threads: 3, seed: 11 });
 }
 
 #[test]
@@ -323,7 +355,7 @@ fn autodiff_op_matches_eager_burn_gradients() {
     let (eo, eq, ek, ev) = run(false);
     for (name, x, y) in [("O", &fo, &eo), ("dQ", &fq, &eq), ("dK", &fk, &ek), ("dV", &fv, &ev)] {
         let want: Vec<f64> = y.iter().map(|&e| e as f64).collect();
-        assert_close(name, x, &want, "autodiff vs eager");
+        assert_close(name, x, &want, None, "autodiff vs eager");
     }
     // The plain (non-autodiff) device runs the same kernel.
     let plain = rlox_nn::cpu_device().unwrap();
