@@ -677,9 +677,12 @@ pub fn run<A: OffPolicyAgent + ?Sized>(
     })
 }
 
+/// A training env, an evaluation env and the scale of their action space.
+pub type TrainEvalEnvs = (Box<dyn ControlEnv>, Box<dyn ControlEnv>, ActionScale);
+
 /// Make two copies of env `env_id` (training and evaluation) and the scale of its action space, or a
 /// clear error naming `algo` and the env's action space when it is not a bounded `Box`.
-pub fn make_envs(algo: &str, env_id: &str) -> Result<(Box<dyn ControlEnv>, Box<dyn ControlEnv>, ActionScale)> {
+pub fn make_envs(algo: &str, env_id: &str) -> Result<TrainEvalEnvs> {
     use rlox_envs::registry::{make, AnyEnv, EnvOptions};
     let build = || -> Result<Box<dyn ControlEnv>> {
         match make(env_id, EnvOptions::new())? {

@@ -46,7 +46,7 @@ pub enum EntCoef {
 impl Serialize for EntCoef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match *self {
-            EntCoef::Auto(init) if init == 1.0 => s.serialize_str("auto"),
+            EntCoef::Auto(1.0) => s.serialize_str("auto"),
             EntCoef::Auto(init) => s.serialize_str(&format!("auto_{init}")),
             EntCoef::Fixed(x) => s.serialize_f64(x),
         }

@@ -155,6 +155,9 @@ pub struct Optimizer {
     steps: u64,
 }
 
+/// One parameter's fused Adam/AdamW state: first moment, second moment, step count.
+pub type AdamParamState = (Vec<f32>, Vec<f32>, i32);
+
 impl Optimizer {
     /// Apply one update with learning rate `lr` and return the updated module.
     pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: Grads) -> M {
@@ -178,7 +181,7 @@ impl Optimizer {
     /// `(first moment, second moment, step count)` per parameter (empty vectors and 0 for a parameter
     /// not stepped yet). `None` when burn's optimizer does the steps (SGD, or a non-CPU device),
     /// whose state this wrapper cannot export. Used to checkpoint a run so that it resumes exactly.
-    pub fn export_state<M: Module>(&self, module: &M) -> Option<Vec<(Vec<f32>, Vec<f32>, i32)>> {
+    pub fn export_state<M: Module>(&self, module: &M) -> Option<Vec<AdamParamState>> {
         let host = self.host.as_ref()?;
         if self.use_host == Some(false) {
             return None;
@@ -194,7 +197,7 @@ impl Optimizer {
     pub fn import_state<M: Module>(
         &mut self,
         module: &M,
-        state: Vec<(Vec<f32>, Vec<f32>, i32)>,
+        state: Vec<AdamParamState>,
         steps: u64,
     ) -> rlox_core::Result<()> {
         let Some(host) = self.host.as_mut() else {

@@ -340,20 +340,20 @@ pub fn grpo_loss(
     let mut per_tok = vec![0.0; b * t];
     let mut kl = vec![0.0; b * t];
     let (mut low, mut high, mut region) = (0.0, 0.0, 0.0);
-    for i in 0..b {
+    for (i, &a) in adv.iter().enumerate() {
         for j in 0..t {
             let k = i * t + j;
             let ratio = (logp[k] - old_logp[k]).exp();
             let clipped = ratio.clamp(1.0 - s.epsilon, 1.0 + s.epsilon_high);
-            let mut l = -(ratio * adv[i]).min(clipped * adv[i]);
+            let mut l = -(ratio * a).min(clipped * a);
             if let (Some(r), true) = (ref_logp, s.beta != 0.0) {
                 let d = r[k] - logp[k];
                 kl[k] = d.exp() - d - 1.0;
                 l += s.beta * kl[k];
             }
             per_tok[k] = l;
-            let is_low = ratio < 1.0 - s.epsilon && adv[i] < 0.0;
-            let is_high = ratio > 1.0 + s.epsilon_high && adv[i] > 0.0;
+            let is_low = ratio < 1.0 - s.epsilon && a < 0.0;
+            let is_high = ratio > 1.0 + s.epsilon_high && a > 0.0;
             low += mask[k] * is_low as u8 as f64;
             high += mask[k] * is_high as u8 as f64;
             region += mask[k] * (is_low || is_high) as u8 as f64;
