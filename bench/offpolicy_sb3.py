@@ -19,9 +19,8 @@ Usage: python3 bench/offpolicy_sb3.py [--algos td3 ddpg sac] [--seeds 0] [--tota
        python3 bench/offpolicy_sb3.py --env MountainCarContinuous-v0 --algos sac --total-steps 50000
          SAC with rl-baselines3-zoo's MountainCarContinuous-v0 settings (sac.yml: lr 3e-4, buffer 50000,
          batch 512, ent_coef 0.1, train_freq 32, gradient_steps 32, gamma 0.9999, tau 0.01, learning_starts 0,
-         net_arch [64, 64]; SB3 also with the zoo's gSDE (use_sde, log_std_init -3.67), which rlox lacks, so
-         rlox runs configs/sac_mountaincar_continuous.toml without it); evaluation every 5000 steps,
-         threshold 90.
+         net_arch [64, 64], gSDE with log_std_init -3.67; rlox runs configs/sac_mountaincar_continuous.toml,
+         the same settings); evaluation every 5000 steps, threshold 90.
 """
 
 import argparse

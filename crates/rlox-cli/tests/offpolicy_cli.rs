@@ -18,13 +18,14 @@ fn json_ok(args: &[&str]) -> Value {
     serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
 }
 
-/// A config for `algo` with 600 steps, learning from step 200, tiny networks and one-episode evaluations.
-fn small_config(dir: &Path, algo: &str) -> String {
-    let path = dir.join(format!("{algo}.toml"));
+/// A config for `algo` with 600 steps, learning from step 200, tiny networks and one-episode evaluations,
+/// plus the `extra` lines in its table.
+fn small_config(dir: &Path, algo: &str, extra: &str) -> String {
+    let path = dir.join(format!("{algo}{}.toml", if extra.is_empty() { "" } else { "-extra" }));
     let text = format!(
         "name = \"{algo}-small\"\nseed = 5\nruns_dir = \"{runs}\"\n\n[env]\nid = \"Pendulum-v1\"\n\n[{algo}]\n\
          total_timesteps = 600\nlearning_starts = 200\nbatch_size = 32\nnet_arch = [32, 32]\n\
-         eval_freq = 300\neval_episodes = 1\nfinal_eval_episodes = 1\n",
+         eval_freq = 300\neval_episodes = 1\nfinal_eval_episodes = 1\n{extra}",
         runs = dir.join("runs").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -43,8 +44,14 @@ fn int_column(batches: &[arrow::record_batch::RecordBatch], name: &str) -> Vec<i
 #[test]
 fn each_offpolicy_algo_trains_records_episodes_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    for algo in ["ddpg", "td3", "sac"] {
-        let config = small_config(dir.path(), algo);
+    // The last run is SAC with gSDE (its exploration weights and matrix are checkpointed too).
+    for (algo, extra) in [
+        ("ddpg", ""),
+        ("td3", ""),
+        ("sac", ""),
+        ("sac", "use_sde = true\nlog_std_init = -2.0\ntrain_freq = 8\ngradient_steps = 8\n"),
+    ] {
+        let config = small_config(dir.path(), algo, extra);
         let v = json_ok(&["train", &config, "--algo", algo, "--env", "Pendulum-v1", "--format", "json"]);
         for key in ["eval_return_mean", "eval_return_std", "env_steps", "steps_per_second", "wall_seconds"] {
             assert!(v[key].is_number(), "{algo}: {key} in {v}");

@@ -150,6 +150,58 @@ impl GaussianActor {
     }
 }
 
+impl GaussianActor {
+    /// The latent features `h(s)` the heads read (after the activation), `[batch, hidden]`.
+    pub fn features(&self, obs: Tensor<2>) -> Tensor<2> {
+        self.activation.forward(self.latent.forward(obs))
+    }
+
+    /// The gSDE mean `clamp(mu(h), -clip, clip)` (SB3 limits the mean with a hard tanh when gSDE is on).
+    pub fn sde_mean(&self, h: Tensor<2>, clip: f64) -> Tensor<2> {
+        self.mu.forward(h).clamp(-clip, clip)
+    }
+}
+
+/// gSDE (generalized state-dependent exploration, Raffin et al. 2022) for SAC, as SB3 does it with
+/// `full_std` and learned features: the pre-squash action is `u = mean(s) + h(s) theta`, where `h(s)`
+/// are the actor's latent features and `theta` (`[hidden, act_dim]`) is drawn from
+/// `N(0, exp(log_std)^2)` element-wise. Rollouts keep one `theta` for `train_freq` steps, so the
+/// exploration is smooth in time (what MountainCarContinuous needs); each gradient step draws a new
+/// one. Given `s`, `u` is Gaussian with variance `(h(s)^2) (exp(log_std)^2)` per action dimension.
+#[derive(Module, Debug)]
+pub struct SdeNoise {
+    /// Log standard deviation of each exploration weight, `[hidden, act_dim]`.
+    pub log_std: burn::module::Param<Tensor<2>>,
+}
+
+impl SdeNoise {
+    /// All log standard deviations at `log_std_init` (SB3's `log_std_init`).
+    pub fn new(hidden: usize, act_dim: usize, log_std_init: f64, device: &Device) -> Self {
+        SdeNoise { log_std: burn::module::Param::from_tensor(Tensor::full([hidden, act_dim], log_std_init, device)) }
+    }
+
+    /// An exploration matrix `theta = exp(log_std) * eps` for standard-normal `eps` (`[hidden, act_dim]`),
+    /// differentiable in `log_std` (the reparameterisation SB3's `rsample` makes).
+    pub fn theta(&self, eps: Tensor<2>) -> Tensor<2> {
+        self.log_std.val().exp() * eps
+    }
+
+    /// A squashed action `tanh(mean + h theta)` and its log-density (`[batch, 1]`) under
+    /// `N(mean, (h^2) (exp(log_std)^2) + 1e-6)` with the tanh correction.
+    pub fn sample(&self, h: Tensor<2>, mean: Tensor<2>, theta: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let noise = h.clone().matmul(theta);
+        let variance = h.square().matmul(self.log_std.val().mul_scalar(2.0).exp());
+        let std = variance.add_scalar(1e-6).sqrt();
+        let u = mean + noise.clone();
+        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let z = noise / std.clone();
+        let gaussian = (z.square().mul_scalar(-0.5) - std.log()).sub_scalar(half_log_2pi);
+        let log_det =
+            (softplus(u.clone().mul_scalar(-2.0), 1.0) + u.clone()).mul_scalar(-2.0).add_scalar(2.0 * 2f64.ln());
+        (tanh(u), (gaussian - log_det).sum_dim(1))
+    }
+}
+
 /// `log pi(a|s)` of `a = tanh(u)`, `u = mean + std * eps`, summed over action dimensions: the Gaussian
 /// log-density `-eps^2/2 - log std - log(2 pi)/2` minus the change-of-variables term
 /// `log(1 - tanh(u)^2)`, computed as `2 (log 2 - u - softplus(-2u))`, which is exact and stays finite
@@ -249,6 +301,12 @@ mod tests {
         rlox_nn::testing::assert_all_params_get_grad(&actor, &actor.forward(obs.clone()).square().mean());
 
         let gaussian = GaussianActor::new(3, 2, &[16, 16], Activation::Relu, &device);
+        // gSDE: the exploration weights' log std gets a gradient through the sample and its density.
+        let sde = SdeNoise::new(16, 2, -1.0, &device);
+        let h = gaussian.features(obs.clone());
+        let theta = sde.theta(matrix(standard_normal(&mut rng_from_seed(3), 32), 16, 2, &device));
+        let (a, log_prob) = sde.sample(h.clone(), gaussian.sde_mean(h, 2.0), theta);
+        rlox_nn::testing::assert_all_params_get_grad(&sde, &(a.sum() + log_prob.sum()));
         let eps = matrix(standard_normal(&mut rng_from_seed(1), 32), 16, 2, &device);
         let (a, log_prob) = gaussian.sample(obs.clone(), eps);
         rlox_nn::testing::assert_all_params_get_grad(&gaussian, &(a.sum() + log_prob.sum()));
@@ -294,6 +352,46 @@ mod tests {
             }
             let tol = 1e-4 * (1.0 + f64::abs(want));
             assert!((got_row as f64 - want).abs() < tol, "row {row}: {got_row} vs {want}");
+        }
+    }
+
+    /// The gSDE density against a direct f64 computation for one state: `u = m + h theta`,
+    /// `var_j = sum_i h_i^2 exp(2 log_std_ij)`, `log N(u; m, var + 1e-6) - log(1 - tanh(u)^2)`.
+    #[test]
+    fn sde_log_prob_matches_f64() {
+        let device = rlox_nn::cpu_device().unwrap();
+        let (hdim, ad) = (3, 2);
+        let h = [0.5f64, -1.0, 2.0];
+        let mean = [0.2f64, -0.4];
+        let log_std = [-1.0f64, 0.5, -0.3, -2.0, 0.1, -0.7];
+        let eps = [0.3f64, -1.1, 0.8, 0.5, -0.2, 1.4];
+        let sde = SdeNoise {
+            log_std: burn::module::Param::from_tensor(matrix(
+                log_std.iter().map(|&x| x as f32).collect(),
+                hdim,
+                ad,
+                &device,
+            )),
+        };
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let theta = sde.theta(matrix(f(&eps), hdim, ad, &device));
+        let (a, lp) = sde.sample(matrix(f(&h), 1, hdim, &device), matrix(f(&mean), 1, ad, &device), theta);
+        let mut want = 0.0;
+        let mut want_a = Vec::new();
+        for j in 0..ad {
+            let noise: f64 = (0..hdim).map(|i| h[i] * log_std[i * ad + j].exp() * eps[i * ad + j]).sum();
+            let var: f64 = (0..hdim).map(|i| h[i] * h[i] * (2.0 * log_std[i * ad + j]).exp()).sum::<f64>() + 1e-6;
+            let u = mean[j] + noise;
+            want_a.push(u.tanh());
+            want += -0.5 * noise * noise / var
+                - 0.5 * var.ln()
+                - 0.5 * (2.0 * std::f64::consts::PI).ln()
+                - (1.0 - u.tanh().powi(2)).ln();
+        }
+        let got = values(lp)[0] as f64;
+        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{got} vs {want}");
+        for (g, w) in values(a).iter().zip(&want_a) {
+            assert!((*g as f64 - w).abs() < 1e-5, "{g} vs {w}");
         }
     }
 

@@ -52,6 +52,7 @@ const STREAM_ACT: u64 = 1 << 40;
 const STREAM_UPDATE: u64 = 2 << 40;
 const STREAM_EPISODE: u64 = 3 << 40;
 const STREAM_EVAL: u64 = 4 << 40;
+const STREAM_ROLLOUT: u64 = 5 << 40;
 
 // ---------------------------------------------------------------------------------------------
 // Replay buffer
@@ -225,6 +226,8 @@ pub trait OffPolicyAgent {
     fn act(&mut self, obs: &[f32], explore: bool, rng: &mut Rng) -> Vec<f32>;
     /// The training episode ended (resets OU noise).
     fn episode_end(&mut self) {}
+    /// A round of `train_freq` env steps begins (SAC's gSDE draws its exploration matrix here).
+    fn begin_rollout(&mut self, _rng: &mut Rng) {}
     /// One gradient step; returns the metrics to average over the round. A non-finite loss is an error.
     fn update(&mut self, batch: &ContinuousBatch, lr: f64, rng: &mut Rng) -> Result<Vec<(&'static str, f64)>>;
     /// Refresh the acting copy of the policy after a training round.
@@ -579,6 +582,9 @@ pub fn run<A: OffPolicyAgent + ?Sized>(
     for step in first_step..=s.total_timesteps {
         st.env_steps = step;
         let mut rng = rng_from_seed(derive_seed(s.seed, STREAM_ACT + step));
+        if (step - 1).is_multiple_of(s.train_freq) {
+            agent.begin_rollout(&mut rng_from_seed(derive_seed(s.seed, STREAM_ROLLOUT + step)));
+        }
 
         // 1. Act: uniform during warm-up, then the agent's exploratory action.
         let action: Vec<f32> = if step <= s.learning_starts {

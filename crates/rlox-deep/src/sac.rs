@@ -17,10 +17,12 @@
 //!
 //! Defaults: rl-baselines3-zoo's `Pendulum-v1` entry of `hyperparams/sac.yml` (*zoo*: 20000 steps,
 //! learning rate 1e-3; nothing else) over SB3's `SAC` defaults (*SB3*). The zoo's
-//! `MountainCarContinuous-v0` entry relies on gSDE (state-dependent exploration), which rlox does not
-//! implement; `configs/sac_mountaincar_continuous.toml` keeps the zoo's other values.
+//! `MountainCarContinuous-v0` entry uses gSDE (`use_sde = true`, `log_std_init = -3.67`; see
+//! [`SdeNoise`]): the exploration matrix is drawn at the start of every `train_freq` round and anew
+//! at every gradient step, the mean is clipped to `[-clip_mean, clip_mean]`, and the exploration
+//! weights' log std is trained with the actor (its own Adam state, same settings).
 
-use crate::continuous::{matrix, standard_normal, values, ActionScale, Critics, GaussianActor};
+use crate::continuous::{matrix, standard_normal, values, ActionScale, Critics, GaussianActor, SdeNoise};
 use crate::offpolicy::{self, check_finite, Blobs, ContinuousBatch, LoopSettings, OffPolicyAgent, OffPolicySummary};
 use rlox_core::logger::Logger;
 use rlox_core::seeding::{derive_seed, Rng};
@@ -122,6 +124,12 @@ pub struct SacConfig {
     pub save_replay: bool,
     /// Compute device.
     pub device: DeviceKind,
+    /// gSDE exploration instead of independent Gaussian noise. *SB3*: false.
+    pub use_sde: bool,
+    /// gSDE: initial log std of the exploration weights. *SB3*: -3.
+    pub log_std_init: f64,
+    /// gSDE: the mean is clipped to `[-clip_mean, clip_mean]` before the tanh. *SB3*: 2.
+    pub clip_mean: f64,
 }
 
 impl Default for SacConfig {
@@ -149,6 +157,9 @@ impl Default for SacConfig {
             checkpoint_dir: None,
             save_replay: true,
             device: DeviceKind::Cpu,
+            use_sde: false,
+            log_std_init: -3.0,
+            clip_mean: 2.0,
         }
     }
 }
@@ -177,6 +188,8 @@ impl SacConfig {
         check(coef > 0.0 && coef.is_finite(), "ent_coef", "must be \"auto\", \"auto_<x>\" or a number, with x > 0")?;
         check(self.target_entropy.is_none_or(|x| x.is_finite()), "target_entropy", "must be finite")?;
         check(!self.net_arch.is_empty(), "net_arch", "needs at least one hidden layer")?;
+        check(self.log_std_init.is_finite(), "log_std_init", "must be finite")?;
+        check(self.clip_mean > 0.0 && self.clip_mean.is_finite(), "clip_mean", "must be a positive number")?;
         check(self.final_eval_episodes > 0, "final_eval_episodes", "must be > 0")
     }
 
@@ -254,6 +267,11 @@ pub struct Sac {
     log_alpha: Option<LogAlpha>,
     target_entropy: f64,
     n_updates: u64,
+    /// gSDE's exploration weights (`None` without gSDE), their optimizer, and the rollout's current
+    /// exploration matrix `[hidden, act_dim]` on the host.
+    sde: Option<SdeNoise>,
+    sde_opt: Optimizer,
+    sde_theta: Vec<f32>,
 }
 
 impl Sac {
@@ -268,7 +286,12 @@ impl Sac {
         let (arch, act) = (&config.net_arch, config.activation);
         let actor = GaussianActor::new(obs_dim, act_dim, arch, act, &device);
         let critics = Critics::new(2, obs_dim, act_dim, arch, act, &device);
+        let hidden = *arch.last().expect("validated: at least one hidden layer");
+        let sde = config.use_sde.then(|| SdeNoise::new(hidden, act_dim, config.log_std_init, &device));
         Ok(Sac {
+            sde,
+            sde_opt: config.optimizer.build(),
+            sde_theta: Vec::new(),
             obs_dim,
             act_dim,
             policy: actor.valid(),
@@ -316,8 +339,29 @@ impl OffPolicyAgent for Sac {
         "sac"
     }
 
+    fn begin_rollout(&mut self, rng: &mut Rng) {
+        if let Some(sde) = &self.sde {
+            let std: Vec<f32> = values(sde.log_std.val().exp());
+            let eps = standard_normal(rng, std.len());
+            self.sde_theta = std.iter().zip(eps).map(|(s, e)| s * e).collect();
+        }
+    }
+
     fn act(&mut self, obs: &[f32], explore: bool, rng: &mut Rng) -> Vec<f32> {
         let x = matrix(obs.to_vec(), 1, self.obs_dim, &self.plain);
+        if self.sde.is_some() {
+            if self.sde_theta.is_empty() {
+                self.begin_rollout(rng);
+            }
+            let h = self.policy.features(x);
+            let mean = self.policy.sde_mean(h.clone(), self.config.clip_mean);
+            if !explore {
+                return values(rlox_nn::burn::tensor::activation::tanh(mean));
+            }
+            let hidden = self.sde_theta.len() / self.act_dim;
+            let theta = matrix(self.sde_theta.clone(), hidden, self.act_dim, &self.plain);
+            return values(rlox_nn::burn::tensor::activation::tanh(mean + h.matmul(theta)));
+        }
         if explore {
             let eps = matrix(standard_normal(rng, self.act_dim), 1, self.act_dim, &self.plain);
             values(self.policy.sample(x, eps).0)
@@ -331,9 +375,21 @@ impl OffPolicyAgent for Sac {
         let update = self.n_updates + 1;
         let obs = matrix(batch.obs.clone(), b, od, &self.device);
 
-        // 1. A reparameterised sample for the batch's states.
-        let eps = matrix(standard_normal(rng, b * ad), b, ad, &self.device);
-        let (actions_pi, log_prob) = self.actor.sample(obs.clone(), eps);
+        // 1. A reparameterised sample for the batch's states (gSDE: with a fresh exploration matrix,
+        //    shared by the batch and by the next states below, as SB3's `reset_noise` per step).
+        let sde_eps = self.sde.as_ref().map(|s| standard_normal(rng, s.log_std.val().dims().iter().product()));
+        let (actions_pi, log_prob) = match (&self.sde, &sde_eps) {
+            (Some(sde), Some(e)) => {
+                let hidden = e.len() / ad;
+                let theta = sde.theta(matrix(e.clone(), hidden, ad, &self.device));
+                let h = self.actor.features(obs.clone());
+                sde.sample(h.clone(), self.actor.sde_mean(h, self.config.clip_mean), theta)
+            }
+            _ => {
+                let eps = matrix(standard_normal(rng, b * ad), b, ad, &self.device);
+                self.actor.sample(obs.clone(), eps)
+            }
+        };
         let log_prob_values = values(log_prob.clone().detach());
 
         // 2. The temperature: read alpha, then one Adam step on log_alpha.
@@ -349,8 +405,18 @@ impl OffPolicyAgent for Sac {
 
         // 3. Critics on the soft TD target.
         let next_obs = matrix(batch.next_obs.clone(), b, od, &self.plain);
-        let next_eps = matrix(standard_normal(rng, b * ad), b, ad, &self.plain);
-        let (next_actions, next_log_prob) = self.actor.valid().sample(next_obs.clone(), next_eps);
+        let (next_actions, next_log_prob) = match (&self.sde, &sde_eps) {
+            (Some(sde), Some(e)) => {
+                let (actor, sde) = (self.actor.valid(), sde.valid());
+                let theta = sde.theta(matrix(e.clone(), e.len() / ad, ad, &self.plain));
+                let h = actor.features(next_obs.clone());
+                sde.sample(h.clone(), actor.sde_mean(h, self.config.clip_mean), theta)
+            }
+            _ => {
+                let next_eps = matrix(standard_normal(rng, b * ad), b, ad, &self.plain);
+                self.actor.valid().sample(next_obs.clone(), next_eps)
+            }
+        };
         let next_q = values(self.critics_target.min(next_obs, next_actions));
         let next_lp = values(next_log_prob);
         let gamma = self.config.gamma as f32;
@@ -375,8 +441,13 @@ impl OffPolicyAgent for Sac {
         // 4. Actor, through the updated critics.
         let actor_loss = (log_prob.mul_scalar(alpha) - self.critics.min(obs, actions_pi)).mean();
         let actor_value = check_finite("sac", "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
-        let grads = rlox_nn::backward(&actor_loss, &self.actor);
-        self.actor = self.actor_opt.step(lr, self.actor.clone(), grads);
+        let mut grads = actor_loss.backward();
+        let actor_grads = rlox_nn::Grads::from_module(&mut grads, &self.actor);
+        self.actor = self.actor_opt.step(lr, self.actor.clone(), actor_grads);
+        if let Some(sde) = self.sde.take() {
+            let sde_grads = rlox_nn::Grads::from_module(&mut grads, &sde);
+            self.sde = Some(self.sde_opt.step(lr, sde, sde_grads));
+        }
         self.n_updates = update;
 
         // 5. Critic targets.
@@ -399,6 +470,7 @@ impl OffPolicyAgent for Sac {
     fn all_finite(&self) -> bool {
         rlox_nn::all_finite(&self.actor)
             && rlox_nn::all_finite(&self.critics)
+            && self.sde.as_ref().is_none_or(rlox_nn::all_finite)
             && self.log_alpha.is_none_or(|la| la.value.is_finite())
     }
 
@@ -406,7 +478,12 @@ impl OffPolicyAgent for Sac {
         offpolicy::save_module(&self.actor, dir, "actor")?;
         offpolicy::save_module(&self.critics, dir, "critic")?;
         offpolicy::save_module(&self.critics_target, dir, "critic_target")?;
+        if let Some(sde) = &self.sde {
+            offpolicy::save_module(sde, dir, "sde")?;
+        }
         Ok(json!({
+            "sde_theta": self.sde_theta,
+            "sde_optimizer": self.sde.as_ref().map(|sde| offpolicy::save_optimizer(&self.sde_opt, sde, "sde_opt", blobs)),
             "n_updates": self.n_updates,
             "log_alpha": self.log_alpha,
             "ent_coef": self.ent_coef(),
@@ -430,6 +507,12 @@ impl OffPolicyAgent for Sac {
             blobs,
             &state["critic_optimizer"],
         )?;
+        if let Some(sde) = self.sde.take() {
+            let sde = offpolicy::load_module(sde, dir, "sde")?;
+            offpolicy::load_optimizer(&mut self.sde_opt, &sde, "sde_opt", blobs, &state["sde_optimizer"])?;
+            self.sde = Some(sde);
+            self.sde_theta = serde_json::from_value(state["sde_theta"].clone()).unwrap_or_default();
+        }
         self.n_updates = state["n_updates"].as_u64().unwrap_or(0);
         if self.log_alpha.is_some() {
             self.log_alpha = Some(serde_json::from_value(state["log_alpha"].clone()).map_err(|e| {

@@ -228,7 +228,7 @@ fn sac_pendulum_reaches_minus_200_within_20k_steps() {
 }
 
 #[test]
-#[ignore = "minutes: SAC on MountainCarContinuous-v0 (zoo settings without gSDE), 50000 steps"]
+#[ignore = "about 2-5 minutes: SAC with gSDE on MountainCarContinuous-v0, zoo settings, 50000 steps"]
 fn sac_mountain_car_continuous() {
     let _serial = serial();
     let config = SacConfig {
@@ -243,6 +243,8 @@ fn sac_mountain_car_continuous() {
         tau: 0.01,
         learning_starts: 0,
         net_arch: vec![64, 64],
+        use_sde: true,
+        log_std_init: -3.67,
         eval_freq: 5000,
         ..Default::default()
     };
