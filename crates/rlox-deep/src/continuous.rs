@@ -193,12 +193,11 @@ impl SdeNoise {
         let variance = h.square().matmul(self.log_std.val().mul_scalar(2.0).exp());
         let std = variance.add_scalar(1e-6).sqrt();
         let u = mean + noise.clone();
-        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        // Given s, u = mean + std * z with z = noise / std standard normal: the density of the plain
+        // squashed Gaussian with log std = ln(std).
         let z = noise / std.clone();
-        let gaussian = (z.square().mul_scalar(-0.5) - std.log()).sub_scalar(half_log_2pi);
-        let log_det =
-            (softplus(u.clone().mul_scalar(-2.0), 1.0) + u.clone()).mul_scalar(-2.0).add_scalar(2.0 * 2f64.ln());
-        (tanh(u), (gaussian - log_det).sum_dim(1))
+        let log_prob = squashed_log_prob(u.clone(), std.log(), z);
+        (tanh(u), log_prob)
     }
 }
 
