@@ -56,6 +56,11 @@ pub struct GrpoConfig {
     pub eval_file: Option<PathBuf>,
     /// Evaluate every this many steps (0: only at the start and the end).
     pub eval_steps: u64,
+    /// Besides the greedy completion, sample this many completions per eval prompt with the training
+    /// sampler (`temperature`, `top_p`, `top_k`; the same seed at every evaluation) and log their mean
+    /// scores as `eval/sampled/reward`, `eval/sampled/<fn>`: the accuracy of the policy GRPO trains,
+    /// which greedy decoding can hide (0: greedy only, the default).
+    pub eval_num_samples: usize,
     /// The reward functions and their weights.
     pub reward_funcs: Vec<RewardSpec>,
     /// Completions per prompt (G). *TRL*: 8.
@@ -126,6 +131,7 @@ impl Default for GrpoConfig {
             train_file: PathBuf::new(),
             eval_file: None,
             eval_steps: 0,
+            eval_num_samples: 0,
             reward_funcs: vec![RewardSpec::Format { weight: 1.0 }],
             num_generations: 8,
             prompts_per_step: 1,
@@ -460,8 +466,14 @@ impl GrpoTrainer {
 
     /// Greedy completions of the eval prompts; mean weighted reward and per-function means.
     pub fn evaluate(&self) -> Result<Vec<(String, f64)>> {
+        Ok(self.evaluate_with_completions()?.0)
+    }
+
+    /// [`Self::evaluate`] plus one row per eval prompt (`prompt`, `completion`, `reward`, each function's
+    /// score), written to `eval_samples.jsonl` so a user can see what the greedy policy gets wrong.
+    fn evaluate_with_completions(&self) -> Result<(Vec<(String, f64)>, Vec<serde_json::Value>)> {
         if self.eval_prompts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let policy = self.model.valid();
         let gen = GenerationConfig {
@@ -486,7 +498,58 @@ impl GrpoTrainer {
         for (k, (f, _)) in self.reward_fns.iter().enumerate() {
             out.push((format!("eval/{}", f.name()), mean_finite(&s.per_function[k])));
         }
-        Ok(out)
+        let n = self.config.eval_num_samples;
+        if n > 0 {
+            let sampler = GenerationConfig {
+                temperature: self.config.temperature,
+                top_p: self.config.top_p,
+                top_k: self.config.top_k,
+                seed: derive_seed(self.config.seed, 0xE7A1),
+                ..gen
+            };
+            let order: Vec<usize> = (0..self.eval_prompts.len()).flat_map(|i| std::iter::repeat_n(i, n)).collect();
+            let mut sampled = Vec::new();
+            for (c, chunk) in order.chunks(64).enumerate() {
+                let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
+                let g = GenerationConfig { stream_offset: (c * 64) as u64, ..sampler.clone() };
+                sampled.extend(
+                    generate(&policy, &ids, &g, Some(&self.tokenizer))?
+                        .into_iter()
+                        .map(|o| o.text.unwrap_or_default()),
+                );
+            }
+            let pick = |v: &[String]| order.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+            let rows_n: Vec<&Row> = order.iter().map(|&i| rows[i]).collect();
+            let sn = score_all(&self.reward_fns, &pick(&prompts), &sampled, &rows_n, &pick(&locs))?;
+            out.push(("eval/sampled/reward".to_string(), mean_finite(&sn.total)));
+            for (k, (f, _)) in self.reward_fns.iter().enumerate() {
+                out.push((format!("eval/sampled/{}", f.name()), mean_finite(&sn.per_function[k])));
+            }
+        }
+        let samples = (0..texts.len())
+            .map(|i| {
+                let mut o = serde_json::Map::new();
+                o.insert("prompt".into(), prompts[i].clone().into());
+                o.insert("completion".into(), texts[i].clone().into());
+                o.insert("reward".into(), serde_json::json!(s.total[i]));
+                for (k, (f, _)) in self.reward_fns.iter().enumerate() {
+                    o.insert(f.name().into(), serde_json::json!(s.per_function[k][i]));
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect();
+        Ok((out, samples))
+    }
+
+    /// Evaluate, log the metrics at `step` and append the completions to `eval_samples.jsonl`.
+    fn log_evaluation(&self, run: &mut Run, step: u64) -> Result<Vec<(String, f64)>> {
+        let (metrics, samples) = self.evaluate_with_completions()?;
+        if !metrics.is_empty() {
+            let m: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            run.log(step, &m)?;
+            run.append_jsonl("eval_samples.jsonl", step, &samples)?;
+        }
+        Ok(metrics)
     }
 
     /// Train for `max_steps` optimizer steps, logging into a new run directory; returns the summary.
@@ -502,10 +565,8 @@ impl GrpoTrainer {
         };
         let t0 = Instant::now();
         let mut eval_history = Vec::new();
-        let first_eval = self.evaluate()?;
+        let first_eval = self.log_evaluation(&mut run, 0)?;
         if !first_eval.is_empty() {
-            let m: Vec<(&str, f64)> = first_eval.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            run.log(0, &m)?;
             eval_history.push((0u64, first_eval.clone()));
         }
         let (mut gen_s, mut train_s, mut tokens) = (0.0, 0.0, 0usize);
@@ -574,18 +635,14 @@ impl GrpoTrainer {
             }
             last_reward = mean_finite(&r.rewards);
             if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < c.max_steps {
-                let e = self.evaluate()?;
+                let e = self.log_evaluation(&mut run, self.step)?;
                 if !e.is_empty() {
-                    let m: Vec<(&str, f64)> = e.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                    run.log(self.step, &m)?;
                     eval_history.push((self.step, e));
                 }
             }
         }
-        let final_eval = self.evaluate()?;
+        let final_eval = self.log_evaluation(&mut run, self.step)?;
         if !final_eval.is_empty() {
-            let m: Vec<(&str, f64)> = final_eval.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            run.log(self.step, &m)?;
             eval_history.push((self.step, final_eval.clone()));
         }
         let wall = t0.elapsed().as_secs_f64();

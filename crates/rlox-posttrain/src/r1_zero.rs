@@ -34,6 +34,11 @@ pub struct R1ZeroConfig {
     pub task: TaskConfig,
     /// Worked examples for the SFT warm-up.
     pub sft_examples: usize,
+    /// Further SFT examples that show only the format (`<think>47+3</think><answer>50</answer>`, see
+    /// [`crate::tasks::format_only`]). With both kinds the SFT model sometimes works a problem out and
+    /// sometimes answers at once; GRPO's reward tells it which pays, and its completions grow longer, the
+    /// shift DeepSeek-R1-Zero reported. Default 0.
+    pub sft_format_examples: usize,
     /// SFT optimizer steps.
     pub sft_steps: u64,
     /// SFT batch size.
@@ -62,6 +67,9 @@ pub struct R1ZeroConfig {
     pub loss_type: GrpoLossType,
     /// Evaluate every this many GRPO steps.
     pub eval_steps: u64,
+    /// Sampled completions per eval prompt besides the greedy one (`eval/sampled/*`, see
+    /// [`GrpoConfig::eval_num_samples`]).
+    pub eval_num_samples: usize,
     /// Seed.
     pub seed: u64,
     /// Where the run directory goes.
@@ -77,11 +85,13 @@ impl Default for R1ZeroConfig {
                 kind: TaskKind::Arithmetic,
                 num_operands: 2,
                 max_operand: 9,
+                max_later_operand: None,
                 max_target: 100,
                 operators: "+-".into(),
                 steps: crate::tasks::StepStyle::Direct,
             },
             sft_examples: 40,
+            sft_format_examples: 0,
             sft_steps: 150,
             sft_batch_size: 16,
             sft_learning_rate: 3e-3,
@@ -96,6 +106,7 @@ impl Default for R1ZeroConfig {
             beta: 0.0,
             loss_type: GrpoLossType::Dapo,
             eval_steps: 10,
+            eval_num_samples: 4,
             seed: 0,
             output_dir: PathBuf::from("runs"),
         }
@@ -106,20 +117,25 @@ impl Default for R1ZeroConfig {
 fn split_tasks(
     c: &R1ZeroConfig,
 ) -> Result<(Vec<crate::datasets::Row>, Vec<crate::datasets::Row>, Vec<crate::datasets::Row>)> {
-    let want = c.sft_examples + c.train_prompts + c.eval_prompts;
+    let n_sft = c.sft_examples + c.sft_format_examples;
+    let want = n_sft + c.train_prompts + c.eval_prompts;
     let pool = generate_tasks(&c.task, want * 20, c.seed);
     let mut seen = HashSet::new();
     let unique: Vec<_> =
         pool.into_iter().filter(|r| seen.insert(r["prompt"].as_str().unwrap_or("").to_string())).collect();
-    if unique.len() < c.sft_examples + c.eval_prompts + 1 {
+    if unique.len() < n_sft + c.eval_prompts + 1 {
         return Err(Error::invalid(
             "r1_zero.task",
             format!("only {} distinct problems; widen max_operand or use fewer examples", unique.len()),
         ));
     }
     let eval: Vec<_> = unique[..c.eval_prompts].to_vec();
-    let sft: Vec<_> = unique[c.eval_prompts..c.eval_prompts + c.sft_examples].to_vec();
-    let rest = &unique[c.eval_prompts + c.sft_examples..];
+    let sft: Vec<_> = unique[c.eval_prompts..c.eval_prompts + n_sft]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| if i < c.sft_examples { r.clone() } else { crate::tasks::format_only(r) })
+        .collect();
+    let rest = &unique[c.eval_prompts + n_sft..];
     let train: Vec<_> = rest[..rest.len().min(c.train_prompts)].to_vec();
     Ok((sft, train, eval))
 }
@@ -168,6 +184,7 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
         train_file: data.join("train.jsonl"),
         eval_file: Some(data.join("eval.jsonl")),
         eval_steps: c.eval_steps,
+        eval_num_samples: c.eval_num_samples,
         reward_funcs,
         num_generations: c.num_generations,
         prompts_per_step: c.prompts_per_step,
@@ -204,6 +221,10 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
                 name: format!("eval {acc_name} (greedy, held-out)"),
                 points: read_series(&metrics, &format!("eval/{acc_name}")),
             },
+            Series {
+                name: format!("eval {acc_name} (sampled, held-out)"),
+                points: read_series(&metrics, &format!("eval/sampled/{acc_name}")),
+            },
             Series { name: "train format (sampled)".into(), points: read_series(&metrics, "rewards/format/mean") },
             Series {
                 name: format!("train {acc_name} (sampled)"),
@@ -226,4 +247,40 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
     });
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_disjoint_and_mixes_format_only_examples() {
+        let c = R1ZeroConfig {
+            task: TaskConfig { max_operand: 99, max_later_operand: Some(3), ..R1ZeroConfig::default().task },
+            sft_examples: 30,
+            sft_format_examples: 20,
+            train_prompts: 100,
+            eval_prompts: 40,
+            ..Default::default()
+        };
+        let (sft, train, eval) = split_tasks(&c).unwrap();
+        assert_eq!((sft.len(), train.len(), eval.len()), (50, 100, 40));
+        let prompts = |rows: &[crate::datasets::Row]| -> HashSet<String> {
+            rows.iter().map(|r| r["prompt"].as_str().unwrap().to_string()).collect()
+        };
+        let (s, t, e) = (prompts(&sft), prompts(&train), prompts(&eval));
+        assert!(s.is_disjoint(&t) && s.is_disjoint(&e) && t.is_disjoint(&e));
+        let worked = sft.iter().filter(|r| r["completion"].as_str().unwrap().contains('=')).count();
+        assert_eq!(worked, 30, "the first sft_examples keep their worked steps");
+        // Later operands stay within max_later_operand.
+        for r in sft.iter().chain(&train).chain(&eval) {
+            let expr = r["prompt"].as_str().unwrap().trim_start_matches("Compute ").trim_end_matches('.');
+            let b: i64 = expr[1..].split(['+', '-']).nth(1).unwrap().parse().unwrap();
+            assert!((1..=3).contains(&b), "{expr}");
+        }
+        // Too few distinct problems is an error naming the task.
+        let small = R1ZeroConfig { task: TaskConfig { max_operand: 3, ..c.task.clone() }, ..c };
+        let err = split_tasks(&small).unwrap_err().to_string();
+        assert!(err.contains("r1_zero.task"), "{err}");
+    }
 }

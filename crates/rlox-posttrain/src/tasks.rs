@@ -43,6 +43,10 @@ pub struct TaskConfig {
     pub num_operands: usize,
     /// Operands are drawn from `1..=max_operand`.
     pub max_operand: i64,
+    /// Arithmetic only: the operands after the first are drawn from `1..=max_later_operand` instead
+    /// (`None`: `max_operand`). A small second operand with a large first one (`47+3`) keeps a counting
+    /// solution short while the problem space grows with `max_operand`.
+    pub max_later_operand: Option<i64>,
     /// Countdown targets at most this (problems above are redrawn).
     pub max_target: i64,
     /// Operators to use, from `+ - * /`.
@@ -69,6 +73,7 @@ impl Default for TaskConfig {
             kind: TaskKind::Countdown,
             num_operands: 3,
             max_operand: 9,
+            max_later_operand: None,
             max_target: 100,
             operators: "+-*".into(),
             steps: StepStyle::Direct,
@@ -142,7 +147,9 @@ pub fn arithmetic_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
     let ops: Vec<char> = cfg.operators.chars().filter(|c| "+-*".contains(*c)).collect();
     let ops = if ops.is_empty() { vec!['+'] } else { ops };
     let n = cfg.num_operands.clamp(2, 3);
-    let xs: Vec<i64> = (0..n).map(|_| rng.random_range(1..=cfg.max_operand)).collect();
+    let later = cfg.max_later_operand.unwrap_or(cfg.max_operand).max(1);
+    let xs: Vec<i64> =
+        (0..n).map(|i| rng.random_range(1..=if i == 0 { cfg.max_operand } else { later })).collect();
     let os: Vec<char> = (0..n - 1).map(|_| ops[rng.random_range(0..ops.len())]).collect();
     let mut expr = xs[0].to_string();
     for (o, x) in os.iter().zip(&xs[1..]) {
@@ -182,6 +189,26 @@ pub fn arithmetic_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
     .as_object()
     .cloned()
     .expect("object")
+}
+
+/// The same problem with a format-only solution: `<think>` restates the problem (the expression, or the
+/// numbers and the target) and `</think><answer>` gives the answer with no worked steps. An SFT set that
+/// mixes these with worked solutions teaches the format and leaves it to RL to find that working the
+/// problem out pays (see [`crate::r1_zero`]).
+pub fn format_only(row: &Row) -> Row {
+    let text = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let restated = match row.get("numbers").and_then(Value::as_array) {
+        Some(ns) => {
+            let list: Vec<String> = ns.iter().map(Value::to_string).collect();
+            format!("{} to {}", list.join(" "), row.get("target").map(Value::to_string).unwrap_or_default())
+        }
+        None => text("prompt").trim_start_matches("Compute ").trim_end_matches('.').to_string(),
+    };
+    let solution = text("solution");
+    let answer = crate::rewards::extract_answer(&solution).unwrap_or_default();
+    let mut out = row.clone();
+    out.insert("completion".into(), format!("<think>{restated}</think><answer>{answer}</answer>").into());
+    out
 }
 
 /// `n` problems from `seed`.
@@ -224,6 +251,27 @@ mod tests {
                 assert_eq!(rows, generate_tasks(&cfg, 200, 7), "seeded");
             }
         }
+    }
+
+    #[test]
+    fn format_only_solutions_keep_the_answer_and_drop_the_steps() {
+        for kind in [TaskKind::Countdown, TaskKind::Arithmetic] {
+            let cfg = TaskConfig { kind, ..Default::default() };
+            for r in generate_tasks(&cfg, 50, 11) {
+                let short = format_only(&r);
+                let c = short["completion"].as_str().unwrap();
+                let f: &dyn RewardFn = match kind {
+                    TaskKind::Countdown => &CountdownReward,
+                    TaskKind::Arithmetic => &ArithmeticReward,
+                };
+                assert_eq!(f.score("", c, &r), Some(1.0), "{c}");
+                assert_eq!(FormatReward.score("", c, &r), Some(1.0), "{c}");
+                assert!(!c.contains('='), "no worked steps: {c}");
+            }
+        }
+        let r = generate_tasks(&TaskConfig { kind: TaskKind::Arithmetic, ..Default::default() }, 1, 0).remove(0);
+        let expr = r["prompt"].as_str().unwrap().trim_start_matches("Compute ").trim_end_matches('.');
+        assert!(format_only(&r)["completion"].as_str().unwrap().starts_with(&format!("<think>{expr}</think>")));
     }
 
     #[test]

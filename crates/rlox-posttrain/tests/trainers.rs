@@ -146,6 +146,7 @@ fn grpo_trains_and_writes_rollouts() {
         model: ModelConfig { path: fixture(), init: None },
         train_file: train.clone(),
         eval_file: Some(train.clone()),
+        eval_num_samples: 3,
         reward_funcs: vec![
             RewardSpec::Format { weight: 1.0 },
             RewardSpec::Arithmetic { weight: 1.0 },
@@ -178,6 +179,9 @@ fn grpo_trains_and_writes_rollouts() {
         "kl",
         "clip_ratio/region_mean",
         "eval/reward",
+        "eval/accuracy",
+        "eval/sampled/reward",
+        "eval/sampled/accuracy",
     ] {
         assert!(metrics.contains(&format!("\"{name}\"")), "{name} missing from metrics.jsonl");
     }
@@ -186,6 +190,19 @@ fn grpo_trains_and_writes_rollouts() {
     assert_eq!(groups.len(), 2 * 2, "two generation rounds of two prompts");
     assert!(groups.iter().all(|g| g.completions.len() == 4));
     assert!(std::fs::read_to_string(run.join("samples.jsonl")).unwrap().contains("\"completion\""));
+    // Greedy eval completions: one row per eval prompt at the first and the last evaluation, with each
+    // function's score; the logged eval/accuracy is their mean.
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(run.join("eval_samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(evals.len(), 2 * rows.len());
+    let last: Vec<&serde_json::Value> = evals.iter().filter(|r| r["step"] == 4).collect();
+    assert_eq!(last.len(), rows.len());
+    let mean = last.iter().map(|r| r["accuracy"].as_f64().unwrap()).sum::<f64>() / last.len() as f64;
+    assert_eq!(summary["eval_final"]["eval/accuracy"].as_f64().unwrap(), mean);
+    assert!(last.iter().all(|r| r["completion"].is_string() && r["format"].is_number()));
     // The length penalty is always negative for 8-token completions longer than 5 chars; the KL after
     // updates is positive.
     let kl: Vec<f64> = metrics
@@ -316,4 +333,53 @@ fn parquet_datasets_read_like_jsonl() {
     assert!(ds.locations[0].ends_with("prefs.parquet row 0"));
     let e = ds.get(0, "margin").unwrap_err().to_string();
     assert!(e.contains("row 0") && e.contains("`margin`"), "{e}");
+}
+
+/// The whole tiny R1-Zero pipeline, a few steps of each stage: the run directory holds the data split,
+/// both runs, the plot and a summary whose SFT-model eval is the GRPO run's first evaluation.
+#[test]
+fn r1_zero_pipeline_writes_its_run_directory() {
+    use rlox_posttrain::common::InitConfig;
+    use rlox_posttrain::r1_zero::{run_r1_zero, R1ZeroConfig};
+    use rlox_posttrain::tasks::{StepStyle, TaskConfig, TaskKind};
+    let dir = tempdir();
+    let c = R1ZeroConfig {
+        tokenizer_dir: fixture(),
+        init: InitConfig { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, ..Default::default() },
+        task: TaskConfig {
+            kind: TaskKind::Arithmetic,
+            num_operands: 2,
+            max_operand: 99,
+            max_later_operand: Some(3),
+            operators: "+-".into(),
+            steps: StepStyle::Counting,
+            ..Default::default()
+        },
+        sft_examples: 6,
+        sft_format_examples: 4,
+        sft_steps: 3,
+        train_prompts: 8,
+        eval_prompts: 5,
+        grpo_steps: 2,
+        prompts_per_step: 2,
+        num_generations: 2,
+        max_completion_length: 12,
+        eval_steps: 1,
+        eval_num_samples: 2,
+        output_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let summary = run_r1_zero(&c, None).unwrap();
+    let run = PathBuf::from(summary["run_dir"].as_str().unwrap());
+    let lines = |p: PathBuf| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(lines(run.join("data/sft.jsonl")), 10);
+    assert_eq!(lines(run.join("data/train.jsonl")), 8);
+    assert_eq!(lines(run.join("data/eval.jsonl")), 5);
+    assert!(run.join("plots/r1_zero.png").is_file() && run.join("summary.json").is_file());
+    assert_eq!(summary["grpo"]["steps"], 2);
+    assert_eq!(summary["sft_model_eval"], summary["grpo"]["eval_first"]);
+    for key in ["eval/format", "eval/accuracy", "eval/sampled/format", "eval/sampled/accuracy"] {
+        let v = summary["final_eval"][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
 }
