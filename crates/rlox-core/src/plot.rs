@@ -97,6 +97,31 @@ impl LineChart {
         }
     }
 
+    /// The corner (or the middle of the right edge) whose legend box covers the fewest data points, so
+    /// the legend hides as little of the curves as it can. The box is estimated as 45% of the width and
+    /// 6% of the height per series.
+    fn legend_position(&self, x0: f64, x1: f64, y0: f64, y1: f64) -> SeriesLabelPosition {
+        let (w, h) = (0.45, (0.06 * self.series.len() as f64).min(0.9));
+        let candidates = [
+            (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0 - h),
+            (SeriesLabelPosition::LowerRight, 1.0 - w, 0.0),
+            (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - h),
+            (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+            (SeriesLabelPosition::MiddleRight, 1.0 - w, 0.5 - h / 2.0),
+        ];
+        let points: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(x, y)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)))
+            .collect();
+        let covered = |bx: f64, by: f64| {
+            points.iter().filter(|(u, v)| (bx..=bx + w).contains(u) && (by..=by + h).contains(v)).count()
+        };
+        candidates.into_iter().min_by_key(|(_, bx, by)| covered(*bx, *by)).map(|c| c.0).unwrap_or(SeriesLabelPosition::UpperRight)
+    }
+
     fn draw_on<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -146,8 +171,10 @@ impl LineChart {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         }
         if self.series.len() > 1 {
+            let position = self.legend_position(x0, x1, y0 - pad, y1 + pad);
             chart
                 .configure_series_labels()
+                .position(position)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font((FONT_FAMILY, 14))

@@ -44,6 +44,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Named scalar metrics, in logging order.
+pub type Metrics = Vec<(String, f64)>;
+
 /// GRPO settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -465,13 +468,13 @@ impl GrpoTrainer {
     }
 
     /// Greedy completions of the eval prompts; mean weighted reward and per-function means.
-    pub fn evaluate(&self) -> Result<Vec<(String, f64)>> {
+    pub fn evaluate(&self) -> Result<Metrics> {
         Ok(self.evaluate_with_completions()?.0)
     }
 
     /// [`Self::evaluate`] plus one row per eval prompt (`prompt`, `completion`, `reward`, each function's
     /// score), written to `eval_samples.jsonl` so a user can see what the greedy policy gets wrong.
-    fn evaluate_with_completions(&self) -> Result<(Vec<(String, f64)>, Vec<serde_json::Value>)> {
+    fn evaluate_with_completions(&self) -> Result<(Metrics, Vec<serde_json::Value>)> {
         if self.eval_prompts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -542,7 +545,7 @@ impl GrpoTrainer {
     }
 
     /// Evaluate, log the metrics at `step` and append the completions to `eval_samples.jsonl`.
-    fn log_evaluation(&self, run: &mut Run, step: u64) -> Result<Vec<(String, f64)>> {
+    fn log_evaluation(&self, run: &mut Run, step: u64) -> Result<Metrics> {
         let (metrics, samples) = self.evaluate_with_completions()?;
         if !metrics.is_empty() {
             let m: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();

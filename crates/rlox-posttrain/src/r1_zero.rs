@@ -148,6 +148,54 @@ fn read_series(metrics: &std::path::Path, name: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Trailing mean over `window` points: one GRPO step scores only 64 completions, too noisy to read.
+fn trailing_mean(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    (0..points.len())
+        .map(|i| {
+            let w = &points[(i + 1).saturating_sub(window)..=i];
+            (points[i].0, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+        })
+        .collect()
+}
+
+/// Draw the curves of a GRPO run's `metrics.jsonl` (held-out format and accuracy, greedy and sampled;
+/// training format and accuracy as trailing means) into `<plots_dir>/r1_zero.{png,svg}`; returns the
+/// PNG's path. `examples/r1_zero_plot.rs` redraws a finished run with it.
+pub fn draw_curves(metrics: &std::path::Path, kind: TaskKind, plots_dir: &std::path::Path) -> Result<PathBuf> {
+    let acc_name = match kind {
+        TaskKind::Arithmetic => "accuracy",
+        TaskKind::Countdown => "countdown",
+    };
+    let chart = LineChart {
+        title: format!("tiny R1-Zero ({kind:?}): GRPO after an SFT warm-up").to_lowercase(),
+        x_label: "GRPO step".into(),
+        y_label: "score".into(),
+        series: vec![
+            Series { name: "eval format (greedy, held-out)".into(), points: read_series(metrics, "eval/format") },
+            Series {
+                name: format!("eval {acc_name} (greedy, held-out)"),
+                points: read_series(metrics, &format!("eval/{acc_name}")),
+            },
+            Series {
+                name: format!("eval {acc_name} (sampled, held-out)"),
+                points: read_series(metrics, &format!("eval/sampled/{acc_name}")),
+            },
+            Series {
+                name: "train format (sampled, 25-step mean)".into(),
+                points: trailing_mean(&read_series(metrics, "rewards/format/mean"), 25),
+            },
+            Series {
+                name: format!("train {acc_name} (sampled, 25-step mean)"),
+                points: trailing_mean(&read_series(metrics, &format!("rewards/{acc_name}/mean")), 25),
+            },
+        ],
+    };
+    for ext in ["png", "svg"] {
+        chart.draw(&plots_dir.join(format!("r1_zero.{ext}")), 900, 500)?;
+    }
+    Ok(plots_dir.join("r1_zero.png"))
+}
+
 /// Run the whole pipeline; returns the summary.
 pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_json::Value> {
     let dir = RunDir::create(&c.output_dir, "r1-zero")?;
@@ -206,35 +254,7 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
     };
     let grpo_summary = GrpoTrainer::new(&grpo)?.train()?;
     let grpo_dir = PathBuf::from(grpo_summary["run_dir"].as_str().unwrap_or_default());
-    let metrics = grpo_dir.join("metrics.jsonl");
-    let acc_name = match c.task.kind {
-        TaskKind::Arithmetic => "accuracy",
-        TaskKind::Countdown => "countdown",
-    };
-    let chart = LineChart {
-        title: format!("tiny R1-Zero ({:?}): GRPO after an SFT warm-up", c.task.kind).to_lowercase(),
-        x_label: "GRPO step".into(),
-        y_label: "score".into(),
-        series: vec![
-            Series { name: "eval format (greedy, held-out)".into(), points: read_series(&metrics, "eval/format") },
-            Series {
-                name: format!("eval {acc_name} (greedy, held-out)"),
-                points: read_series(&metrics, &format!("eval/{acc_name}")),
-            },
-            Series {
-                name: format!("eval {acc_name} (sampled, held-out)"),
-                points: read_series(&metrics, &format!("eval/sampled/{acc_name}")),
-            },
-            Series { name: "train format (sampled)".into(), points: read_series(&metrics, "rewards/format/mean") },
-            Series {
-                name: format!("train {acc_name} (sampled)"),
-                points: read_series(&metrics, &format!("rewards/{acc_name}/mean")),
-            },
-        ],
-    };
-    for ext in ["png", "svg"] {
-        chart.draw(&dir.plot_path(&format!("r1_zero.{ext}")), 900, 500)?;
-    }
+    let plot = draw_curves(&grpo_dir.join("metrics.jsonl"), c.task.kind, &dir.path().join("plots"))?;
     let summary = serde_json::json!({
         "method": "r1-zero",
         "run_dir": dir.path().display().to_string(),
@@ -243,7 +263,7 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
         "grpo": grpo_summary,
         "sft_model_eval": grpo_summary["eval_first"],
         "final_eval": grpo_summary["eval_final"],
-        "plot": dir.plot_path("r1_zero.png").display().to_string(),
+        "plot": plot.display().to_string(),
     });
     dir.write_summary(&summary)?;
     Ok(summary)
@@ -278,6 +298,8 @@ mod tests {
             let b: i64 = expr[1..].split(['+', '-']).nth(1).unwrap().parse().unwrap();
             assert!((1..=3).contains(&b), "{expr}");
         }
+        let smoothed = trailing_mean(&[(1.0, 0.0), (2.0, 1.0), (3.0, 2.0)], 2);
+        assert_eq!(smoothed, vec![(1.0, 0.0), (2.0, 0.5), (3.0, 1.5)]);
         // Too few distinct problems is an error naming the task.
         let small = R1ZeroConfig { task: TaskConfig { max_operand: 3, ..c.task.clone() }, ..c };
         let err = split_tasks(&small).unwrap_err().to_string();
