@@ -19,7 +19,8 @@
 //! `rewards/<fn>/mean`, `rewards/<fn>/std`, `frac_reward_zero_std`, `completions/mean_length`,
 //! `completions/min_length`, `completions/max_length`, `completions/clipped_ratio`, `kl`,
 //! `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`, plus `loss`, `grad_norm`,
-//! `learning_rate`, and, with an `eval_file`, `eval/reward`, `eval/<fn>` on greedy completions.
+//! `learning_rate`, and, with an `eval_file`, `eval/reward`, `eval/<fn>` on greedy completions (each one also
+//! written to `eval_samples.jsonl`), plus `eval/sampled/reward`, `eval/sampled/<fn>` when `eval_num_samples > 0`.
 //!
 //! Defaults are TRL 1.x's `GRPOConfig` where it has one (beta 0, epsilon 0.2, num_generations 8,
 //! temperature 1, scale_rewards group, num_iterations 1, learning rate 1e-6, AdamW with weight decay 0).

@@ -4,8 +4,8 @@
 //! completions of held-out problems along the way, and draws the curves.
 //!
 //! Layout of its directory (`<output_dir>/r1-zero-<timestamp>/`): `data/{sft,train,eval}.jsonl`, the SFT
-//! run `sft-*/`, the GRPO run `grpo-*/` (metrics, rollouts, samples, checkpoints), `plots/r1_zero.{png,svg}`
-//! and `summary.json` (SFT-model and final eval scores).
+//! run `sft-*/`, the GRPO run `grpo-*/` (metrics, rollouts, samples, greedy eval completions, checkpoints),
+//! `plots/r1_zero.{png,svg}` and `summary.json` (SFT-model and final eval scores).
 
 use crate::common::{InitConfig, ModelConfig};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
