@@ -119,7 +119,11 @@ impl LineChart {
         let covered = |bx: f64, by: f64| {
             points.iter().filter(|(u, v)| (bx..=bx + w).contains(u) && (by..=by + h).contains(v)).count()
         };
-        candidates.into_iter().min_by_key(|(_, bx, by)| covered(*bx, *by)).map(|c| c.0).unwrap_or(SeriesLabelPosition::UpperRight)
+        candidates
+            .into_iter()
+            .min_by_key(|(_, bx, by)| covered(*bx, *by))
+            .map(|c| c.0)
+            .unwrap_or(SeriesLabelPosition::UpperRight)
     }
 
     fn draw_on<DB: DrawingBackend>(

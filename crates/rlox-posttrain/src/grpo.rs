@@ -517,9 +517,7 @@ impl GrpoTrainer {
                 let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
                 let g = GenerationConfig { stream_offset: (c * 64) as u64, ..sampler.clone() };
                 sampled.extend(
-                    generate(&policy, &ids, &g, Some(&self.tokenizer))?
-                        .into_iter()
-                        .map(|o| o.text.unwrap_or_default()),
+                    generate(&policy, &ids, &g, Some(&self.tokenizer))?.into_iter().map(|o| o.text.unwrap_or_default()),
                 );
             }
             let pick = |v: &[String]| order.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();

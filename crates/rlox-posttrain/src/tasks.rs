@@ -148,8 +148,7 @@ pub fn arithmetic_task<R: Rng>(rng: &mut R, cfg: &TaskConfig) -> Row {
     let ops = if ops.is_empty() { vec!['+'] } else { ops };
     let n = cfg.num_operands.clamp(2, 3);
     let later = cfg.max_later_operand.unwrap_or(cfg.max_operand).max(1);
-    let xs: Vec<i64> =
-        (0..n).map(|i| rng.random_range(1..=if i == 0 { cfg.max_operand } else { later })).collect();
+    let xs: Vec<i64> = (0..n).map(|i| rng.random_range(1..=if i == 0 { cfg.max_operand } else { later })).collect();
     let os: Vec<char> = (0..n - 1).map(|_| ops[rng.random_range(0..ops.len())]).collect();
     let mut expr = xs[0].to_string();
     for (o, x) in os.iter().zip(&xs[1..]) {
