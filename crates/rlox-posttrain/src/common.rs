@@ -103,6 +103,20 @@ impl ModelConfig {
     }
 }
 
+/// `rows` as JSON Lines, each object with `"step": step` added.
+fn stamped_jsonl(step: u64, rows: &[serde_json::Value]) -> String {
+    let mut text = String::new();
+    for r in rows {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.insert("step".into(), step.into());
+        }
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    text
+}
+
 /// A run directory with its sinks.
 pub struct Run {
     /// The directory.
@@ -136,30 +150,15 @@ impl Run {
     /// Append sampled completions (`{"step": .., "prompt": .., "completion": .., ...}` per line).
     pub fn samples(&mut self, step: u64, rows: &[serde_json::Value]) -> Result<()> {
         let p = self.dir.path().join("samples.jsonl");
-        for r in rows {
-            let mut r = r.clone();
-            if let Some(o) = r.as_object_mut() {
-                o.insert("step".into(), step.into());
-            }
-            writeln!(self.samples, "{r}").map_err(|e| Error::io(&p, e))?;
-        }
+        self.samples.write_all(stamped_jsonl(step, rows).as_bytes()).map_err(|e| Error::io(&p, e))?;
         self.samples.flush().map_err(|e| Error::io(&p, e))
     }
 
     /// Append `rows` to `<run dir>/<file>` as JSON Lines, each with `"step": step` added.
     pub fn append_jsonl(&self, file: &str, step: u64, rows: &[serde_json::Value]) -> Result<()> {
         let p = self.dir.path().join(file);
-        let mut text = String::new();
-        for r in rows {
-            let mut r = r.clone();
-            if let Some(o) = r.as_object_mut() {
-                o.insert("step".into(), step.into());
-            }
-            text.push_str(&r.to_string());
-            text.push('\n');
-        }
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| Error::io(&p, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| Error::io(&p, e))
+        f.write_all(stamped_jsonl(step, rows).as_bytes()).map_err(|e| Error::io(&p, e))
     }
 
     /// Save `model` as `checkpoints/<name>/` in Hugging Face layout with the tokenizer files.

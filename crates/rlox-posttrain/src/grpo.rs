@@ -32,7 +32,7 @@ use crate::losses::{
     grpo_advantages, grpo_aggregate, grpo_loss, grpo_per_token_loss, GrpoLossSettings, GrpoLossStats, GrpoLossType,
     ScaleRewards,
 };
-use crate::rewards::{score_all, RewardFn, RewardSpec};
+use crate::rewards::{score_all, RewardFn, RewardSpec, ScoredBatch};
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rlox_core::seeding::{derive_seed, rng_from_seed, Rng};
@@ -479,29 +479,16 @@ impl GrpoTrainer {
         if self.eval_prompts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let policy = self.model.valid();
-        let gen = GenerationConfig {
+        let greedy = GenerationConfig {
             max_new_tokens: self.config.max_completion_length,
             temperature: 0.0,
             eos_token_ids: self.eos(),
             pad_token_id: self.tokenizer.pad_token_id,
             ..Default::default()
         };
-        let mut texts = Vec::new();
-        for chunk in self.eval_prompts.chunks(64) {
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.ids.clone()).collect();
-            texts.extend(
-                generate(&policy, &ids, &gen, Some(&self.tokenizer))?.into_iter().map(|o| o.text.unwrap_or_default()),
-            );
-        }
-        let prompts: Vec<String> = self.eval_prompts.iter().map(|p| p.text.clone()).collect();
-        let rows: Vec<&Row> = self.eval_prompts.iter().map(|p| &p.row).collect();
-        let locs: Vec<String> = self.eval_prompts.iter().map(|p| p.location.clone()).collect();
-        let s = score_all(&self.reward_fns, &prompts, &texts, &rows, &locs)?;
-        let mut out = vec![("eval/reward".to_string(), mean_finite(&s.total))];
-        for (k, (f, _)) in self.reward_fns.iter().enumerate() {
-            out.push((format!("eval/{}", f.name()), mean_finite(&s.per_function[k])));
-        }
+        let every: Vec<usize> = (0..self.eval_prompts.len()).collect();
+        let (texts, s) = self.generate_and_score_eval(&every, &greedy)?;
+        let mut out = eval_metrics("eval", &self.reward_fns, &s);
         let n = self.config.eval_num_samples;
         if n > 0 {
             let sampler = GenerationConfig {
@@ -509,29 +496,16 @@ impl GrpoTrainer {
                 top_p: self.config.top_p,
                 top_k: self.config.top_k,
                 seed: derive_seed(self.config.seed, 0xE7A1),
-                ..gen
+                ..greedy
             };
-            let order: Vec<usize> = (0..self.eval_prompts.len()).flat_map(|i| std::iter::repeat_n(i, n)).collect();
-            let mut sampled = Vec::new();
-            for (c, chunk) in order.chunks(64).enumerate() {
-                let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
-                let g = GenerationConfig { stream_offset: (c * 64) as u64, ..sampler.clone() };
-                sampled.extend(
-                    generate(&policy, &ids, &g, Some(&self.tokenizer))?.into_iter().map(|o| o.text.unwrap_or_default()),
-                );
-            }
-            let pick = |v: &[String]| order.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-            let rows_n: Vec<&Row> = order.iter().map(|&i| rows[i]).collect();
-            let sn = score_all(&self.reward_fns, &pick(&prompts), &sampled, &rows_n, &pick(&locs))?;
-            out.push(("eval/sampled/reward".to_string(), mean_finite(&sn.total)));
-            for (k, (f, _)) in self.reward_fns.iter().enumerate() {
-                out.push((format!("eval/sampled/{}", f.name()), mean_finite(&sn.per_function[k])));
-            }
+            let repeated: Vec<usize> = every.iter().flat_map(|&i| std::iter::repeat_n(i, n)).collect();
+            let (_, sampled) = self.generate_and_score_eval(&repeated, &sampler)?;
+            out.extend(eval_metrics("eval/sampled", &self.reward_fns, &sampled));
         }
         let samples = (0..texts.len())
             .map(|i| {
                 let mut o = serde_json::Map::new();
-                o.insert("prompt".into(), prompts[i].clone().into());
+                o.insert("prompt".into(), self.eval_prompts[i].text.clone().into());
                 o.insert("completion".into(), texts[i].clone().into());
                 o.insert("reward".into(), serde_json::json!(s.total[i]));
                 for (k, (f, _)) in self.reward_fns.iter().enumerate() {
@@ -541,6 +515,23 @@ impl GrpoTrainer {
             })
             .collect();
         Ok((out, samples))
+    }
+
+    /// Complete the eval prompts `order[k]` (64 at a time, sequence `k` on random stream `k`) and score them.
+    fn generate_and_score_eval(&self, order: &[usize], gen: &GenerationConfig) -> Result<(Vec<String>, ScoredBatch)> {
+        let policy = self.model.valid();
+        let mut texts = Vec::with_capacity(order.len());
+        for (c, chunk) in order.chunks(64).enumerate() {
+            let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
+            let g = GenerationConfig { stream_offset: (c * 64) as u64, ..gen.clone() };
+            let outs = generate(&policy, &ids, &g, Some(&self.tokenizer))?;
+            texts.extend(outs.into_iter().map(|o| o.text.unwrap_or_default()));
+        }
+        let prompts: Vec<String> = order.iter().map(|&i| self.eval_prompts[i].text.clone()).collect();
+        let rows: Vec<&Row> = order.iter().map(|&i| &self.eval_prompts[i].row).collect();
+        let locs: Vec<String> = order.iter().map(|&i| self.eval_prompts[i].location.clone()).collect();
+        let scored = score_all(&self.reward_fns, &prompts, &texts, &rows, &locs)?;
+        Ok((texts, scored))
     }
 
     /// Evaluate, log the metrics at `step` and append the completions to `eval_samples.jsonl`.
@@ -690,6 +681,15 @@ impl GrpoTrainer {
         }
         m
     }
+}
+
+/// `<prefix>/reward` and `<prefix>/<fn>`: the means of a scored eval batch.
+fn eval_metrics(prefix: &str, reward_fns: &[(Box<dyn RewardFn>, f64)], s: &ScoredBatch) -> Metrics {
+    let mut out = vec![(format!("{prefix}/reward"), mean_finite(&s.total))];
+    for (k, (f, _)) in reward_fns.iter().enumerate() {
+        out.push((format!("{prefix}/{}", f.name()), mean_finite(&s.per_function[k])));
+    }
+    out
 }
 
 fn mean_finite(x: &[f64]) -> f64 {

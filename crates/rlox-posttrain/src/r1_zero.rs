@@ -140,12 +140,15 @@ fn split_tasks(
     Ok((sft, train, eval))
 }
 
-fn read_series(metrics: &std::path::Path, name: &str) -> Vec<(f64, f64)> {
+/// The rows of a `metrics.jsonl` (unreadable lines skipped: the chart is a convenience).
+fn read_metrics(metrics: &std::path::Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(metrics).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(name)?.as_f64()?)))
-        .collect()
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// `(step, value)` of every row that has metric `name`.
+fn series(rows: &[serde_json::Value], name: &str) -> Vec<(f64, f64)> {
+    rows.iter().filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(name)?.as_f64()?))).collect()
 }
 
 /// Trailing mean over `window` points: one GRPO step scores only 64 completions, too noisy to read.
@@ -166,27 +169,28 @@ pub fn draw_curves(metrics: &std::path::Path, kind: TaskKind, plots_dir: &std::p
         TaskKind::Arithmetic => "accuracy",
         TaskKind::Countdown => "countdown",
     };
+    let rows = read_metrics(metrics);
     let chart = LineChart {
         title: format!("tiny R1-Zero ({kind:?}): GRPO after an SFT warm-up").to_lowercase(),
         x_label: "GRPO step".into(),
         y_label: "score".into(),
         series: vec![
-            Series { name: "eval format (greedy, held-out)".into(), points: read_series(metrics, "eval/format") },
+            Series { name: "eval format (greedy, held-out)".into(), points: series(&rows, "eval/format") },
             Series {
                 name: format!("eval {acc_name} (greedy, held-out)"),
-                points: read_series(metrics, &format!("eval/{acc_name}")),
+                points: series(&rows, &format!("eval/{acc_name}")),
             },
             Series {
                 name: format!("eval {acc_name} (sampled, held-out)"),
-                points: read_series(metrics, &format!("eval/sampled/{acc_name}")),
+                points: series(&rows, &format!("eval/sampled/{acc_name}")),
             },
             Series {
                 name: "train format (sampled, 25-step mean)".into(),
-                points: trailing_mean(&read_series(metrics, "rewards/format/mean"), 25),
+                points: trailing_mean(&series(&rows, "rewards/format/mean"), 25),
             },
             Series {
                 name: format!("train {acc_name} (sampled, 25-step mean)"),
-                points: trailing_mean(&read_series(metrics, &format!("rewards/{acc_name}/mean")), 25),
+                points: trailing_mean(&series(&rows, &format!("rewards/{acc_name}/mean")), 25),
             },
         ],
     };
