@@ -54,17 +54,18 @@ pub fn trl_names(t: &mut FlatTable) -> Result<()> {
     t.alias("model_name_or_path", "model.path")?;
     t.alias("dataset_name", "train_file")?;
     if let Some((v, line)) = t.remove("lr_scheduler_type") {
-        let constant =
-            match str_value(t, "lr_scheduler_type", &v, line)? {
-                "linear" => false,
-                "constant" | "constant_with_warmup" => true,
-                other => return Err(t.error_at(
+        let constant = match str_value(t, "lr_scheduler_type", &v, line)? {
+            "linear" => false,
+            "constant" | "constant_with_warmup" => true,
+            other => {
+                return Err(t.error_at(
                     line,
                     format!(
                         "lr_scheduler_type `{other}` is not supported: use linear, constant or constant_with_warmup"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         t.insert("constant_lr", toml::Value::Boolean(constant), line, "lr_scheduler_type")?;
     }
     if let Some((v, line)) = t.remove("gradient_accumulation_steps") {
