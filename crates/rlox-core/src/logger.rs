@@ -21,7 +21,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A sink for scalar metrics.
 pub trait Logger {
     /// Record `metrics` at `step` (an environment step, gradient step or iteration: the trainer says which).
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()>;
+    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
+        self.log_at(step, wall_time(), metrics)
+    }
+    /// [`Logger::log`] with the wall time (seconds since the Unix epoch) given: a resumed run replays
+    /// the records written before the interruption with their original times.
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> Result<()>;
     /// Push buffered records to disk.
     fn flush(&mut self) -> Result<()> {
         Ok(())
@@ -52,10 +57,10 @@ impl JsonlLogger {
 }
 
 impl Logger for JsonlLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> Result<()> {
         let mut obj = serde_json::Map::new();
         obj.insert("step".into(), step.into());
-        obj.insert("wall_time".into(), wall_time().into());
+        obj.insert("wall_time".into(), wall_time.into());
         for (k, v) in metrics {
             let value =
                 serde_json::Number::from_f64(*v).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null);
@@ -86,8 +91,7 @@ impl CsvLogger {
 }
 
 impl Logger for CsvLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
-        let t = wall_time();
+    fn log_at(&mut self, step: u64, t: f64, metrics: &[(&str, f64)]) -> Result<()> {
         for (k, v) in metrics {
             // Metric names are identifiers chosen by trainers; quote them anyway if a comma sneaks in.
             let name = if k.contains(',') || k.contains('"') {
@@ -144,7 +148,7 @@ impl TensorBoardLogger {
 }
 
 impl Logger for TensorBoardLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> Result<()> {
         let mut summary = Vec::new();
         for (tag, v) in metrics {
             let mut value = Vec::new();
@@ -155,7 +159,7 @@ impl Logger for TensorBoardLogger {
             put_bytes(&mut summary, 1, &value);
         }
         let mut ev = Vec::new();
-        encode_event_header(&mut ev, wall_time(), step as i64);
+        encode_event_header(&mut ev, wall_time, step as i64);
         put_bytes(&mut ev, 5, &summary);
         self.write_record(&ev)
     }
@@ -218,7 +222,7 @@ impl ProgressLogger {
 }
 
 impl Logger for ProgressLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
+    fn log_at(&mut self, step: u64, _: f64, metrics: &[(&str, f64)]) -> Result<()> {
         self.bar.set_position(step);
         let msg: Vec<String> = metrics
             .iter()
@@ -259,11 +263,85 @@ impl MultiLogger {
 }
 
 impl Logger for MultiLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
-        self.sinks.iter_mut().try_for_each(|s| s.log(step, metrics))
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> Result<()> {
+        self.sinks.iter_mut().try_for_each(|s| s.log_at(step, wall_time, metrics))
     }
     fn flush(&mut self) -> Result<()> {
         self.sinks.iter_mut().try_for_each(|s| s.flush())
+    }
+}
+
+/// One line of `metrics.jsonl` read back: step, wall time and the metrics (NaN where `null`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The step.
+    pub step: u64,
+    /// Seconds since the Unix epoch when it was logged.
+    pub wall_time: f64,
+    /// Name and value, in the order they were logged.
+    pub metrics: Vec<(String, f64)>,
+}
+
+impl Record {
+    /// Log this record again (with its original time) into `logger`.
+    pub fn replay(&self, logger: &mut dyn Logger) -> Result<()> {
+        let m: Vec<(&str, f64)> = self.metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        logger.log_at(self.step, self.wall_time, &m)
+    }
+}
+
+/// The records of a `metrics.jsonl`, in order. A last line cut short by a killed process is dropped;
+/// a malformed line elsewhere is an error naming the file and line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Record>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let parsed: std::result::Result<serde_json::Map<String, serde_json::Value>, _> = serde_json::from_str(line);
+        let obj = match parsed {
+            Ok(o) => o,
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => return Err(Error::invalid(format!("{} line {}", path.display(), i + 1), e.to_string())),
+        };
+        let step = obj.get("step").and_then(|v| v.as_u64()).unwrap_or(0);
+        let wall_time = obj.get("wall_time").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        // serde_json's map keeps keys sorted, as the line was written.
+        let metrics = obj
+            .iter()
+            .filter(|(k, _)| *k != "step" && *k != "wall_time")
+            .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        out.push(Record { step, wall_time, metrics });
+    }
+    Ok(out)
+}
+
+/// A logger that counts the records passed through it (a trainer's checkpoint keeps the count, so a
+/// resumed run can cut the metrics files back to what was logged before the checkpoint).
+pub struct Counted<'a> {
+    inner: &'a mut dyn Logger,
+    /// Records logged (including any counted before this wrapper was made).
+    pub count: u64,
+}
+
+impl<'a> Counted<'a> {
+    /// Count the records passed to `inner`, starting at `count`.
+    pub fn new(inner: &'a mut dyn Logger, count: u64) -> Self {
+        Counted { inner, count }
+    }
+}
+
+impl Logger for Counted<'_> {
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> Result<()> {
+        self.count += 1;
+        self.inner.log_at(step, wall_time, metrics)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -282,7 +360,7 @@ impl MemoryLogger {
 }
 
 impl Logger for MemoryLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
+    fn log_at(&mut self, step: u64, _: f64, metrics: &[(&str, f64)]) -> Result<()> {
         self.records.extend(metrics.iter().map(|(k, v)| (step, k.to_string(), *v)));
         Ok(())
     }

@@ -204,6 +204,31 @@ impl RunDir {
         atomic_write(self.path.join("summary.json"), text.as_bytes())
     }
 
+    /// Prepare to continue this run from a checkpoint taken after its first `count` metric records
+    /// (a trainer counts its records with [`crate::logger::Counted`] and keeps the count in its
+    /// checkpoint): returns those records (read from `metrics.jsonl`) and removes the TensorBoard event
+    /// files, so that the caller creates fresh sinks ([`RunDir::standard_logger`] truncates the others)
+    /// and replays the records into them. The files then hold what an uninterrupted run would have
+    /// written up to the checkpoint, and nothing that was logged after it before the interruption.
+    pub fn records_for_resume(&self, count: u64) -> Result<Vec<crate::logger::Record>> {
+        let records = crate::logger::read_jsonl(&self.path.join("metrics.jsonl"))?;
+        let tb = self.path.join("tb");
+        if let Ok(entries) = std::fs::read_dir(&tb) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("events.out.tfevents") {
+                    std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
+                }
+            }
+        }
+        if (records.len() as u64) < count {
+            return Err(Error::checkpoint(
+                self.path.join("metrics.jsonl"),
+                format!("holds {} records, but the checkpoint was taken after {count}", records.len()),
+            ));
+        }
+        Ok(records.into_iter().take(count as usize).collect())
+    }
+
     /// The standard sinks: `metrics.jsonl`, `metrics.csv`, `tb/`, and a progress bar over
     /// `total_steps` (hidden when `progress` is false).
     pub fn standard_logger(&self, total_steps: u64, progress: bool) -> Result<MultiLogger> {

@@ -11,7 +11,6 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray}
 use rlox_core::logger::Logger;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One metric value.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,8 +105,8 @@ impl ParquetMetricsLogger {
 }
 
 impl Logger for ParquetMetricsLogger {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> rlox_core::Result<()> {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+    fn log_at(&mut self, step: u64, wall_time: f64, metrics: &[(&str, f64)]) -> rlox_core::Result<()> {
+        let t = (wall_time * 1e6).round() as i64;
         for (name, v) in metrics {
             self.rows.push(MetricRow {
                 step: step as i64,

@@ -25,6 +25,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod a2c;
+pub mod checkpoint;
 pub mod continuous;
 pub mod ddpg;
 pub mod dqn;

@@ -257,12 +257,13 @@ pub(crate) fn save_optimizer<M: Module>(opt: &Optimizer, module: &M, prefix: &st
     match opt.export_state(module) {
         None => json!(null),
         Some(state) => {
-            let mut counts = Vec::with_capacity(state.len());
-            for (k, (m, v, t)) in state.into_iter().enumerate() {
-                counts.push(t);
-                if t > 0 {
-                    blobs.insert(format!("{prefix}.{k}.m"), (vec![m.len()], m));
-                    blobs.insert(format!("{prefix}.{k}.v"), (vec![v.len()], v));
+            let mut counts = Vec::with_capacity(state.params.len());
+            for (k, p) in state.params.into_iter().enumerate() {
+                counts.push(p.steps);
+                if p.steps > 0 {
+                    for (j, b) in p.buffers.into_iter().enumerate() {
+                        blobs.insert(format!("{prefix}.{k}.{j}"), (vec![b.len()], b));
+                    }
                 }
             }
             json!({"steps": opt.steps(), "t": counts})
@@ -286,7 +287,7 @@ pub(crate) fn load_optimizer<M: Module>(
     let mut state = Vec::with_capacity(counts.len());
     for (k, t) in counts.into_iter().enumerate() {
         if t == 0 {
-            state.push((Vec::new(), Vec::new(), 0));
+            state.push(rlox_nn::ParamState::default());
             continue;
         }
         let get = |s: &str| {
@@ -295,9 +296,9 @@ pub(crate) fn load_optimizer<M: Module>(
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| Error::invalid("checkpoint optimizer state", format!("{prefix}.{k}.{s} is missing")))
         };
-        state.push((get("m")?, get("v")?, t));
+        state.push(rlox_nn::ParamState { buffers: vec![get("0")?, get("1")?], steps: t });
     }
-    opt.import_state(module, state, meta["steps"].as_u64().unwrap_or(0))
+    opt.import_state(module, rlox_nn::OptimizerState { params: state, steps: meta["steps"].as_u64().unwrap_or(0) })
 }
 
 fn write_blobs(path: &Path, blobs: &Blobs) -> Result<()> {

@@ -21,7 +21,7 @@ fn serial() -> MutexGuard<'static, ()> {
 struct Evals(Vec<(u64, f64)>);
 
 impl Logger for Evals {
-    fn log(&mut self, step: u64, metrics: &[(&str, f64)]) -> rlox_core::Result<()> {
+    fn log_at(&mut self, step: u64, _: f64, metrics: &[(&str, f64)]) -> rlox_core::Result<()> {
         for (k, v) in metrics {
             if *k == "eval/mean_reward" {
                 self.0.push((step, *v));

@@ -39,7 +39,7 @@ pub use checkpoint::{load_safetensors, read_safetensors_metadata, save_safetenso
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use device::{cpu_device, device_of, train_device, DeviceKind};
 pub use mlp::{Activation, Mlp, MlpConfig, OutputInit};
-pub use optim::{AdamParamState, Optimizer, OptimizerConfig};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerState, ParamState};
 pub use params::{all_finite, polyak_update};
 pub use schedule::Schedule;
 

@@ -1,22 +1,25 @@
-//! Optimizers: Adam, AdamW and SGD through burn's implementations, configured with PyTorch's
-//! defaults (burn's own Adam epsilon is 1e-5; PyTorch's, used by SB3 and TRL, is 1e-8).
+//! Optimizers: Adam, AdamW, RMSprop and SGD, configured with PyTorch's defaults (burn's own Adam
+//! epsilon is 1e-5; PyTorch's, used by SB3 and TRL, is 1e-8). This is rlox's one optimizer stack:
+//! every trainer, RL and post-training, steps through it, and its state is what checkpoints hold.
 //!
 //! An [`Optimizer`] keeps the per-parameter state (moments) and applies one step to a module:
 //! `model = optimizer.step(lr, model, grads)`.
 //!
-//! On the CPU, Adam and AdamW run as one fused loop per parameter on host memory (read the weights,
-//! gradient and moments once, write weights and moments once). burn's implementation composes about
-//! a dozen tensor operations per parameter, each allocating a full-size result, and took about 40% of
-//! a DQN gradient step on CartPole's 256x256 MLP; the fused loop is several times faster. On other
-//! devices burn's implementation is used. Both compute PyTorch's update (bias-corrected moments,
-//! epsilon added to `sqrt(v_hat)`); a test checks they agree. Gradient clipping is not part of the optimizer: call
-//! [`crate::clip::clip_grad_norm`] on the gradients first (global norm, as PyTorch does).
+//! On the CPU every kind runs as one fused loop per parameter on host memory (read the weights,
+//! gradient and state once, write weights and state once). burn's implementation composes about a
+//! dozen tensor operations per parameter, each allocating a full-size result, and took about 40% of a
+//! DQN gradient step on CartPole's 256x256 MLP; the fused loop is several times faster, and its state
+//! can be exported ([`Optimizer::export_state`]) so that a run resumes exactly. On other devices
+//! burn's implementation is used (its state is not exported: such runs cannot be checkpointed for an
+//! exact resume). Both compute PyTorch's updates; tests check they agree. Gradient clipping is not part
+//! of the optimizer: call [`crate::clip::clip_grad_norm`] on the gradients first (global norm, as
+//! PyTorch does).
 
 use crate::Grads;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, RmsPropConfig, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -56,6 +59,20 @@ pub enum OptimizerConfig {
         #[serde(default = "adamw_decay")]
         weight_decay: f32,
     },
+    /// RMSprop as `torch.optim.RMSprop` (no momentum, not centred): `v = alpha v + (1 - alpha) g^2`,
+    /// `w -= lr g / (sqrt(v) + eps)`; SB3's A2C uses alpha 0.99, eps 1e-5.
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        /// Smoothing constant (PyTorch: 0.99).
+        #[serde(default = "rms_alpha")]
+        alpha: f32,
+        /// Denominator epsilon (PyTorch: 1e-8).
+        #[serde(default = "eps")]
+        eps: f32,
+        /// L2 penalty (PyTorch: 0).
+        #[serde(default)]
+        weight_decay: f32,
+    },
     /// Stochastic gradient descent, optionally with momentum (no dampening, like PyTorch's default).
     Sgd {
         /// Momentum factor (0: plain SGD).
@@ -82,6 +99,9 @@ fn eps() -> f32 {
 fn adamw_decay() -> f32 {
     0.01
 }
+fn rms_alpha() -> f32 {
+    0.99
+}
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
@@ -105,18 +125,20 @@ impl OptimizerConfig {
         OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 }
     }
 
-    /// Build the optimizer (fused host Adam/AdamW on CPU devices, burn's elsewhere; decided at the first step).
+    /// Adam with PyTorch's betas and the given epsilon (SB3's PPO uses 1e-5).
+    pub fn adam_eps(eps: f32) -> Self {
+        OptimizerConfig::Adam { beta1: beta1(), beta2: beta2(), eps, weight_decay: 0.0 }
+    }
+
+    /// RMSprop with smoothing `alpha` and epsilon `eps`.
+    pub fn rmsprop(alpha: f32, eps: f32) -> Self {
+        OptimizerConfig::RmsProp { alpha, eps, weight_decay: 0.0 }
+    }
+
+    /// Build the optimizer (the fused host loop on CPU devices, burn's elsewhere; decided at the first step).
     pub fn build(&self) -> Optimizer {
         let mut opt = self.build_burn();
-        opt.host = match *self {
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
-                Some(HostAdam { beta1, beta2, eps, weight_decay, decoupled: false, state: HashMap::new() })
-            }
-            OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
-                Some(HostAdam { beta1, beta2, eps, weight_decay, decoupled: true, state: HashMap::new() })
-            }
-            OptimizerConfig::Sgd { .. } => None,
-        };
+        opt.host = Some(HostOptimizer { kind: *self, state: HashMap::new() });
         opt
     }
 
@@ -136,6 +158,12 @@ impl OptimizerConfig {
                 .with_epsilon(eps)
                 .with_weight_decay(weight_decay)
                 .init(),
+            OptimizerConfig::RmsProp { alpha, eps, weight_decay } => RmsPropConfig::new()
+                .with_alpha(alpha)
+                .with_epsilon(eps)
+                .with_momentum(0.0)
+                .with_weight_decay(decay(weight_decay))
+                .init(),
             OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
                 .with_weight_decay(decay(weight_decay))
                 .with_momentum((momentum != 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
@@ -149,14 +177,31 @@ impl OptimizerConfig {
 #[derive(Clone)]
 pub struct Optimizer {
     inner: ModuleOptimizer,
-    host: Option<HostAdam>,
+    host: Option<HostOptimizer>,
     /// Decided at the first step from the module's device.
     use_host: Option<bool>,
     steps: u64,
 }
 
-/// One parameter's fused Adam/AdamW state: first moment, second moment, step count.
-pub type AdamParamState = (Vec<f32>, Vec<f32>, i32);
+/// One parameter's optimizer state: its buffers (Adam/AdamW: first and second moments; RMSprop: the
+/// square average; SGD: the momentum buffer, none without momentum) and its step count (0: never stepped).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParamState {
+    /// The buffers, each as long as the parameter.
+    pub buffers: Vec<Vec<f32>>,
+    /// Steps this parameter has taken.
+    pub steps: i32,
+}
+
+/// An optimizer's whole state for one module: one [`ParamState`] per parameter in the module's visiting
+/// order, and the optimizer's step count.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimizerState {
+    /// Per parameter.
+    pub params: Vec<ParamState>,
+    /// [`Optimizer::steps`].
+    pub steps: u64,
+}
 
 impl Optimizer {
     /// Apply one update with learning rate `lr` and return the updated module.
@@ -165,7 +210,7 @@ impl Optimizer {
         let use_host = *self.use_host.get_or_insert_with(|| self.host.is_some() && on_cpu(&module));
         match (&mut self.host, use_host) {
             (Some(host), true) => {
-                let mut step = HostAdamStep { opt: host, grads: &mut grads, lr: lr as f32 };
+                let mut step = HostStep { opt: host, grads: &mut grads, lr: lr as f32 };
                 module.map(&mut step)
             }
             _ => self.inner.step(lr, module, grads),
@@ -177,58 +222,55 @@ impl Optimizer {
         self.steps
     }
 
-    /// The fused host Adam/AdamW state of `module`'s parameters, in the module's visiting order:
-    /// `(first moment, second moment, step count)` per parameter (empty vectors and 0 for a parameter
-    /// not stepped yet). `None` when burn's optimizer does the steps (SGD, or a non-CPU device),
-    /// whose state this wrapper cannot export. Used to checkpoint a run so that it resumes exactly.
-    pub fn export_state<M: Module>(&self, module: &M) -> Option<Vec<AdamParamState>> {
+    /// The state of `module`'s parameters (see [`OptimizerState`]). `None` when burn's optimizer does
+    /// the steps (a non-CPU device), whose state this wrapper cannot export. Used to checkpoint a run so
+    /// that it resumes exactly.
+    pub fn export_state<M: Module>(&self, module: &M) -> Option<OptimizerState> {
         let host = self.host.as_ref()?;
         if self.use_host == Some(false) {
             return None;
         }
         let mut ids = ParamIds(Vec::new());
         module.visit(&mut ids);
-        Some(ids.0.iter().map(|id| host.state.get(id).cloned().unwrap_or((Vec::new(), Vec::new(), 0))).collect())
+        let params = ids.0.iter().map(|id| host.state.get(id).cloned().unwrap_or_default()).collect();
+        Some(OptimizerState { params, steps: self.steps })
     }
 
-    /// Restore a state written by [`Optimizer::export_state`] for `module` (the same architecture;
-    /// its parameter ids may differ from the exporter's). `steps` is the optimizer's step count.
-    /// An error names the parameter whose size does not match.
-    pub fn import_state<M: Module>(
-        &mut self,
-        module: &M,
-        state: Vec<AdamParamState>,
-        steps: u64,
-    ) -> rlox_core::Result<()> {
+    /// Restore a state written by [`Optimizer::export_state`] for `module` (the same architecture; its
+    /// parameter ids may differ from the exporter's). An error names the parameter whose sizes do not match.
+    pub fn import_state<M: Module>(&mut self, module: &M, state: OptimizerState) -> rlox_core::Result<()> {
         let Some(host) = self.host.as_mut() else {
-            return Err(rlox_core::Error::invalid(
-                "optimizer state",
-                "only the fused Adam/AdamW state can be restored",
-            ));
+            return Err(rlox_core::Error::invalid("optimizer state", "this optimizer has no host state to restore"));
         };
         let mut ids = ParamIds(Vec::new());
         module.visit(&mut ids);
-        if ids.0.len() != state.len() {
+        if ids.0.len() != state.params.len() {
             return Err(rlox_core::Error::invalid(
                 "optimizer state",
-                format!("{} parameter states for a module with {} parameters", state.len(), ids.0.len()),
+                format!("{} parameter states for a module with {} parameters", state.params.len(), ids.0.len()),
             ));
         }
         let sizes = ParamSizes::of(module);
+        let want = host.kind.buffers();
         host.state.clear();
-        for (k, (id, (m, v, t))) in ids.0.into_iter().zip(state).enumerate() {
-            if t == 0 {
+        for (k, (id, p)) in ids.0.into_iter().zip(state.params).enumerate() {
+            if p.steps == 0 {
                 continue;
             }
-            if m.len() != sizes[k] || v.len() != sizes[k] {
+            if p.buffers.len() != want || p.buffers.iter().any(|b| b.len() != sizes[k]) {
                 return Err(rlox_core::Error::invalid(
                     "optimizer state",
-                    format!("parameter {k} has {} values but its moments have {} and {}", sizes[k], m.len(), v.len()),
+                    format!(
+                        "parameter {k} has {} values but its state has {} buffers of sizes {:?} ({want} expected)",
+                        sizes[k],
+                        p.buffers.len(),
+                        p.buffers.iter().map(Vec::len).collect::<Vec<_>>()
+                    ),
                 ));
             }
-            host.state.insert(id, (m, v, t));
+            host.state.insert(id, p);
         }
-        self.steps = steps;
+        self.steps = state.steps;
         Ok(())
     }
 
@@ -289,26 +331,31 @@ fn on_cpu<M: Module>(module: &M) -> bool {
     false
 }
 
-/// Adam/AdamW as one loop per parameter on host memory.
-#[derive(Clone)]
-struct HostAdam {
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    /// AdamW (decay the weights) instead of Adam's L2 term in the gradient.
-    decoupled: bool,
-    /// First and second moments and the step count, per parameter.
-    state: HashMap<ParamId, (Vec<f32>, Vec<f32>, i32)>,
+impl OptimizerConfig {
+    /// State buffers per parameter.
+    fn buffers(&self) -> usize {
+        match *self {
+            OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => 2,
+            OptimizerConfig::RmsProp { .. } => 1,
+            OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
+        }
+    }
 }
 
-struct HostAdamStep<'a> {
-    opt: &'a mut HostAdam,
+/// Every optimizer kind as one loop per parameter on host memory.
+#[derive(Clone)]
+struct HostOptimizer {
+    kind: OptimizerConfig,
+    state: HashMap<ParamId, ParamState>,
+}
+
+struct HostStep<'a> {
+    opt: &'a mut HostOptimizer,
     grads: &'a mut Grads,
     lr: f32,
 }
 
-impl ModuleMapper for HostAdamStep<'_> {
+impl ModuleMapper for HostStep<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let Some(grad) = self.grads.remove::<D>(param.id) else { return param };
         let (id, tensor, mapper) = param.consume();
@@ -317,27 +364,65 @@ impl ModuleMapper for HostAdamStep<'_> {
         let shape = tensor.shape();
         let mut w: Vec<f32> = tensor.inner().into_data().try_into_vec_as::<f32>().expect("f32 parameter");
         let g: Vec<f32> = grad.into_data().try_into_vec_as::<f32>().expect("f32 gradient");
-        let o = &mut *self.opt;
-        let (m, v, t) = o.state.entry(id).or_insert_with(|| (vec![0.0; w.len()], vec![0.0; w.len()], 0));
-        *t += 1;
-        let (b1, b2, eps, lr) = (o.beta1, o.beta2, o.eps, self.lr);
-        let bc1 = 1.0 - b1.powi(*t);
-        let bc2_sqrt = (1.0 - b2.powi(*t)).sqrt();
-        let step_size = lr / bc1;
-        let (l2, decay) = match (o.weight_decay, o.decoupled) {
-            (wd, false) => (wd, 1.0),
-            (wd, true) => (0.0, 1.0 - lr * wd),
-        };
-        let inv_bc2_sqrt = 1.0 / bc2_sqrt;
-        // Zipped iterators (no bounds checks) so that the loop vectorises.
-        for (((wi, &gi), mi), vi) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let gi = gi + l2 * *wi;
-            *mi = b1 * *mi + (1.0 - b1) * gi;
-            *vi = b2 * *vi + (1.0 - b2) * gi * gi;
-            *wi = *wi * decay - step_size * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
-        }
+        let kind = self.opt.kind;
+        let n = w.len();
+        let st = self
+            .opt
+            .state
+            .entry(id)
+            .or_insert_with(|| ParamState { buffers: vec![vec![0.0; n]; kind.buffers()], steps: 0 });
+        st.steps += 1;
+        update(kind, self.lr, st.steps, &mut w, &g, &mut st.buffers);
         let updated = Tensor::<D>::from_data(TensorData::new(w, shape), &device).set_require_grad(require_grad);
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+/// One step of `kind` on weights `w` with gradient `g` (the `t`-th step of this parameter).
+fn update(kind: OptimizerConfig, lr: f32, t: i32, w: &mut [f32], g: &[f32], buffers: &mut [Vec<f32>]) {
+    match kind {
+        OptimizerConfig::Adam { beta1, beta2, eps, weight_decay }
+        | OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
+            let decoupled = matches!(kind, OptimizerConfig::AdamW { .. });
+            let (m, v) = buffers.split_at_mut(1);
+            let (m, v) = (&mut m[0], &mut v[0]);
+            let (b1, b2) = (beta1, beta2);
+            let bc1 = 1.0 - b1.powi(t);
+            let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+            let step_size = lr / bc1;
+            let (l2, decay) = if decoupled { (0.0, 1.0 - lr * weight_decay) } else { (weight_decay, 1.0) };
+            let inv_bc2_sqrt = 1.0 / bc2_sqrt;
+            // Zipped iterators (no bounds checks) so that the loop vectorises.
+            for (((wi, &gi), mi), vi) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let gi = gi + l2 * *wi;
+                *mi = b1 * *mi + (1.0 - b1) * gi;
+                *vi = b2 * *vi + (1.0 - b2) * gi * gi;
+                *wi = *wi * decay - step_size * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
+            }
+        }
+        OptimizerConfig::RmsProp { alpha, eps, weight_decay } => {
+            for ((wi, &gi), vi) in w.iter_mut().zip(g).zip(buffers[0].iter_mut()) {
+                let gi = gi + weight_decay * *wi;
+                *vi = alpha * *vi + (1.0 - alpha) * gi * gi;
+                *wi -= lr * gi / (vi.sqrt() + eps);
+            }
+        }
+        OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
+            let momentum = momentum as f32;
+            if momentum == 0.0 {
+                for (wi, &gi) in w.iter_mut().zip(g) {
+                    *wi -= lr * (gi + weight_decay * *wi);
+                }
+                return;
+            }
+            for ((wi, &gi), bi) in w.iter_mut().zip(g).zip(buffers[0].iter_mut()) {
+                let gi = gi + weight_decay * *wi;
+                // PyTorch: the buffer starts as the first gradient (no dampening).
+                *bi = if t == 1 { gi } else { momentum * *bi + gi };
+                let d = if nesterov { gi + momentum * *bi } else { *bi };
+                *wi -= lr * d;
+            }
+        }
     }
 }
 
@@ -351,7 +436,13 @@ mod tests {
     /// Fit y = 2x - 1 with each optimizer: the loss must fall by 100x.
     #[test]
     fn each_optimizer_fits_a_line() {
-        for config in [OptimizerConfig::adam(), OptimizerConfig::adamw(), OptimizerConfig::sgd()] {
+        for config in [
+            OptimizerConfig::adam(),
+            OptimizerConfig::adamw(),
+            OptimizerConfig::sgd(),
+            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.0 },
+        ] {
             let device = train_device(DeviceKind::Cpu, 11).unwrap();
             let mut model = MlpConfig::new(1, &[], 1).init(&device);
             let xs: Vec<f32> = (0..32).map(|i| i as f32 / 16.0 - 1.0).collect();
@@ -359,7 +450,12 @@ mod tests {
             let x = Tensor::<2>::from_data(TensorData::new(xs, [32, 1]), &device);
             let y = Tensor::<2>::from_data(TensorData::new(ys, [32, 1]), &device);
             let mut opt = config.build();
-            let lr = if matches!(config, OptimizerConfig::Sgd { .. }) { 0.2 } else { 0.05 };
+            let lr = match config {
+                OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => 0.2,
+                OptimizerConfig::Sgd { .. } => 0.02,
+                OptimizerConfig::RmsProp { .. } => 0.01,
+                _ => 0.05,
+            };
             let mut first = None;
             let mut last = 0.0;
             for _ in 0..300 {
@@ -374,13 +470,16 @@ mod tests {
         }
     }
 
-    /// The fused host Adam/AdamW and burn's implementation take the same steps.
+    /// The fused host loops and burn's implementations take the same steps.
     #[test]
-    fn fused_host_adam_matches_burn() {
+    fn fused_host_optimizers_match_burn() {
         for config in [
             OptimizerConfig::adam(),
             OptimizerConfig::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1 },
             OptimizerConfig::adamw(),
+            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.01 },
+            OptimizerConfig::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.0 },
         ] {
             let device = train_device(DeviceKind::Cpu, 5).unwrap();
             let start = MlpConfig::new(3, &[8], 2).init(&device);
@@ -399,42 +498,52 @@ mod tests {
                 let wa: Vec<f32> = la.weight.val().into_data().try_into_vec_as::<f32>().unwrap();
                 let wb: Vec<f32> = lb.weight.val().into_data().try_into_vec_as::<f32>().unwrap();
                 for (x, y) in wa.iter().zip(&wb) {
-                    assert!((x - y).abs() < 1e-4, "{config:?}: {x} vs {y}");
+                    assert!((x - y).abs() < 2e-4, "{config:?}: {x} vs {y}");
                 }
                 assert!(la.weight.val().is_require_grad());
             }
         }
     }
 
-    /// Export after some steps, import into a fresh optimizer for a re-created module: the next steps agree.
+    /// Export after some steps, import into a fresh optimizer for a re-created module: the next steps
+    /// agree bit for bit, for every kind.
     #[test]
-    fn exported_adam_state_resumes_exactly() {
-        let device = train_device(DeviceKind::Cpu, 6).unwrap();
-        let x = Tensor::<2>::random([8, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let mut a = MlpConfig::new(3, &[8], 2).init(&device);
-        let mut opt = OptimizerConfig::adam().build();
-        for _ in 0..5 {
-            let g = crate::backward(&a.forward(x.clone()).square().mean(), &a);
-            a = opt.step(0.01, a, g);
+    fn exported_state_resumes_exactly() {
+        for config in [
+            OptimizerConfig::adam(),
+            OptimizerConfig::adamw(),
+            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 },
+            OptimizerConfig::sgd(),
+        ] {
+            let device = train_device(DeviceKind::Cpu, 6).unwrap();
+            let x = Tensor::<2>::random([8, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let mut a = MlpConfig::new(3, &[8], 2).init(&device);
+            let mut opt = config.build();
+            for _ in 0..5 {
+                let g = crate::backward(&a.forward(x.clone()).square().mean(), &a);
+                a = opt.step(0.01, a, g);
+            }
+            let state = opt.export_state(&a).unwrap();
+            // A re-created module (new parameter ids) with the same values, and a fresh optimizer.
+            let bytes = crate::to_safetensors_bytes(&a, &Default::default()).unwrap();
+            let mut b =
+                crate::checkpoint::load_safetensors_bytes(MlpConfig::new(3, &[8], 2).init(&device), &bytes, "t")
+                    .unwrap();
+            let mut opt_b = config.build();
+            opt_b.import_state(&b, state).unwrap();
+            for _ in 0..3 {
+                let g = crate::backward(&a.forward(x.clone()).square().mean(), &a);
+                a = opt.step(0.01, a, g);
+                let g = crate::backward(&b.forward(x.clone()).square().mean(), &b);
+                b = opt_b.step(0.01, b, g);
+            }
+            let wa: Vec<f32> = a.layers[0].weight.val().into_data().try_into_vec_as::<f32>().unwrap();
+            let wb: Vec<f32> = b.layers[0].weight.val().into_data().try_into_vec_as::<f32>().unwrap();
+            assert_eq!(wa, wb, "{config:?}");
+            assert_eq!(opt_b.steps(), 8);
+            assert!(opt_b.import_state(&b, OptimizerState::default()).is_err());
         }
-        let state = opt.export_state(&a).unwrap();
-        // A re-created module (new parameter ids) with the same values, and a fresh optimizer.
-        let bytes = crate::to_safetensors_bytes(&a, &Default::default()).unwrap();
-        let mut b =
-            crate::checkpoint::load_safetensors_bytes(MlpConfig::new(3, &[8], 2).init(&device), &bytes, "t").unwrap();
-        let mut opt_b = OptimizerConfig::adam().build();
-        opt_b.import_state(&b, state, opt.steps()).unwrap();
-        for _ in 0..3 {
-            let g = crate::backward(&a.forward(x.clone()).square().mean(), &a);
-            a = opt.step(0.01, a, g);
-            let g = crate::backward(&b.forward(x.clone()).square().mean(), &b);
-            b = opt_b.step(0.01, b, g);
-        }
-        let wa: Vec<f32> = a.layers[0].weight.val().into_data().try_into_vec_as::<f32>().unwrap();
-        let wb: Vec<f32> = b.layers[0].weight.val().into_data().try_into_vec_as::<f32>().unwrap();
-        assert_eq!(wa, wb);
-        assert_eq!(opt_b.steps(), 8);
-        assert!(opt_b.import_state(&b, vec![], 0).is_err());
     }
 
     #[test]
