@@ -1,4 +1,4 @@
-//! Optimizers: Adam, AdamW and SGD through burn's implementations, configured with PyTorch's
+//! Optimizers: Adam, AdamW, SGD and RMSprop through burn's implementations, configured with PyTorch's
 //! defaults (burn's own Adam epsilon is 1e-5; PyTorch's, used by SB3 and TRL, is 1e-8).
 //!
 //! An [`Optimizer`] keeps the per-parameter state (moments) and applies one step to a module:
@@ -16,7 +16,7 @@ use crate::Grads;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, RmsPropConfig, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -68,6 +68,30 @@ pub enum OptimizerConfig {
         #[serde(default)]
         weight_decay: f32,
     },
+    /// RMSprop like `torch.optim.RMSprop` (SB3's A2C optimizer): `v = alpha v + (1 - alpha) g²`,
+    /// step `lr g / (sqrt(v) + eps)`, optionally centred and with momentum.
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        /// Smoothing constant (PyTorch: 0.99).
+        #[serde(default = "rms_alpha")]
+        alpha: f32,
+        /// Denominator epsilon (PyTorch: 1e-8; SB3's A2C: 1e-5).
+        #[serde(default = "eps")]
+        eps: f32,
+        /// Momentum factor (PyTorch: 0).
+        #[serde(default)]
+        momentum: f32,
+        /// Divide by the centred second moment `v - mean(g)²` (PyTorch: false).
+        #[serde(default)]
+        centered: bool,
+        /// L2 penalty (PyTorch: 0).
+        #[serde(default)]
+        weight_decay: f32,
+    },
+}
+
+fn rms_alpha() -> f32 {
+    0.99
 }
 
 fn beta1() -> f32 {
@@ -105,6 +129,11 @@ impl OptimizerConfig {
         OptimizerConfig::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 }
     }
 
+    /// RMSprop with PyTorch's defaults and this epsilon (SB3's A2C: 1e-5).
+    pub fn rmsprop(eps: f32) -> Self {
+        OptimizerConfig::RmsProp { alpha: rms_alpha(), eps, momentum: 0.0, centered: false, weight_decay: 0.0 }
+    }
+
     /// Build the optimizer (fused host Adam/AdamW on CPU devices, burn's elsewhere; decided at the first step).
     pub fn build(&self) -> Optimizer {
         let mut opt = self.build_burn();
@@ -115,7 +144,7 @@ impl OptimizerConfig {
             OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
                 Some(HostAdam { beta1, beta2, eps, weight_decay, decoupled: true, state: HashMap::new() })
             }
-            OptimizerConfig::Sgd { .. } => None,
+            OptimizerConfig::Sgd { .. } | OptimizerConfig::RmsProp { .. } => None,
         };
         opt
     }
@@ -139,6 +168,13 @@ impl OptimizerConfig {
             OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
                 .with_weight_decay(decay(weight_decay))
                 .with_momentum((momentum != 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
+                .init(),
+            OptimizerConfig::RmsProp { alpha, eps, momentum, centered, weight_decay } => RmsPropConfig::new()
+                .with_alpha(alpha)
+                .with_epsilon(eps)
+                .with_momentum(momentum)
+                .with_centered(centered)
+                .with_weight_decay(decay(weight_decay))
                 .init(),
         };
         Optimizer { inner, host: None, use_host: None, steps: 0 }
@@ -351,7 +387,9 @@ mod tests {
     /// Fit y = 2x - 1 with each optimizer: the loss must fall by 100x.
     #[test]
     fn each_optimizer_fits_a_line() {
-        for config in [OptimizerConfig::adam(), OptimizerConfig::adamw(), OptimizerConfig::sgd()] {
+        for config in
+            [OptimizerConfig::adam(), OptimizerConfig::adamw(), OptimizerConfig::sgd(), OptimizerConfig::rmsprop(1e-5)]
+        {
             let device = train_device(DeviceKind::Cpu, 11).unwrap();
             let mut model = MlpConfig::new(1, &[], 1).init(&device);
             let xs: Vec<f32> = (0..32).map(|i| i as f32 / 16.0 - 1.0).collect();
@@ -359,7 +397,11 @@ mod tests {
             let x = Tensor::<2>::from_data(TensorData::new(xs, [32, 1]), &device);
             let y = Tensor::<2>::from_data(TensorData::new(ys, [32, 1]), &device);
             let mut opt = config.build();
-            let lr = if matches!(config, OptimizerConfig::Sgd { .. }) { 0.2 } else { 0.05 };
+            let lr = match config {
+                OptimizerConfig::Sgd { .. } => 0.2,
+                OptimizerConfig::RmsProp { .. } => 0.01,
+                _ => 0.05,
+            };
             let mut first = None;
             let mut last = 0.0;
             for _ in 0..300 {

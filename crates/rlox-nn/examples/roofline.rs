@@ -1,0 +1,307 @@
+//! The measured roofline of deep RL on this machine: the f32 GEMM rate of the `gemm` crate (what
+//! burn-flex multiplies with, compiled as burn builds it) and of rlox's own kernel
+//! (`rlox_nn::fused::gemm`), on one and two threads, at the shapes the RL networks use and at square
+//! shapes; then each trainer's arithmetic per gradient step and per env step, with the time it takes
+//! at the measured rate, so that every deep-RL figure can be stated as a fraction of the limit.
+//!
+//! `cargo run --release -p rlox-nn --example roofline [-- --quick] [-- --json out.json]`
+//! (pin it: `taskset -c 1` for one thread; the two-thread rows need two free cores).
+
+use rlox_nn::fused::gemm::{self, Init, Layout};
+use rlox_nn::fused::{self, Isa};
+use std::time::Instant;
+
+fn randoms(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Median seconds per call of `f`, over `samples` timings of enough calls to last `min_s` each.
+fn time_per_call(mut f: impl FnMut(), min_s: f64, samples: usize) -> f64 {
+    f();
+    let t = Instant::now();
+    let mut calls = 0usize;
+    while t.elapsed().as_secs_f64() < min_s / 4.0 {
+        f();
+        calls += 1;
+    }
+    let per_batch = ((calls as f64 * min_s * 4.0 / (t.elapsed().as_secs_f64() * 4.0)).ceil() as usize).max(1);
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() / per_batch as f64
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[samples / 2]
+}
+
+/// `C = A·B` (row-major, `m×k` by `k×n`) with the gemm crate on one thread.
+fn gemm_crate_1(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the slices hold m×k, k×n and m×n values, row-major (column stride 1, row stride the width).
+    unsafe {
+        gemm_lib::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm_lib::Parallelism::None,
+        )
+    }
+}
+
+/// The gemm crate; two threads split the rows of `C` (burn builds gemm without its rayon feature,
+/// so both kernels are split the same way here).
+fn gemm_crate(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+    if threads < 2 || m < 2 {
+        gemm_crate_1(m, n, k, a, b, c);
+        return;
+    }
+    let half = m.div_ceil(2);
+    let (c0, c1) = c.split_at_mut(half * n);
+    let (a0, a1) = a.split_at(half * k);
+    rayon::join(|| gemm_crate_1(half, n, k, a0, b, c0), || gemm_crate_1(m - half, n, k, a1, b, c1));
+}
+
+/// `C = A·B` with rlox's kernel; two threads split the rows of `C`.
+fn gemm_rlox(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+    if threads < 2 || m < 2 {
+        gemm::gemm(isa, (m, n, k), a, Layout::RowMajor, k, b, n, c, n, Init::Zero);
+        return;
+    }
+    let half = m.div_ceil(2);
+    let (c0, c1) = c.split_at_mut(half * n);
+    let (a0, a1) = a.split_at(half * k);
+    rayon::join(
+        || gemm::gemm(isa, (half, n, k), a0, Layout::RowMajor, k, b, n, c0, n, Init::Zero),
+        || gemm::gemm(isa, (m - half, n, k), a1, Layout::RowMajor, k, b, n, c1, n, Init::Zero),
+    );
+}
+
+struct Row {
+    label: String,
+    m: usize,
+    n: usize,
+    k: usize,
+    /// GFLOP/s: gemm crate 1 thread, 2 threads; rlox 1 thread, 2 threads.
+    rates: [f64; 4],
+}
+
+fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: &rayon::ThreadPool, min_s: f64) -> Row {
+    let isa = fused::isa();
+    let a = randoms(1, m * k);
+    let b = randoms(2, k * n);
+    let mut c = vec![0.0f32; m * n];
+    let mut c2 = vec![0.0f32; m * n];
+    // Both kernels compute the same product.
+    gemm_crate(m, n, k, &a, &b, &mut c, 1);
+    gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1);
+    let max_err = c.iter().zip(&c2).fold(0.0f32, |e, (x, y)| e.max((x - y).abs()));
+    assert!(max_err <= 1e-4 * (k as f32).sqrt(), "{label}: the kernels disagree by {max_err}");
+    let flops = gemm::flops(m, n, k);
+    let samples = 7;
+    let g1 = time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 1), min_s, samples);
+    let g2 = pool2.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), min_s, samples));
+    let r1 = time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1), min_s, samples);
+    let r2 = pool2.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), min_s, samples));
+    Row { label: label.to_string(), m, n, k, rates: [g1, g2, r1, r2].map(|t| flops / t / 1e9) }
+}
+
+/// An MLP's multiply-adds per row: the sum of `in × out` over its layers.
+fn macs(widths: &[usize]) -> f64 {
+    widths.windows(2).map(|w| (w[0] * w[1]) as f64).sum()
+}
+
+/// A trainer's arithmetic (zoo settings): FLOPs per gradient step, gradient steps and env steps of
+/// the run the anchors time, and the GEMM shape that dominates it.
+struct Trainer {
+    run: &'static str,
+    /// FLOPs of one gradient step (or one PPO minibatch epoch sample, see `per_env_step`).
+    per_gradient_step: f64,
+    gradient_steps: f64,
+    env_steps: f64,
+    /// Acting FLOPs per env step (forward of the policy at batch 1 or n_envs).
+    acting_per_env_step: f64,
+    /// The layer GEMMs (m, n, k) of the update that dominate it.
+    shape: (usize, usize, usize),
+}
+
+fn trainers() -> Vec<Trainer> {
+    let fwd = |widths: &[usize], batch: usize| 2.0 * batch as f64 * macs(widths);
+    // DQN CartPole-v1 (zoo): 4-256-256-2, batch 64, train_freq 256, gradient_steps 128, learning
+    // starts 1000. A gradient step: online forward + backward (parameter gradients and the hidden
+    // input gradients: 2x the forward less the first layer's input gradient) and a target forward.
+    let q = [4, 256, 256, 2];
+    let dqn_step = fwd(&q, 64) * 4.0 - 2.0 * 64.0 * (4.0 * 256.0);
+    let dqn_grad_steps = |steps: f64| ((steps - 1000.0) / 256.0).floor() * 128.0;
+    // PPO (zoo): per env step, n_epochs passes of forward + backward over the two 64x64 tanh nets.
+    let ppo = |obs: usize, act: usize, epochs: f64, steps: f64| {
+        let (pi, vf) = ([obs, 64, 64, act], [obs, 64, 64, 1]);
+        let per_sample = 3.0 * (fwd(&pi, 1) + fwd(&vf, 1));
+        Trainer {
+            run: "",
+            per_gradient_step: per_sample,
+            gradient_steps: epochs * steps,
+            env_steps: steps,
+            acting_per_env_step: fwd(&pi, 1) + fwd(&vf, 1),
+            shape: (64, 64, 64),
+        }
+    };
+    // TD3/DDPG Pendulum-v1 (zoo): actor 3-400-300-1, critics 4-400-300-1, batch 256, learning
+    // starts 10000, one gradient step per env step.
+    let (actor, critic) = ([3, 400, 300, 1], [4, 400, 300, 1]);
+    let (a, c) = (fwd(&actor, 256), fwd(&critic, 256));
+    // TD3: target actor A, target critics 2C, critics fwd+bwd 6C; every 2nd step the actor loss:
+    // actor fwd A + Q1 fwd C + Q1 input gradient 2C + actor bwd 2A.
+    let td3 = a + 8.0 * c + (3.0 * a + 3.0 * c) / 2.0;
+    // DDPG: one critic, actor every step: A + C + 3C + (A + C + 2C + 2A).
+    let ddpg = 4.0 * a + 7.0 * c;
+    // SAC Pendulum-v1 (zoo): actor 3-256-256-2 (mean and log std), critics 4-256-256-1, batch 256,
+    // learning starts 100: actor sample on s and s' 2A, target critics 2C, critics fwd+bwd 6C, actor
+    // loss through both critics 2C + 4C (input gradients) and actor bwd 2A.
+    let (sa, sc) = (fwd(&[3, 256, 256, 2], 256), fwd(&[4, 256, 256, 1], 256));
+    let sac = 4.0 * sa + 12.0 * sc;
+    let offp = |run, per: f64, steps: f64, starts: f64, actor_macs: f64, shape| Trainer {
+        run,
+        per_gradient_step: per,
+        gradient_steps: steps - starts,
+        env_steps: steps,
+        acting_per_env_step: 2.0 * actor_macs,
+        shape,
+    };
+    vec![
+        Trainer {
+            run: "DQN CartPole-v1 20k",
+            per_gradient_step: dqn_step,
+            gradient_steps: dqn_grad_steps(20_000.0),
+            env_steps: 20_000.0,
+            acting_per_env_step: fwd(&q, 1),
+            shape: (64, 256, 256),
+        },
+        Trainer {
+            run: "DQN CartPole-v1 50k",
+            per_gradient_step: dqn_step,
+            gradient_steps: dqn_grad_steps(50_000.0),
+            env_steps: 50_000.0,
+            acting_per_env_step: fwd(&q, 1),
+            shape: (64, 256, 256),
+        },
+        Trainer { run: "PPO CartPole-v1 50k (8x32, 20 epochs)", ..ppo(4, 2, 20.0, 50_000.0) },
+        Trainer { run: "PPO Acrobot-v1 200k (16x256, 4 epochs)", ..ppo(6, 3, 4.0, 200_000.0) },
+        offp("DDPG Pendulum-v1 15k", ddpg, 15_000.0, 10_000.0, macs(&actor), (256, 300, 400)),
+        offp("TD3 Pendulum-v1 15k", td3, 15_000.0, 10_000.0, macs(&actor), (256, 300, 400)),
+        offp("SAC Pendulum-v1 15k", sac, 15_000.0, 100.0, macs(&[3, 256, 256, 2]), (256, 256, 256)),
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let min_s = if quick { 0.01 } else { 0.05 };
+    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("{cpu}; isa {:?}; load average {}", fused::isa(), load.trim());
+    println!("f32 GEMM C[m x n] = A[m x k] B[k x n], row-major; GFLOP/s = 2mnk / time (median of 7)");
+
+    let mut shapes: Vec<(String, (usize, usize, usize))> = Vec::new();
+    for batch in [32, 64, 256] {
+        for (k, n) in [(4, 64), (64, 64), (4, 256), (256, 256), (4, 400), (400, 300), (300, 400)] {
+            shapes.push((format!("fwd b{batch} {k}->{n}"), (batch, n, k)));
+        }
+    }
+    for (k, n) in [(64, 64), (256, 256), (400, 300)] {
+        // The weight gradient of a layer: m = in, n = out, k = batch.
+        for batch in [32, 64, 256] {
+            shapes.push((format!("dW b{batch} {k}->{n}"), (k, n, batch)));
+        }
+    }
+    let squares: &[usize] = if quick { &[256, 512] } else { &[256, 512, 1024, 2048] };
+    for &s in squares {
+        shapes.push((format!("square {s}"), (s, s, s)));
+    }
+    println!(
+        "{:<22} {:>5} {:>5} {:>5} | {:>8} {:>8} | {:>8} {:>8} | {:>6}",
+        "shape", "m", "n", "k", "gemm 1T", "gemm 2T", "rlox 1T", "rlox 2T", "r/g 1T"
+    );
+    let mut rows = Vec::new();
+    for (label, shape) in &shapes {
+        let r = measure(label, *shape, &pool2, min_s);
+        println!(
+            "{:<22} {:>5} {:>5} {:>5} | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>6.2}",
+            r.label,
+            r.m,
+            r.n,
+            r.k,
+            r.rates[0],
+            r.rates[1],
+            r.rates[2],
+            r.rates[3],
+            r.rates[2] / r.rates[0]
+        );
+        rows.push(r);
+    }
+    let best = |col: usize| rows.iter().map(|r| r.rates[col]).fold(0.0, f64::max);
+    println!(
+        "best measured: gemm crate {:.1} (1T) / {:.1} (2T), rlox {:.1} (1T) / {:.1} (2T) GFLOP/s",
+        best(0),
+        best(1),
+        best(2),
+        best(3)
+    );
+
+    println!();
+    println!("Trainers (zoo settings): arithmetic of the updates, and its time at the measured one-thread rate");
+    println!(
+        "{:<40} {:>12} {:>10} {:>12} {:>12} {:>10} {:>14} {:>10}",
+        "run", "MFLOP/grad", "grad steps", "kFLOP/env st", "update GFLOP", "shape", "rate (best 1T)", "time s"
+    );
+    for t in trainers() {
+        let total = t.per_gradient_step * t.gradient_steps + t.acting_per_env_step * t.env_steps;
+        let (m, n, k) = t.shape;
+        let rate = rows
+            .iter()
+            .find(|r| (r.m, r.n, r.k) == (m, n, k))
+            .map(|r| r.rates[0].max(r.rates[2]))
+            .unwrap_or_else(|| best(2).max(best(0)));
+        println!(
+            "{:<40} {:>12.2} {:>10.0} {:>12.1} {:>12.1} {:>10} {:>14.1} {:>10.2}",
+            t.run,
+            t.per_gradient_step / 1e6,
+            t.gradient_steps,
+            total / t.env_steps / 1e3,
+            total / 1e9,
+            format!("{m}x{n}x{k}"),
+            rate,
+            total / (rate * 1e9)
+        );
+    }
+}

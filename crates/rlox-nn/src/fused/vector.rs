@@ -1,0 +1,216 @@
+//! Element-wise and reduction loops of the fused MLP and its optimizers, each written once in plain
+//! Rust that the compiler vectorises and compiled three times: for AVX-512, for AVX2+FMA and for
+//! the baseline target, with the instruction set chosen at run time (as the GEMM kernels are).
+
+use crate::attention::microkernel::fast_exp;
+use crate::attention::Isa;
+use crate::mlp::Activation;
+
+/// `tanh(x)` to about 2 ulp, branch-free so that it vectorises: an odd polynomial for `|x| < 0.625`
+/// (the minimax coefficients of Cephes' `tanhf`), `(1 - e) / (1 + e)` with `e = exp(-2|x|)`
+/// above. NaN stays NaN.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let ax = x.abs();
+    let z = x * x;
+    let small = x
+        + x * z
+            * ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+                - 3.333_328_2e-1);
+    let e = fast_exp(-2.0 * ax);
+    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if ax >= 0.625 {
+        big
+    } else {
+        small
+    }
+}
+
+/// `max(x, 0)` that keeps NaN (as PyTorch's `relu` does).
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+#[inline(always)]
+fn activate_body(activation: Activation, y: &mut [f32]) {
+    match activation {
+        Activation::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
+        Activation::Tanh => y.iter_mut().for_each(|v| *v = tanh(*v)),
+    }
+}
+
+per_isa! {
+    /// Apply `activation` in place.
+    pub fn activate(activation: Activation, y: &mut [f32]) => activate_body
+}
+
+#[inline(always)]
+fn activation_backward_body(activation: Activation, y: &[f32], d: &mut [f32]) {
+    match activation {
+        // The derivative at 0 is taken as 0 (PyTorch, burn).
+        Activation::Relu => d.iter_mut().zip(y).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 }),
+        Activation::Tanh => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
+    }
+}
+
+per_isa! {
+    /// `d *= activation'(.)` where `y` holds the activation's outputs (ReLU: `y > 0`; tanh: `1 - y²`).
+    pub fn activation_backward(activation: Activation, y: &[f32], d: &mut [f32]) => activation_backward_body
+}
+
+#[inline(always)]
+fn column_sums_body(x: &[f32], cols: usize, out: &mut [f32]) {
+    let out = &mut out[..cols];
+    out.fill(0.0);
+    for row in x.chunks_exact(cols) {
+        out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+}
+
+per_isa! {
+    /// `out[j] = sum_i x[i * cols + j]` over the whole rows of `x` (the bias gradient).
+    pub fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) => column_sums_body
+}
+
+#[inline(always)]
+fn sum_squares_body(x: &[f32]) -> f64 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(256);
+    let mut total = 0.0f64;
+    // f32 lanes over blocks of 256, summed into f64 per block: vectorised and accurate for any length.
+    for block in &mut chunks {
+        for c in block.chunks_exact(16) {
+            lanes.iter_mut().zip(c).for_each(|(s, &v)| *s += v * v);
+        }
+        total += lanes.iter().map(|&s| s as f64).sum::<f64>();
+        lanes = [0.0; 16];
+    }
+    total + chunks.remainder().iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
+}
+
+per_isa! {
+    /// `sum x²`, accumulated in f32 lanes over blocks of 256 and in f64 across blocks.
+    pub fn sum_squares(x: &[f32]) -> f64 => sum_squares_body
+}
+
+#[inline(always)]
+fn scale_body(x: &mut [f32], factor: f32) {
+    x.iter_mut().for_each(|v| *v *= factor);
+}
+
+per_isa! {
+    /// `x *= factor`.
+    pub fn scale(x: &mut [f32], factor: f32) => scale_body
+}
+
+#[inline(always)]
+fn add_assign_body(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
+}
+
+per_isa! {
+    /// `x += y`.
+    pub fn add_assign(x: &mut [f32], y: &[f32]) => add_assign_body
+}
+
+#[inline(always)]
+fn polyak_body(target: &mut [f32], online: &[f32], tau: f32) {
+    let keep = 1.0 - tau;
+    target.iter_mut().zip(online).for_each(|(t, &o)| *t = *t * keep + o * tau);
+}
+
+per_isa! {
+    /// `target = (1 - tau) target + tau online` (the same expression as [`crate::polyak_update`]).
+    pub fn polyak(target: &mut [f32], online: &[f32], tau: f32) => polyak_body
+}
+
+/// Tile edge of the blocked transpose (a 16 × 16 f32 tile is 16 cache lines in and 16 out).
+const TILE: usize = 16;
+
+#[inline(always)]
+fn transpose_body(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for i0 in (0..rows).step_by(TILE) {
+        let i1 = (i0 + TILE).min(rows);
+        for j0 in (0..cols).step_by(TILE) {
+            let j1 = (j0 + TILE).min(cols);
+            for i in i0..i1 {
+                for j in j0..j1 {
+                    dst[j * rows + i] = src[i * cols + j];
+                }
+            }
+        }
+    }
+}
+
+per_isa! {
+    /// `dst[cols × rows] = srcᵀ` for a row-major `src[rows × cols]`.
+    pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) => transpose_body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISAS: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
+    #[test]
+    fn tanh_is_accurate_and_keeps_nan() {
+        for isa in ISAS.into_iter().filter(|i| i.supported()) {
+            let xs: Vec<f32> = (-20000..=20000)
+                .map(|i| i as f32 * 1e-3)
+                .chain([1e-30, -1e-20, 1e-8, 0.0, -0.0, 50.0, -90.0, f32::INFINITY, f32::NEG_INFINITY])
+                .collect();
+            let mut y = xs.clone();
+            activate(isa, Activation::Tanh, &mut y);
+            for (x, y) in xs.iter().zip(&y) {
+                let want = (*x as f64).tanh();
+                let err = (*y as f64 - want).abs();
+                assert!(err <= 3e-7 * want.abs() + 1e-45, "{isa:?} tanh({x}) = {y}, want {want}");
+            }
+            let mut nan = [f32::NAN; 17];
+            activate(isa, Activation::Tanh, &mut nan);
+            assert!(nan.iter().all(|v| v.is_nan()), "{isa:?}");
+            let mut r = [f32::NAN, -1.0, 2.0, -0.0];
+            activate(isa, Activation::Relu, &mut r);
+            assert!(r[0].is_nan() && r[1] == 0.0 && r[2] == 2.0 && r[3] == 0.0, "{isa:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn reductions_transpose_and_updates() {
+        for isa in ISAS.into_iter().filter(|i| i.supported()) {
+            let x: Vec<f32> = (0..1000).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let want: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+            assert!((sum_squares(isa, &x) - want).abs() < 1e-9 * want, "{isa:?}");
+            let (rows, cols) = (37, 27);
+            let mut sums = vec![9.0; cols];
+            column_sums(isa, &x[..rows * cols], cols, &mut sums);
+            for (j, s) in sums.iter().enumerate() {
+                let w: f32 = (0..rows).map(|i| x[i * cols + j]).sum();
+                assert!((s - w).abs() < 1e-4, "{isa:?}");
+            }
+            let mut t = vec![0.0; rows * cols];
+            transpose(isa, &x[..rows * cols], rows, cols, &mut t);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(t[j * rows + i], x[i * cols + j]);
+                }
+            }
+            let mut d = vec![1.0f32; 4];
+            activation_backward(isa, Activation::Tanh, &[0.5, -0.5, 0.0, 1.0], &mut d);
+            assert_eq!(d, [0.75, 0.75, 1.0, 0.0]);
+            let mut d = vec![2.0f32; 3];
+            activation_backward(isa, Activation::Relu, &[0.5, 0.0, -1.0], &mut d);
+            assert_eq!(d, [2.0, 0.0, 0.0]);
+            let mut tgt = vec![1.0f32; 3];
+            polyak(isa, &mut tgt, &[3.0, 5.0, 1.0], 0.25);
+            assert_eq!(tgt, [1.5, 2.0, 1.0]);
+        }
+    }
+}
