@@ -4,8 +4,9 @@
 //! shapes; then each trainer's arithmetic per gradient step and per env step, with the time it takes
 //! at the measured rate, so that every deep-RL figure can be stated as a fraction of the limit.
 //!
-//! `cargo run --release -p rlox-nn --example roofline [-- --quick] [-- --json out.json]`
-//! (pin it: `taskset -c 1` for one thread; the two-thread rows need two free cores).
+//! `cargo run --release -p rlox-nn --example roofline -- [--quick] [--one-thread] [--json out.json]`
+//! (pin it: `taskset -c 1 ... --one-thread`; the two-thread columns need two free cores).
+//! `bench/roofline.py` runs it beside XLA and PyTorch at the same shapes.
 
 use rlox_nn::fused::gemm::{self, Init, Layout};
 use rlox_nn::fused::{self, Isa};
@@ -112,7 +113,7 @@ struct Row {
     rates: [f64; 4],
 }
 
-fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: &rayon::ThreadPool, min_s: f64) -> Row {
+fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: Option<&rayon::ThreadPool>, min_s: f64) -> Row {
     let isa = fused::isa();
     let a = randoms(1, m * k);
     let b = randoms(2, k * n);
@@ -126,9 +127,14 @@ fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: &rayon::ThreadP
     let flops = gemm::flops(m, n, k);
     let samples = 7;
     let g1 = time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 1), min_s, samples);
-    let g2 = pool2.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), min_s, samples));
     let r1 = time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1), min_s, samples);
-    let r2 = pool2.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), min_s, samples));
+    let (g2, r2) = match pool2 {
+        Some(pool) => (
+            pool.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), min_s, samples)),
+            pool.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), min_s, samples)),
+        ),
+        None => (f64::INFINITY, f64::INFINITY),
+    };
     Row { label: label.to_string(), m, n, k, rates: [g1, g2, r1, r2].map(|t| flops / t / 1e9) }
 }
 
@@ -222,8 +228,10 @@ fn trainers() -> Vec<Trainer> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let one_thread = args.iter().any(|a| a == "--one-thread");
+    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
     let min_s = if quick { 0.01 } else { 0.05 };
-    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool");
+    let pool2 = (!one_thread).then(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
@@ -254,7 +262,7 @@ fn main() {
     );
     let mut rows = Vec::new();
     for (label, shape) in &shapes {
-        let r = measure(label, *shape, &pool2, min_s);
+        let r = measure(label, *shape, pool2.as_ref(), min_s);
         println!(
             "{:<22} {:>5} {:>5} {:>5} | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>6.2}",
             r.label,
@@ -277,6 +285,22 @@ fn main() {
         best(2),
         best(3)
     );
+
+    if let Some(path) = json_path {
+        let rows_json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let rate = |x: f64| if x > 0.0 { serde_json::json!(x) } else { serde_json::Value::Null };
+                serde_json::json!({
+                    "label": r.label, "m": r.m, "n": r.n, "k": r.k,
+                    "gemm_1t": rate(r.rates[0]), "gemm_2t": rate(r.rates[1]),
+                    "rlox_1t": rate(r.rates[2]), "rlox_2t": rate(r.rates[3]),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "cpu": cpu, "isa": format!("{:?}", fused::isa()), "load": load.trim(), "rows": rows_json });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write the json file");
+    }
 
     println!();
     println!("Trainers (zoo settings): arithmetic of the updates, and its time at the measured one-thread rate");
