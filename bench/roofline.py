@@ -86,7 +86,7 @@ def ensure_venv() -> None:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "numpy", "jax"], check=True)
     cpu_wheel = [*pip, "torch", "--index-url", "https://download.pytorch.org/whl/cpu"]
-    if subprocess.run(cpu_wheel).returncode != 0:
+    if subprocess.run(cpu_wheel, check=False).returncode != 0:
         subprocess.run([*pip, "torch"], check=True)
 
 
@@ -95,29 +95,58 @@ def pinned(core: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core", type=int, default=1, help="core for the one-thread runs")
-    parser.add_argument("--quick", action="store_true", help="short timings, squares up to 512")
-    parser.add_argument("--two-threads", action="store_true", help="also the two-thread columns (unpinned)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--core", type=int, default=1, help="core for the one-thread runs"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short timings, squares up to 512"
+    )
+    parser.add_argument(
+        "--two-threads",
+        action="store_true",
+        help="also the two-thread columns (unpinned)",
+    )
     parser.add_argument("--no-build", action="store_true")
-    parser.add_argument("--json", type=pathlib.Path, help="write the combined table here")
+    parser.add_argument(
+        "--json", type=pathlib.Path, help="write the combined table here"
+    )
     args = parser.parse_args()
 
     ensure_venv()
     env = {**os.environ, **ONE_THREAD}
     if not args.no_build:
-        build = ["cargo", "build", "--release", "-p", "rlox-nn", "--example", "roofline"]
+        build = [
+            "cargo",
+            "build",
+            "--release",
+            "-p",
+            "rlox-nn",
+            "--example",
+            "roofline",
+        ]
         subprocess.run(build, cwd=ROOT, check=True)
     extra = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory() as tmp:
         one = pathlib.Path(tmp) / "one.json"
-        cmd = [*pinned(args.core), str(EXAMPLE), "--one-thread", "--json", str(one), *extra]
+        cmd = [
+            *pinned(args.core),
+            str(EXAMPLE),
+            "--one-thread",
+            "--json",
+            str(one),
+            *extra,
+        ]
         subprocess.run(cmd, env=env, check=True)
         rust = json.loads(one.read_text())
         if args.two_threads:
             two = pathlib.Path(tmp) / "two.json"
             two_env = {**env, "RAYON_NUM_THREADS": "2"}
-            subprocess.run([str(EXAMPLE), "--json", str(two), *extra], env=two_env, check=True)
+            subprocess.run(
+                [str(EXAMPLE), "--json", str(two), *extra], env=two_env, check=True
+            )
             for row, other in zip(rust["rows"], json.loads(two.read_text())["rows"]):
                 row["gemm_2t"], row["rlox_2t"] = other["gemm_2t"], other["rlox_2t"]
     shapes = [[r["m"], r["n"], r["k"]] for r in rust["rows"]]
@@ -137,9 +166,15 @@ def main() -> None:
     cols = ["rlox_1t", "gemm_1t", "xla", "torch"]
     best = max(max(r[c] for c in cols) for r in rust["rows"])
     print()
-    print(f"{rust['cpu']}; rlox isa {rust['isa']}; load average {rust['load']}; jax {peer['jax']}, torch {peer['torch']}")
-    print(f"GFLOP/s, one thread (core {args.core}); in brackets: fraction of the best one-thread rate of the run ({best:.0f})")
-    header = f"{'shape':<22} {'m':>5} {'n':>5} {'k':>5} | " + " | ".join(f"{c:>14}" for c in cols)
+    print(
+        f"{rust['cpu']}; rlox isa {rust['isa']}; load average {rust['load']}; jax {peer['jax']}, torch {peer['torch']}"
+    )
+    print(
+        f"GFLOP/s, one thread (core {args.core}); in brackets: fraction of the best one-thread rate of the run ({best:.0f})"
+    )
+    header = f"{'shape':<22} {'m':>5} {'n':>5} {'k':>5} | " + " | ".join(
+        f"{c:>14}" for c in cols
+    )
     if args.two_threads:
         header += " | rlox 2T | gemm 2T"
     print(header)
@@ -150,7 +185,12 @@ def main() -> None:
             line += f" | {r['rlox_2t'] or 0:>7.1f} | {r['gemm_2t'] or 0:>7.1f}"
         print(line)
     if args.json:
-        args.json.write_text(json.dumps({**rust, "peers": {"jax": peer["jax"], "torch": peer["torch"]}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {**rust, "peers": {"jax": peer["jax"], "torch": peer["torch"]}},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":
