@@ -262,7 +262,8 @@ fn optimizers_match_the_burn_path() {
                 let g: Vec<f32> = randoms(100 + step, net.num_params()).iter().map(|v| v * 0.3).collect();
                 let lr = 0.01 * (1.0 + step as f64 / 10.0);
                 opt.step(lr, net.params_mut(), &g);
-                mlp = reference.step(lr, mlp, burn_grads(&mlp, &g, &device));
+                let grads = burn_grads(&mlp, &g, &device);
+                mlp = reference.step(lr, mlp, grads);
             }
             let want = flat(&mlp);
             if bitwise {
