@@ -9,7 +9,8 @@
 //! `bench/roofline.py` runs it beside XLA and PyTorch at the same shapes.
 
 use rlox_nn::fused::gemm::{self, Init, Layout};
-use rlox_nn::fused::{self, Isa};
+use rlox_nn::fused::{self, FusedMlp, FusedOptimizer, Isa};
+use rlox_nn::{Activation, Mlp, MlpConfig, OptimizerConfig, Tensor, TensorData};
 use std::time::Instant;
 
 fn randoms(seed: u64, n: usize) -> Vec<f32> {
@@ -24,27 +25,27 @@ fn randoms(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Median seconds per call of `f`, over `samples` timings of enough calls to last `min_s` each.
-fn time_per_call(mut f: impl FnMut(), min_s: f64, samples: usize) -> f64 {
-    f();
+/// Seconds per call of `f`: the fastest of `samples` windows of about `window_s` each.
+///
+/// On a shared machine a long timing always contains time the thread spent descheduled; short
+/// windows, many of them, and the fastest one measure what the core does when it runs the code.
+fn time_per_call(mut f: impl FnMut(), window_s: f64, samples: usize) -> f64 {
     let t = Instant::now();
     let mut calls = 0usize;
-    while t.elapsed().as_secs_f64() < min_s / 4.0 {
+    while t.elapsed().as_secs_f64() < window_s || calls < 3 {
         f();
         calls += 1;
     }
-    let per_batch = ((calls as f64 * min_s * 4.0 / (t.elapsed().as_secs_f64() * 4.0)).ceil() as usize).max(1);
-    let mut times: Vec<f64> = (0..samples)
+    let per_window = ((calls as f64 * window_s / t.elapsed().as_secs_f64()).ceil() as usize).max(1);
+    (0..samples)
         .map(|_| {
             let t = Instant::now();
-            for _ in 0..per_batch {
+            for _ in 0..per_window {
                 f();
             }
-            t.elapsed().as_secs_f64() / per_batch as f64
+            t.elapsed().as_secs_f64() / per_window as f64
         })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[samples / 2]
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// `C = A·B` (row-major, `m×k` by `k×n`) with the gemm crate on one thread.
@@ -113,7 +114,7 @@ struct Row {
     rates: [f64; 4],
 }
 
-fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: Option<&rayon::ThreadPool>, min_s: f64) -> Row {
+fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: Option<&rayon::ThreadPool>, samples: usize) -> Row {
     let isa = fused::isa();
     let a = randoms(1, m * k);
     let b = randoms(2, k * n);
@@ -125,13 +126,13 @@ fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: Option<&rayon::
     let max_err = c.iter().zip(&c2).fold(0.0f32, |e, (x, y)| e.max((x - y).abs()));
     assert!(max_err <= 1e-4 * (k as f32).sqrt(), "{label}: the kernels disagree by {max_err}");
     let flops = gemm::flops(m, n, k);
-    let samples = 7;
-    let g1 = time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 1), min_s, samples);
-    let r1 = time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1), min_s, samples);
+    let window = 0.002;
+    let g1 = time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 1), window, samples);
+    let r1 = time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1), window, samples);
     let (g2, r2) = match pool2 {
         Some(pool) => (
-            pool.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), min_s, samples)),
-            pool.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), min_s, samples)),
+            pool.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), window, samples)),
+            pool.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), window, samples)),
         ),
         None => (f64::INFINITY, f64::INFINITY),
     };
@@ -225,12 +226,58 @@ fn trainers() -> Vec<Trainer> {
     ]
 }
 
+/// One training step (forward, mean-squared-error gradient, backward, Adam) of `members` MLPs
+/// `widths` at `batch` rows: seconds per step on the fused path and on the burn path.
+fn train_step_times(widths: &[usize], members: usize, batch: usize, samples: usize) -> (f64, f64, f64) {
+    let (d_in, d_out) = (widths[0], widths[widths.len() - 1]);
+    let config = MlpConfig::new(d_in, &widths[1..widths.len() - 1], d_out).with_activation(Activation::Relu);
+    let mut rng = rlox_core::seeding::rng_from_seed(0);
+    let mut net = FusedMlp::new(&config, members, &mut rng);
+    let x = randoms(1, batch * d_in);
+    let y = randoms(2, members * batch * d_out);
+    let n_out = y.len() as f32;
+    let device = rlox_nn::train_device(rlox_nn::DeviceKind::Cpu, 0).expect("cpu device");
+    let mut mlps: Vec<Mlp> = (0..members).map(|m| net.to_mlp(m, &device)).collect();
+    let mut opts: Vec<_> = (0..members).map(|_| OptimizerConfig::adam().build()).collect();
+    let mut opt = FusedOptimizer::new(OptimizerConfig::adam(), net.num_params());
+    let mut ws = net.workspace(batch);
+    let mut d = vec![0.0f32; y.len()];
+    let flops = 3.0 * net.forward_flops(batch);
+    let fused = time_per_call(
+        || {
+            let out = net.forward(&x, batch, &mut ws);
+            for ((d, &o), &t) in d.iter_mut().zip(out).zip(&y) {
+                *d = 2.0 * (o - t) / n_out;
+            }
+            net.backward(&mut ws, &d, true, None);
+            opt.step(1e-3, net.params_mut(), ws.grads());
+        },
+        0.002,
+        samples,
+    );
+    let burn = time_per_call(
+        || {
+            let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch, d_in]), &device);
+            for (m, (mlp, opt)) in mlps.iter_mut().zip(&mut opts).enumerate() {
+                let part = y[m * batch * d_out..(m + 1) * batch * d_out].to_vec();
+                let yt = Tensor::<2>::from_data(TensorData::new(part, [batch, d_out]), &device);
+                let loss = (mlp.forward(xt.clone()) - yt).square().mean();
+                let grads = rlox_nn::backward(&loss, &*mlp);
+                *mlp = opt.step(1e-3, mlp.clone(), grads);
+            }
+        },
+        0.002,
+        samples.min(30),
+    );
+    (fused, burn, flops)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let one_thread = args.iter().any(|a| a == "--one-thread");
     let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
-    let min_s = if quick { 0.01 } else { 0.05 };
+    let samples = if quick { 30 } else { 100 };
     let pool2 = (!one_thread).then(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -238,7 +285,7 @@ fn main() {
         .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("{cpu}; isa {:?}; load average {}", fused::isa(), load.trim());
-    println!("f32 GEMM C[m x n] = A[m x k] B[k x n], row-major; GFLOP/s = 2mnk / time (median of 7)");
+    println!("f32 GEMM C[m x n] = A[m x k] B[k x n], row-major; GFLOP/s = 2mnk / time (fastest of {samples} windows of 2 ms)");
 
     let mut shapes: Vec<(String, (usize, usize, usize))> = Vec::new();
     for batch in [32, 64, 256] {
@@ -262,7 +309,7 @@ fn main() {
     );
     let mut rows = Vec::new();
     for (label, shape) in &shapes {
-        let r = measure(label, *shape, pool2.as_ref(), min_s);
+        let r = measure(label, *shape, pool2.as_ref(), samples);
         println!(
             "{:<22} {:>5} {:>5} {:>5} | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>6.2}",
             r.label,
@@ -300,6 +347,28 @@ fn main() {
             .collect();
         let doc = serde_json::json!({ "cpu": cpu, "isa": format!("{:?}", fused::isa()), "load": load.trim(), "rows": rows_json });
         std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write the json file");
+    }
+
+    println!();
+    println!("One training step (forward, MSE gradient, backward, Adam), one thread; fraction of the best GEMM rate above");
+    println!("{:<26} {:>10} {:>10} {:>9} {:>12} {:>9}", "network", "fused us", "burn us", "burn/fused", "fused GFLOP/s", "fraction");
+    let peak = best(2).max(best(0));
+    for (name, widths, members, batch) in [
+        ("4-64-64-2 b32", vec![4, 64, 64, 2], 1, 32),
+        ("4-256-256-2 b64 (DQN)", vec![4, 256, 256, 2], 1, 64),
+        ("4-256-256-1 x2 b256 (SAC)", vec![4, 256, 256, 1], 2, 256),
+        ("4-400-300-1 x2 b256 (TD3)", vec![4, 400, 300, 1], 2, 256),
+    ] {
+        let (fused, burn, flops) = train_step_times(&widths, members, batch, samples);
+        println!(
+            "{:<26} {:>10.1} {:>10.1} {:>9.2} {:>12.1} {:>9.2}",
+            name,
+            fused * 1e6,
+            burn * 1e6,
+            burn / fused,
+            flops / fused / 1e9,
+            flops / fused / 1e9 / peak
+        );
     }
 
     println!();

@@ -86,6 +86,45 @@ pub fn gemm(
     }
 }
 
+/// `C = init + A·Bᵀ` for a row-major `A[m×k]` and a row-major `bt[n×k]` (`B = btᵀ`): the input
+/// gradient `dZ·Wᵀ` of a layer whose weight `W[in×out]` is `bt`. Each 32-column block of `B` is
+/// transposed into `panel` (`k × 32`, grown when too small) and multiplied from there: the panel is
+/// written contiguously and read from L1, where transposing all of `W` at once into a `[out, in]`
+/// matrix wrote lines of a power-of-two stride that evicted each other (4x slower at 256 × 256).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    lda: usize,
+    bt: &[f32],
+    ldbt: usize,
+    c: &mut [f32],
+    ldc: usize,
+    init: Init,
+    panel: &mut Vec<f32>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    const W: usize = 32;
+    if panel.len() < k * W {
+        panel.resize(k * W, 0.0);
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
+    let mut j = 0;
+    while j < n {
+        let w = (n - j).min(W);
+        super::vector::transpose_strided(isa, &bt[j * ldbt..], ldbt, w, k, panel, W);
+        let init = match init {
+            Init::Bias(b) => Init::Bias(&b[j..]),
+            other => other,
+        };
+        gemm(isa, (m, w, k), a, Layout::RowMajor, lda, panel, W, &mut c[j..], ldc, init);
+        j += w;
+    }
+}
+
 /// Floating-point operations of one `m × n × k` product (multiply and add counted apart).
 pub fn flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
@@ -539,6 +578,27 @@ mod tests {
                             }
                             // Padding columns of C are not written.
                             assert_eq!(c[i * ldc + n..(i + 1) * ldc], c0[i * ldc + n..(i + 1) * ldc], "{isa:?} wrote past column {n}");
+                        }
+                    }
+                    // The same product from B's transpose.
+                    if layout == Layout::RowMajor && k > 0 {
+                        let mut bt = vec![0.0f32; n * (k + 2)];
+                        for p in 0..k {
+                            for j in 0..n {
+                                bt[j * (k + 2) + p] = b[p * ldb + j];
+                            }
+                        }
+                        let mut panel = Vec::new();
+                        for init in [Init::Zero, Init::Accumulate, Init::Bias(&bias)] {
+                            let mut c = c0.clone();
+                            gemm_abt(isa, (m, n, k), &a, lda, &bt, k + 2, &mut c, ldc, init, &mut panel);
+                            let want = naive(m, n, k, &a, layout, lda, &b, ldb, &c0, ldc, init);
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let (x, y) = (c[i * ldc + j] as f64, want[i * n + j]);
+                                    assert!((x - y).abs() < 1e-5 * (1.0 + k as f64).sqrt(), "abt {isa:?} {m}x{n}x{k} {init:?}");
+                                }
+                            }
                         }
                     }
                 }

@@ -7,7 +7,7 @@
 //! flat buffers.
 //!
 //! A [`Workspace`] holds everything a forward and a backward pass write (the input, each layer's
-//! activations, two gradient buffers, a transposed weight, the parameter gradient), sized for a batch
+//! activations, two gradient buffers, a weight panel, the parameter gradient), sized for a batch
 //! and grown only when a larger batch comes, so a training step allocates nothing. The forward
 //! records what the backward needs; [`FusedMlp::backward`] takes `dL/d(output)` from the caller
 //! (the loss stays in the trainer) and writes the parameter gradient and, when asked, `dL/d(input)`.
@@ -15,13 +15,13 @@
 //! Per layer, with `X` the layer's input `[batch, in]`, `Y = act(X W + b)` and `dZ = dL/d(XW + b)`:
 //! forward `Y = act(1·bᵀ + X·W)` (one GEMM, bias in the accumulator start, activation in place);
 //! backward `dW = Xᵀ·dZ` (the GEMM reads `X` column-major, nothing is copied), `db = Σ_rows dZ`,
-//! `dX = dZ·Wᵀ` (`W` transposed into the workspace first, which costs `in·out` moves against the
-//! product's `batch·in·out` multiply-adds), then `dZ_prev = dX ⊙ act'(Y_prev)`.
+//! `dX = dZ·Wᵀ` (32 columns of `Wᵀ` at a time transposed into an L1-resident panel, `in·out` moves
+//! against the product's `batch·in·out` multiply-adds), then `dZ_prev = dX ⊙ act'(Y_prev)`.
 //!
 //! Checkpoints use the names and shapes of [`crate::Mlp`] (`layers.<i>.weight` `[in, out]`,
 //! `layers.<i>.bias` `[out]`) under a prefix per member, so a file saved by one loads in the other.
 
-use super::gemm::{gemm, Init, Layout};
+use super::gemm::{gemm, gemm_abt, Init, Layout};
 use super::vector;
 use super::Isa;
 use crate::checkpoint::{read_tensors, tensors_to_safetensors_bytes};
@@ -311,7 +311,7 @@ impl FusedMlp {
         }
         let layers = self.spans.len();
         let isa = self.isa;
-        let Workspace { input, hidden, delta, wt, grads, .. } = ws;
+        let Workspace { input, hidden, delta, panel, grads, .. } = ws;
         let (delta_a, delta_b) = delta.split_at_mut(1);
         let (delta_a, delta_b) = (&mut delta_a[0], &mut delta_b[0]);
         for m in 0..self.members {
@@ -348,14 +348,13 @@ impl FusedMlp {
                     continue;
                 }
                 let w = &self.params[base + s.weight..base + s.bias];
-                vector::transpose(isa, w, s.fan_in, s.fan_out, &mut wt[..s.fan_in * s.fan_out]);
-                let wt = &wt[..s.fan_in * s.fan_out];
+                let shape = (batch, s.fan_in, s.fan_out);
                 if l == 0 {
                     let di = d_input.as_deref_mut().expect("checked above");
-                    gemm(isa, (batch, s.fan_in, s.fan_out), dz, Layout::RowMajor, s.fan_out, wt, s.fan_in, di, s.fan_in, Init::Accumulate);
+                    gemm_abt(isa, shape, dz, s.fan_out, w, s.fan_out, di, s.fan_in, Init::Accumulate, panel);
                 } else {
                     let dx = &mut next[..batch * s.fan_in];
-                    gemm(isa, (batch, s.fan_in, s.fan_out), dz, Layout::RowMajor, s.fan_out, wt, s.fan_in, dx, s.fan_in, Init::Zero);
+                    gemm_abt(isa, shape, dz, s.fan_out, w, s.fan_out, dx, s.fan_in, Init::Zero, panel);
                     vector::activation_backward(isa, self.activation, x, dx);
                     cur = Some(next_index);
                 }
@@ -443,8 +442,8 @@ pub struct Workspace {
     output: Vec<f32>,
     /// Two gradient buffers `[batch, max width]` used alternately by the backward.
     delta: [Vec<f32>; 2],
-    /// A transposed weight `[out, in]`.
-    wt: Vec<f32>,
+    /// The transposed 32-column panel of a weight (see [`super::gemm::gemm_abt`]).
+    panel: Vec<f32>,
     /// The parameter gradient of the last backward.
     grads: Vec<f32>,
 }
@@ -483,7 +482,6 @@ impl Workspace {
         let batch = batch.max(self.capacity).max(1);
         let layers = net.spans.len();
         let max_width = *net.widths.iter().max().expect("widths");
-        let max_weight = net.spans.iter().map(|s| s.fan_in * s.fan_out).max().expect("a layer");
         self.capacity = batch;
         self.widths = net.widths.clone();
         self.members = net.members;
@@ -493,7 +491,7 @@ impl Workspace {
             .collect();
         self.output = vec![0.0; net.members * batch * net.output_dim()];
         self.delta = [vec![0.0; batch * max_width], vec![0.0; batch * max_width]];
-        self.wt = vec![0.0; max_weight];
+        self.panel = vec![0.0; max_width * 32];
         self.grads = vec![0.0; net.params.len()];
     }
 

@@ -129,80 +129,120 @@ per_isa! {
     pub fn polyak(target: &mut [f32], online: &[f32], tau: f32) => polyak_body
 }
 
-/// `dst[cols × rows] = srcᵀ` for a row-major `src[rows × cols]`: 8 × 8 blocks transposed in AVX
-/// registers (eight loads, 24 shuffles, eight stores per block) where the CPU has AVX2, a plain
-/// loop elsewhere and on the edges.
+/// `dst[cols × rows] = srcᵀ` for a row-major `src[rows × cols]`.
 pub fn transpose(isa: Isa, src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too short");
+    transpose_strided(isa, src, cols, rows, cols, dst, rows);
+}
+
+/// `dst = srcᵀ` for a `rows × cols` block of `src` with row stride `lds`, written to `dst` with
+/// row stride `ldd` (`cols` rows of `rows` values): 8 × 8 blocks transposed in AVX registers (eight
+/// loads, 24 shuffles, eight stores per block) where the CPU has AVX2, a plain loop elsewhere and on
+/// the edges.
+///
+/// # Panics
+/// If a buffer is too short for the shape and strides.
+pub fn transpose_strided(isa: Isa, src: &[f32], lds: usize, rows: usize, cols: usize, dst: &mut [f32], ldd: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(lds >= cols && ldd >= rows, "transpose: strides smaller than the block");
+    assert!(src.len() >= (rows - 1) * lds + cols && dst.len() >= (cols - 1) * ldd + rows, "transpose: buffers too short");
+    let g = Geometry { lds, ldd };
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Portable && Isa::Avx2.supported() {
-        // SAFETY: the buffers hold rows × cols values (checked above) and AVX2 is supported.
-        unsafe { x86::transpose_avx2(src, rows, cols, dst) };
+        // SAFETY: the buffers cover the block (checked above) and AVX2 is supported.
+        unsafe { x86::transpose_avx2(src, rows, cols, dst, g) };
         return;
     }
     let _ = isa;
-    transpose_block(src, rows, cols, dst, (0, rows), (0, cols));
+    transpose_block(src, dst, g, (0, rows), (0, cols));
+}
+
+/// Row strides of a transpose's source and destination.
+#[derive(Clone, Copy)]
+struct Geometry {
+    lds: usize,
+    ldd: usize,
 }
 
 /// The plain transpose of the block `i0..i1 × j0..j1`.
-fn transpose_block(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], (i0, i1): (usize, usize), (j0, j1): (usize, usize)) {
+fn transpose_block(src: &[f32], dst: &mut [f32], g: Geometry, (i0, i1): (usize, usize), (j0, j1): (usize, usize)) {
     for i in i0..i1 {
         for j in j0..j1 {
-            dst[j * rows + i] = src[i * cols + j];
+            dst[j * g.ldd + i] = src[i * g.lds + j];
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::Geometry;
     use std::arch::x86_64::*;
 
+    /// The 8 × 8 block of `src` at `(i0, j0)`, transposed into `dst`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn transpose_avx2(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    #[inline]
+    unsafe fn block8(s: *const f32, d: *mut f32, g: Geometry, i0: usize, j0: usize) {
+        // SAFETY: the caller guarantees rows i0..i0+8 and columns j0..j0+8 lie inside both buffers.
+        unsafe {
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (k, v) in r.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(s.add((i0 + k) * g.lds + j0));
+            }
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (k, v) in out.iter().enumerate() {
+                _mm256_storeu_ps(d.add((j0 + k) * g.ldd + i0), *v);
+            }
+        }
+    }
+
+    /// Rows go by 16 where they can: the two 8 × 8 blocks of a column block fill whole 64-byte
+    /// lines of `dst` one after the other.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn transpose_avx2(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], g: Geometry) {
         let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
         let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-        for i0 in (0..r8).step_by(8) {
+        let mut i0 = 0;
+        while i0 < r8 {
+            let pair = i0 + 16 <= r8;
             for j0 in (0..c8).step_by(8) {
-                // SAFETY: rows i0..i0+8 and columns j0..j0+8 lie inside both buffers.
+                // SAFETY: rows i0..i0+8 (i0+16 for a pair) and columns j0..j0+8 lie inside both buffers.
                 unsafe {
-                    let mut r = [_mm256_setzero_ps(); 8];
-                    for (k, v) in r.iter_mut().enumerate() {
-                        *v = _mm256_loadu_ps(s.add((i0 + k) * cols + j0));
-                    }
-                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                    let out = [
-                        _mm256_permute2f128_ps::<0x20>(u0, u4),
-                        _mm256_permute2f128_ps::<0x20>(u1, u5),
-                        _mm256_permute2f128_ps::<0x20>(u2, u6),
-                        _mm256_permute2f128_ps::<0x20>(u3, u7),
-                        _mm256_permute2f128_ps::<0x31>(u0, u4),
-                        _mm256_permute2f128_ps::<0x31>(u1, u5),
-                        _mm256_permute2f128_ps::<0x31>(u2, u6),
-                        _mm256_permute2f128_ps::<0x31>(u3, u7),
-                    ];
-                    for (k, v) in out.iter().enumerate() {
-                        _mm256_storeu_ps(d.add((j0 + k) * rows + i0), *v);
+                    block8(s, d, g, i0, j0);
+                    if pair {
+                        block8(s, d, g, i0 + 8, j0);
                     }
                 }
             }
+            i0 += if pair { 16 } else { 8 };
         }
-        super::transpose_block(src, rows, cols, dst, (0, r8), (c8, cols));
-        super::transpose_block(src, rows, cols, dst, (r8, rows), (0, cols));
+        super::transpose_block(src, dst, g, (0, r8), (c8, cols));
+        super::transpose_block(src, dst, g, (r8, rows), (0, cols));
     }
 }
 
@@ -254,6 +294,15 @@ mod tests {
                 for j in 0..cols {
                     assert_eq!(t[j * rows + i], x[i * cols + j]);
                 }
+            }
+            // A 21 x 19 block out of a wider source into a wider destination.
+            let mut t = vec![-1.0; 19 * 30];
+            transpose_strided(isa, &x, 27, 21, 19, &mut t, 30);
+            for i in 0..21 {
+                for j in 0..19 {
+                    assert_eq!(t[j * 30 + i], x[i * 27 + j]);
+                }
+                assert!(t[..18 * 30 + 30].iter().skip(21).step_by(30).all(|&v| v == -1.0));
             }
             let mut d = vec![1.0f32; 4];
             activation_backward(isa, Activation::Tanh, &[0.5, -0.5, 0.0, 1.0], &mut d);
