@@ -14,6 +14,7 @@ Every rate is the fastest of 100 windows of about 2 ms: on a shared machine a lo
 the thread spent descheduled, and the fastest short window is what the core does when it runs the code.
 
 Usage: python3 bench/roofline.py [--core 1] [--quick] [--two-threads] [--no-build] [--json out.json]
+                                 [--python PATH]  (an interpreter that has jax and torch, instead of the venv)
 """
 
 from __future__ import annotations
@@ -116,9 +117,16 @@ def main() -> None:
     parser.add_argument(
         "--json", type=pathlib.Path, help="write the combined table here"
     )
+    parser.add_argument(
+        "--python",
+        type=pathlib.Path,
+        help="a Python that has jax and torch (default: the venv)",
+    )
     args = parser.parse_args()
 
-    ensure_venv()
+    if args.python is None:
+        ensure_venv()
+    python = str(args.python or VENV_PY)
     env = {**os.environ, **ONE_THREAD}
     if not args.no_build:
         build = [
@@ -155,7 +163,7 @@ def main() -> None:
     shapes = [[r["m"], r["n"], r["k"]] for r in rust["rows"]]
     samples = 30 if args.quick else 100
     peers = subprocess.run(
-        [*pinned(args.core), str(VENV_PY), "-c", PEERS],
+        [*pinned(args.core), python, "-c", PEERS],
         input=json.dumps([shapes, samples]),
         capture_output=True,
         text=True,
