@@ -1,11 +1,14 @@
 //! The matrix product of the fused MLP: `C[m×n] = init + A[m×k] · B[k×n]`, single-threaded, for
-//! the small, cache-resident shapes of RL networks (batch 32..256 by widths 4..2048).
+//! the shapes of RL networks (batch 32..256 by widths 4..2048).
 //!
 //! `B` and `C` are row-major. `A` is either row-major (`A(i, p) = a[i·lda + p]`: the forward
 //! `X·W` and the input gradient `dZ·Wᵀ` once `W` is transposed) or column-major
 //! (`A(i, p) = a[p·lda + i]`: the weight gradient `Xᵀ·dZ` reads the stored activations `X` as they
-//! are). No operand is packed: every tile fits the L1/L2 caches of the shapes this serves, and a
-//! row of `B` is read with vector loads while `A` is broadcast one element at a time.
+//! are). A row of `B` is read with vector loads while `A` is broadcast one element at a time.
+//! Up to a width of about 500 nothing is packed: every tile fits the L1/L2 caches. Wider or deeper
+//! products copy `256 × 32` blocks of `B` into a contiguous panel first (a row stride of 2 KiB or
+//! more puts the lines of a column of `B` into a few cache sets, which evict each other: 1024³ ran at
+//! a third of the rate without it).
 //!
 //! The register block is `R` rows of `C` by two vectors: with AVX-512, up to 12 × 32 (24 of the 32
 //! zmm registers accumulate); with AVX2+FMA up to 6 × 16 (12 of 16 ymm registers). The columns of
@@ -69,10 +72,93 @@ pub fn gemm(
     if let Init::Bias(bias) = init {
         assert!(bias.len() >= n, "gemm: bias too short");
     }
+    if ldb >= PACK_LDB || k > KC {
+        return gemm_packed(isa, (m, n, k), a, layout, lda, b, ldb, c, ldc, init);
+    }
+    gemm_unpacked(isa, (m, n, k), a, layout, lda, b, ldb, c, ldc, init);
+}
+
+/// Depth of a packed panel of `B` (`KC × 32` values: 32 KiB, half of L1).
+const KC: usize = 256;
+
+/// Leading dimension of `B` from which its panels are packed (a row stride of 2 KiB or more: the
+/// lines of one column of `B` fall into a few cache sets and evict each other).
+const PACK_LDB: usize = 512;
+
+thread_local! {
+    /// The packed panel of `B` of [`gemm_packed`], grown once per thread.
+    static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The large-matrix path: for each 32-column block of `C` and each `KC`-deep slice of the
+/// product, copy that `KC × 32` block of `B` into a contiguous panel (which stays in L1 while every
+/// row block of `A` streams past it) and run the kernels on it. Arguments as [`gemm`], checked.
+#[allow(clippy::too_many_arguments)]
+fn gemm_packed(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    layout: Layout,
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    init: Init,
+) {
+    const W: usize = 32;
+    PANEL.with_borrow_mut(|panel| {
+        if panel.len() < KC * W {
+            panel.resize(KC * W, 0.0);
+        }
+        let mut j = 0;
+        while j < n {
+            let w = (n - j).min(W);
+            let mut p0 = 0;
+            loop {
+                let kc = (k - p0).min(KC);
+                for p in 0..kc {
+                    let row = &b[(p0 + p) * ldb + j..(p0 + p) * ldb + j + w];
+                    panel[p * W..p * W + w].copy_from_slice(row);
+                }
+                let init = match (p0, init) {
+                    (0, Init::Bias(bias)) => Init::Bias(&bias[j..]),
+                    (0, other) => other,
+                    _ => Init::Accumulate,
+                };
+                let a = match layout {
+                    Layout::RowMajor => &a[p0..],
+                    Layout::ColMajor => &a[p0 * lda..],
+                };
+                gemm_unpacked(isa, (m, w, kc), a, layout, lda, panel, W, &mut c[j..], ldc, init);
+                p0 += kc;
+                if p0 >= k {
+                    break;
+                }
+            }
+            j += w;
+        }
+    });
+}
+
+/// [`gemm`] without packing; arguments checked.
+#[allow(clippy::too_many_arguments)]
+fn gemm_unpacked(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    layout: Layout,
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    init: Init,
+) {
     let col = layout == Layout::ColMajor;
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: every index the kernels touch was checked above, and the instruction set is
+        // SAFETY: every index the kernels touch was checked by `gemm`, and the instruction set is
         // supported by this CPU (checked at run time).
         Isa::Avx512 if Isa::Avx512.supported() => unsafe {
             x86::gemm_avx512(m, n, k, a.as_ptr(), col, lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, init)
@@ -120,7 +206,7 @@ pub fn gemm_abt(
             Init::Bias(b) => Init::Bias(&b[j..]),
             other => other,
         };
-        gemm(isa, (m, w, k), a, Layout::RowMajor, lda, panel, W, &mut c[j..], ldc, init);
+        gemm_unpacked(isa, (m, w, k), a, Layout::RowMajor, lda, panel, W, &mut c[j..], ldc, init);
         j += w;
     }
 }
@@ -549,6 +635,9 @@ mod tests {
             (25, 47, 31),
             (24, 300, 8),
             (37, 17, 5),
+            // Packed panels: deeper than one panel, and a wide B.
+            (13, 40, 300),
+            (9, 520, 20),
         ];
         for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
             if !isa.supported() {
