@@ -278,7 +278,8 @@ fn main() {
     let one_thread = args.iter().any(|a| a == "--one-thread");
     let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
     let samples = if quick { 30 } else { 100 };
-    let pool2 = (!one_thread).then(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool"));
+    let pool2 =
+        (!one_thread).then(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a two-thread pool"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
@@ -350,8 +351,13 @@ fn main() {
     }
 
     println!();
-    println!("One training step (forward, MSE gradient, backward, Adam), one thread; fraction of the best GEMM rate above");
-    println!("{:<26} {:>10} {:>10} {:>9} {:>12} {:>9}", "network", "fused us", "burn us", "burn/fused", "fused GFLOP/s", "fraction");
+    println!(
+        "One training step (forward, MSE gradient, backward, Adam), one thread; fraction of the best GEMM rate above"
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>9} {:>12} {:>9}",
+        "network", "fused us", "burn us", "burn/fused", "fused GFLOP/s", "fraction"
+    );
     let peak = best(2).max(best(0));
     for (name, widths, members, batch) in [
         ("4-64-64-2 b32", vec![4, 64, 64, 2], 1, 32),

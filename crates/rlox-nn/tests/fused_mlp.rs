@@ -113,7 +113,8 @@ fn check_against_burn(c: &Case) {
     let mut want_dx = vec![0.0f32; c.batch * d_in];
     for m in 0..c.members {
         let mlp = base.to_mlp(m, &device);
-        let (out, grads, dx) = burn_reference(&mlp, &x, c.batch, &d_out[m * c.batch * d_o..(m + 1) * c.batch * d_o], &device);
+        let (out, grads, dx) =
+            burn_reference(&mlp, &x, c.batch, &d_out[m * c.batch * d_o..(m + 1) * c.batch * d_o], &device);
         want_out.extend(out);
         want_grads.push(grads);
         want_dx.iter_mut().zip(dx).for_each(|(a, b)| *a += b);
@@ -279,7 +280,10 @@ fn optimizers_match_the_burn_path() {
 /// The state round-trips: an optimizer restored from another's state takes the same next steps.
 #[test]
 fn optimizer_state_resumes_exactly() {
-    for config in [OptimizerConfig::adam(), OptimizerConfig::RmsProp { alpha: 0.9, eps: 1e-6, momentum: 0.5, centered: true, weight_decay: 0.0 }] {
+    for config in [
+        OptimizerConfig::adam(),
+        OptimizerConfig::RmsProp { alpha: 0.9, eps: 1e-6, momentum: 0.5, centered: true, weight_decay: 0.0 },
+    ] {
         let mut a = FusedOptimizer::new(config, 50);
         let mut w = randoms(1, 50);
         for s in 0..3 {

@@ -368,12 +368,24 @@ mod x86 {
                 // SAFETY: rows i..i+rows, columns j..j+w and k steps lie inside the checked slices.
                 unsafe {
                     match (w, col) {
-                        (32, false) => by_rows!(rows, block512::<_, 2, true, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (32, true) => by_rows!(rows, block512::<_, 2, true, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (17.., false) => by_rows!(rows, block512::<_, 2, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (17.., true) => by_rows!(rows, block512::<_, 2, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (_, false) => by_rows!(rows, block512::<_, 1, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (_, true) => by_rows!(rows, block512::<_, 1, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
+                        (32, false) => {
+                            by_rows!(rows, block512::<_, 2, true, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (32, true) => {
+                            by_rows!(rows, block512::<_, 2, true, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (17.., false) => {
+                            by_rows!(rows, block512::<_, 2, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (17.., true) => {
+                            by_rows!(rows, block512::<_, 2, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (_, false) => {
+                            by_rows!(rows, block512::<_, 1, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (_, true) => {
+                            by_rows!(rows, block512::<_, 1, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
                     }
                 }
                 i += rows;
@@ -489,12 +501,24 @@ mod x86 {
                 // SAFETY: rows i..i+rows, columns j..j+w and k steps lie inside the checked slices.
                 unsafe {
                     match (w, col) {
-                        (16, false) => by_rows6!(rows, block256::<_, 2, true, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (16, true) => by_rows6!(rows, block256::<_, 2, true, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (9.., false) => by_rows6!(rows, block256::<_, 2, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (9.., true) => by_rows6!(rows, block256::<_, 2, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (_, false) => by_rows6!(rows, block256::<_, 1, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
-                        (_, true) => by_rows6!(rows, block256::<_, 1, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init)),
+                        (16, false) => {
+                            by_rows6!(rows, block256::<_, 2, true, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (16, true) => {
+                            by_rows6!(rows, block256::<_, 2, true, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (9.., false) => {
+                            by_rows6!(rows, block256::<_, 2, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (9.., true) => {
+                            by_rows6!(rows, block256::<_, 2, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (_, false) => {
+                            by_rows6!(rows, block256::<_, 1, false, false>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
+                        (_, true) => {
+                            by_rows6!(rows, block256::<_, 1, false, true>(k, ai, lda, bj, ldb, ci, ldc, masks, init))
+                        }
                     }
                 }
                 i += rows;
@@ -598,7 +622,19 @@ mod tests {
 
     /// `C = init + A·B` in f64.
     #[allow(clippy::too_many_arguments)]
-    fn naive(m: usize, n: usize, k: usize, a: &[f32], layout: Layout, lda: usize, b: &[f32], ldb: usize, c0: &[f32], ldc: usize, init: Init) -> Vec<f64> {
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        layout: Layout,
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c0: &[f32],
+        ldc: usize,
+        init: Init,
+    ) -> Vec<f64> {
         let mut c = vec![0.0f64; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -663,10 +699,17 @@ mod tests {
                         for i in 0..m {
                             for j in 0..n {
                                 let (x, y) = (c[i * ldc + j] as f64, want[i * n + j]);
-                                assert!((x - y).abs() < 1e-5 * (1.0 + k as f64).sqrt(), "{isa:?} {layout:?} {m}x{n}x{k} {init:?} ({i},{j}): {x} vs {y}");
+                                assert!(
+                                    (x - y).abs() < 1e-5 * (1.0 + k as f64).sqrt(),
+                                    "{isa:?} {layout:?} {m}x{n}x{k} {init:?} ({i},{j}): {x} vs {y}"
+                                );
                             }
                             // Padding columns of C are not written.
-                            assert_eq!(c[i * ldc + n..(i + 1) * ldc], c0[i * ldc + n..(i + 1) * ldc], "{isa:?} wrote past column {n}");
+                            assert_eq!(
+                                c[i * ldc + n..(i + 1) * ldc],
+                                c0[i * ldc + n..(i + 1) * ldc],
+                                "{isa:?} wrote past column {n}"
+                            );
                         }
                     }
                     // The same product from B's transpose.
@@ -685,7 +728,10 @@ mod tests {
                             for i in 0..m {
                                 for j in 0..n {
                                     let (x, y) = (c[i * ldc + j] as f64, want[i * n + j]);
-                                    assert!((x - y).abs() < 1e-5 * (1.0 + k as f64).sqrt(), "abt {isa:?} {m}x{n}x{k} {init:?}");
+                                    assert!(
+                                        (x - y).abs() < 1e-5 * (1.0 + k as f64).sqrt(),
+                                        "abt {isa:?} {m}x{n}x{k} {init:?}"
+                                    );
                                 }
                             }
                         }

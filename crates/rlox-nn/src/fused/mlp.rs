@@ -147,7 +147,8 @@ impl FusedMlp {
                 let s = self.spans[l];
                 let (w, b) = self.layer(member, l);
                 let mut layer: Linear = LinearConfig::new(s.fan_in, s.fan_out).init(device);
-                let w = Tensor::<2>::from_data(TensorData::new(w.to_vec(), [s.fan_in, s.fan_out]), device).require_grad();
+                let w =
+                    Tensor::<2>::from_data(TensorData::new(w.to_vec(), [s.fan_in, s.fan_out]), device).require_grad();
                 let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [s.fan_out]), device).require_grad();
                 layer.weight = Param::from_tensor(w);
                 layer.bias = Some(Param::from_tensor(b));
@@ -218,10 +219,7 @@ impl FusedMlp {
     pub fn layer(&self, m: usize, l: usize) -> (&[f32], &[f32]) {
         let s = self.spans[l];
         let base = m * self.member_len;
-        (
-            &self.params[base + s.weight..base + s.bias],
-            &self.params[base + s.bias..base + s.bias + s.fan_out],
-        )
+        (&self.params[base + s.weight..base + s.bias], &self.params[base + s.bias..base + s.bias + s.fan_out])
     }
 
     /// Layer `l` of member `m`, writable.
@@ -339,9 +337,19 @@ impl FusedMlp {
                     Some(_) => (&delta_b[..batch * s.fan_out], &mut *delta_a, 0),
                 };
                 if param_grads {
-                    let (gw, gb) =
-                        grads[base + s.weight..base + s.bias + s.fan_out].split_at_mut(s.fan_in * s.fan_out);
-                    gemm(isa, (s.fan_in, s.fan_out, batch), x, Layout::ColMajor, s.fan_in, dz, s.fan_out, gw, s.fan_out, Init::Zero);
+                    let (gw, gb) = grads[base + s.weight..base + s.bias + s.fan_out].split_at_mut(s.fan_in * s.fan_out);
+                    gemm(
+                        isa,
+                        (s.fan_in, s.fan_out, batch),
+                        x,
+                        Layout::ColMajor,
+                        s.fan_in,
+                        dz,
+                        s.fan_out,
+                        gw,
+                        s.fan_out,
+                        Init::Zero,
+                    );
                     vector::column_sums(isa, dz, s.fan_out, gb);
                 }
                 if l == 0 && d_input.is_none() {
@@ -486,9 +494,8 @@ impl Workspace {
         self.widths = net.widths.clone();
         self.members = net.members;
         self.input = vec![0.0; batch * net.input_dim()];
-        self.hidden = (0..net.members)
-            .flat_map(|_| net.widths[1..layers].iter().map(|&w| vec![0.0; batch * w]))
-            .collect();
+        self.hidden =
+            (0..net.members).flat_map(|_| net.widths[1..layers].iter().map(|&w| vec![0.0; batch * w])).collect();
         self.output = vec![0.0; net.members * batch * net.output_dim()];
         self.delta = [vec![0.0; batch * max_width], vec![0.0; batch * max_width]];
         self.panel = vec![0.0; max_width * 32];

@@ -87,7 +87,8 @@ impl FusedOptimizer {
         self.steps += 1;
         let lr = lr as f32;
         match self.config {
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } | OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay }
+            | OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
                 assert_eq!(self.first.len(), n, "optimizer step: made for {} parameters, given {n}", self.first.len());
                 let decoupled = matches!(self.config, OptimizerConfig::AdamW { .. });
                 let t = self.steps.min(i32::MAX as u64) as i32;
@@ -100,7 +101,12 @@ impl FusedOptimizer {
             OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
                 let c = SgdConsts { lr, momentum: momentum as f32, nesterov, weight_decay };
                 if momentum != 0.0 {
-                    assert_eq!(self.first.len(), n, "optimizer step: made for {} parameters, given {n}", self.first.len());
+                    assert_eq!(
+                        self.first.len(),
+                        n,
+                        "optimizer step: made for {} parameters, given {n}",
+                        self.first.len()
+                    );
                 }
                 sgd(self.isa, params, grads, &mut self.first, c);
             }
@@ -144,7 +150,9 @@ impl FusedOptimizer {
             ));
         }
         let mut buffers = state.buffers.into_iter();
-        for (name, own) in names.iter().zip([&mut self.first, &mut self.second, &mut self.third].into_iter().filter(|b| !b.is_empty())) {
+        for (name, own) in
+            names.iter().zip([&mut self.first, &mut self.second, &mut self.third].into_iter().filter(|b| !b.is_empty()))
+        {
             let b = buffers.next().expect("counted above");
             if b.len() != own.len() {
                 return Err(rlox_core::Error::invalid(

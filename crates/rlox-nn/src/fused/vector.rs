@@ -13,10 +13,9 @@ use crate::mlp::Activation;
 pub fn tanh(x: f32) -> f32 {
     let ax = x.abs();
     let z = x * x;
-    let small = x
-        + x * z
-            * ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
-                - 3.333_328_2e-1);
+    let small = x + x
+        * z
+        * ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z - 3.333_328_2e-1);
     let e = fast_exp(-2.0 * ax);
     let big = ((1.0 - e) / (1.0 + e)).copysign(x);
     if ax >= 0.625 {
@@ -146,7 +145,10 @@ pub fn transpose_strided(isa: Isa, src: &[f32], lds: usize, rows: usize, cols: u
         return;
     }
     assert!(lds >= cols && ldd >= rows, "transpose: strides smaller than the block");
-    assert!(src.len() >= (rows - 1) * lds + cols && dst.len() >= (cols - 1) * ldd + rows, "transpose: buffers too short");
+    assert!(
+        src.len() >= (rows - 1) * lds + cols && dst.len() >= (cols - 1) * ldd + rows,
+        "transpose: buffers too short"
+    );
     let g = Geometry { lds, ldd };
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Portable && Isa::Avx2.supported() {
