@@ -91,7 +91,7 @@ fn gemm_crate(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32],
 }
 
 /// `C = A·B` with rlox's kernel; two threads split the rows of `C`.
-fn gemm_rlox(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+fn gemm_rlox(isa: Isa, (m, n, k): (usize, usize, usize), a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
     if threads < 2 || m < 2 {
         gemm::gemm(isa, (m, n, k), a, Layout::RowMajor, k, b, n, c, n, Init::Zero);
         return;
@@ -122,17 +122,17 @@ fn measure(label: &str, (m, n, k): (usize, usize, usize), pool2: Option<&rayon::
     let mut c2 = vec![0.0f32; m * n];
     // Both kernels compute the same product.
     gemm_crate(m, n, k, &a, &b, &mut c, 1);
-    gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1);
+    gemm_rlox(isa, (m, n, k), &a, &b, &mut c2, 1);
     let max_err = c.iter().zip(&c2).fold(0.0f32, |e, (x, y)| e.max((x - y).abs()));
     assert!(max_err <= 1e-4 * (k as f32).sqrt(), "{label}: the kernels disagree by {max_err}");
     let flops = gemm::flops(m, n, k);
     let window = 0.002;
     let g1 = time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 1), window, samples);
-    let r1 = time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 1), window, samples);
+    let r1 = time_per_call(|| gemm_rlox(isa, (m, n, k), &a, &b, &mut c2, 1), window, samples);
     let (g2, r2) = match pool2 {
         Some(pool) => (
             pool.install(|| time_per_call(|| gemm_crate(m, n, k, &a, &b, &mut c, 2), window, samples)),
-            pool.install(|| time_per_call(|| gemm_rlox(isa, m, n, k, &a, &b, &mut c2, 2), window, samples)),
+            pool.install(|| time_per_call(|| gemm_rlox(isa, (m, n, k), &a, &b, &mut c2, 2), window, samples)),
         ),
         None => (f64::INFINITY, f64::INFINITY),
     };

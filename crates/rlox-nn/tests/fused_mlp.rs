@@ -44,15 +44,12 @@ fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f64) {
     }
 }
 
+/// Outputs, per-layer (weight, bias) gradients and the input gradient.
+type Reference = (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>, Vec<f32>);
+
 /// burn's outputs, parameter gradients (weight, bias per layer) and input gradient of
 /// `loss = sum(mlp(x) ⊙ d_out)`, whose gradient at the output is `d_out`.
-fn burn_reference(
-    mlp: &Mlp,
-    x: &[f32],
-    batch: usize,
-    d_out: &[f32],
-    device: &Device,
-) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>, Vec<f32>) {
+fn burn_reference(mlp: &Mlp, x: &[f32], batch: usize, d_out: &[f32], device: &Device) -> Reference {
     let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [batch, mlp.input_dim()]), device).require_grad();
     let y = mlp.forward(xt.clone());
     let out = values(y.clone());

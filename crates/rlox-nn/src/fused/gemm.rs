@@ -326,7 +326,7 @@ mod x86 {
     /// multiple of 8 and not of 12 (batches 32, 64, 256 and widths 64, 256, 400): whole 8-row blocks
     /// beat 12-row blocks with a short last one.
     fn avx512_rows(m: usize) -> usize {
-        if m % 12 != 0 && m % 8 == 0 {
+        if !m.is_multiple_of(12) && m.is_multiple_of(8) {
             8
         } else {
             12
