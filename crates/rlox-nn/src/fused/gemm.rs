@@ -238,7 +238,7 @@ fn gemm_portable(
     init: Init,
 ) {
     const MR: usize = 4;
-    const NR: usize = 16;
+    const NR: usize = 8;
     let mut j = 0;
     while j < n {
         let w = (n - j).min(NR);
@@ -253,13 +253,23 @@ fn gemm_portable(
                     Init::Bias(bias) => row[..w].copy_from_slice(&bias[j..j + w]),
                 }
             }
+            // Fixed-size arrays in the inner loop (absent rows and columns are zeros), so that it
+            // unrolls and vectorises for the baseline target.
+            let mut brow = [0.0f32; NR];
+            let mut av = [0.0f32; MR];
             for p in 0..k {
-                let mut brow = [0.0f32; NR];
-                brow[..w].copy_from_slice(&b[p * ldb + j..p * ldb + j + w]);
-                for (r, row) in acc.iter_mut().enumerate().take(rows) {
-                    let av = if col { a[p * lda + i + r] } else { a[(i + r) * lda + p] };
-                    for (x, y) in row.iter_mut().zip(brow) {
-                        *x += av * y;
+                let start = p * ldb + j;
+                if w == NR {
+                    brow.copy_from_slice(&b[start..start + NR]);
+                } else {
+                    brow[..w].copy_from_slice(&b[start..start + w]);
+                }
+                for (r, x) in av.iter_mut().enumerate().take(rows) {
+                    *x = if col { a[p * lda + i + r] } else { a[(i + r) * lda + p] };
+                }
+                for (row, &x) in acc.iter_mut().zip(&av) {
+                    for (y, &bv) in row.iter_mut().zip(&brow) {
+                        *y += x * bv;
                     }
                 }
             }
