@@ -14,6 +14,29 @@
 //! * [`FusedOptimizer`]: Adam, AdamW, SGD and RMSprop of [`crate::OptimizerConfig`] with rlox-nn's
 //!   semantics, one loop over all parameters; [`clip_grad_norm`] and [`polyak_update`] likewise.
 //!
+//! One training step of a Q-network on a squared TD error (the loss gradient is the caller's):
+//!
+//! ```
+//! use rlox_nn::fused::{self, FusedMlp, FusedOptimizer};
+//! use rlox_nn::{MlpConfig, OptimizerConfig};
+//!
+//! let mut rng = rlox_core::seeding::rng_from_seed(0);
+//! let mut q = FusedMlp::new(&MlpConfig::new(4, &[64, 64], 2), 1, &mut rng);
+//! let mut opt = FusedOptimizer::new(OptimizerConfig::adam(), q.num_params());
+//! let mut ws = q.workspace(32); // every buffer of the step, allocated once
+//! let (obs, actions, targets) = (vec![0.1f32; 32 * 4], vec![1usize; 32], vec![1.0f32; 32]);
+//!
+//! let out = q.forward(&obs, 32, &mut ws); // [32, 2]
+//! let mut d_out = vec![0.0f32; 32 * 2];
+//! for (i, &a) in actions.iter().enumerate() {
+//!     d_out[i * 2 + a] = (out[i * 2 + a] - targets[i]) / 32.0; // d/dQ of mean(0.5 (Q - y)^2)
+//! }
+//! q.backward(&mut ws, &d_out, true, None);
+//! let norm = fused::clip_grad_norm(ws.grads_mut(), 10.0);
+//! opt.step(1e-3, q.params_mut(), ws.grads());
+//! assert!(norm.is_finite());
+//! ```
+//!
 //! Instruction sets are chosen at run time: AVX-512F, AVX2+FMA, or portable Rust ([`isa`]); the
 //! variable `RLOX_MLP_ISA` (`portable`, `avx2`, `avx512`) lowers the choice, for testing each path.
 //! Burn stays the path for everything else (and for networks this does not cover); the tests check
