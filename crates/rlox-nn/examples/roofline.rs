@@ -148,7 +148,7 @@ fn macs(widths: &[usize]) -> f64 {
 /// the run the anchors time, and the GEMM shape that dominates it.
 struct Trainer {
     run: &'static str,
-    /// FLOPs of one gradient step (or one PPO minibatch epoch sample, see `per_env_step`).
+    /// FLOPs of one gradient step.
     per_gradient_step: f64,
     gradient_steps: f64,
     env_steps: f64,
@@ -166,14 +166,14 @@ fn trainers() -> Vec<Trainer> {
     let q = [4, 256, 256, 2];
     let dqn_step = fwd(&q, 64) * 4.0 - 2.0 * 64.0 * (4.0 * 256.0);
     let dqn_grad_steps = |steps: f64| ((steps - 1000.0) / 256.0).floor() * 128.0;
-    // PPO (zoo): per env step, n_epochs passes of forward + backward over the two 64x64 tanh nets.
-    let ppo = |obs: usize, act: usize, epochs: f64, steps: f64| {
+    // PPO (zoo): n_epochs passes over each rollout in minibatches; a gradient step is the forward
+    // and backward of both 64x64 tanh nets (policy and value) over one minibatch.
+    let ppo = |obs: usize, act: usize, epochs: f64, batch: usize, steps: f64| {
         let (pi, vf) = ([obs, 64, 64, act], [obs, 64, 64, 1]);
-        let per_sample = 3.0 * (fwd(&pi, 1) + fwd(&vf, 1));
         Trainer {
             run: "",
-            per_gradient_step: per_sample,
-            gradient_steps: epochs * steps,
+            per_gradient_step: 3.0 * (fwd(&pi, batch) + fwd(&vf, batch)),
+            gradient_steps: epochs * steps / batch as f64,
             env_steps: steps,
             acting_per_env_step: fwd(&pi, 1) + fwd(&vf, 1),
             shape: (64, 64, 64),
@@ -218,8 +218,8 @@ fn trainers() -> Vec<Trainer> {
             acting_per_env_step: fwd(&q, 1),
             shape: (64, 256, 256),
         },
-        Trainer { run: "PPO CartPole-v1 50k (8x32, 20 epochs)", ..ppo(4, 2, 20.0, 50_000.0) },
-        Trainer { run: "PPO Acrobot-v1 200k (16x256, 4 epochs)", ..ppo(6, 3, 4.0, 200_000.0) },
+        Trainer { run: "PPO CartPole-v1 50k (20 epochs, batch 256)", ..ppo(4, 2, 20.0, 256, 50_000.0) },
+        Trainer { run: "PPO Acrobot-v1 200k (4 epochs, batch 64)", ..ppo(6, 3, 4.0, 64, 200_000.0) },
         offp("DDPG Pendulum-v1 15k", ddpg, 15_000.0, 10_000.0, macs(&actor), (256, 300, 400)),
         offp("TD3 Pendulum-v1 15k", td3, 15_000.0, 10_000.0, macs(&actor), (256, 300, 400)),
         offp("SAC Pendulum-v1 15k", sac, 15_000.0, 100.0, macs(&[3, 256, 256, 2]), (256, 256, 256)),
@@ -267,7 +267,7 @@ fn train_step_times(widths: &[usize], members: usize, batch: usize, samples: usi
             }
         },
         0.002,
-        samples.min(30),
+        samples,
     );
     (fused, burn, flops)
 }
