@@ -2,19 +2,20 @@
 //! the shapes of RL networks (batch 32..256 by widths 4..2048).
 //!
 //! `B` and `C` are row-major. `A` is either row-major (`A(i, p) = a[i·lda + p]`: the forward
-//! `X·W` and the input gradient `dZ·Wᵀ` once `W` is transposed) or column-major
-//! (`A(i, p) = a[p·lda + i]`: the weight gradient `Xᵀ·dZ` reads the stored activations `X` as they
-//! are). A row of `B` is read with vector loads while `A` is broadcast one element at a time.
-//! Up to a width and depth of about 500 nothing is packed: every tile fits the L1/L2 caches. Wider or
-//! deeper products copy `256 × 32` blocks of `B` into a contiguous panel first (a row stride of 2 KiB or
-//! more puts the lines of a column of `B` into a few cache sets, which evict each other: 1024³ ran at
-//! a third of the rate without it).
+//! `X·W`) or column-major (`A(i, p) = a[p·lda + i]`: the weight gradient `Xᵀ·dZ` reads the stored
+//! activations `X` as they are); [`gemm_abt`] takes `B` transposed (the input gradient `dZ·Wᵀ`).
+//! A row of `B` is read with vector loads while `A` is broadcast one element at a time. Up to a
+//! width and depth of about 500 nothing is packed: every tile fits the L1/L2 caches. Wider or
+//! deeper products copy `256 × 32` blocks of `B` into a contiguous panel first (a row stride of
+//! 2 KiB or more puts the lines of a column of `B` into a few cache sets, which evict each other:
+//! 1024³ ran at a third of the rate without it).
 //!
 //! The register block is `R` rows of `C` by two vectors: with AVX-512, up to 12 × 32 (24 of the 32
 //! zmm registers accumulate); with AVX2+FMA up to 6 × 16 (12 of 16 ymm registers). The columns of
 //! `C` are the outer loop so that the `k × 32` panel of `B` stays in L1 while every row block of `A`
 //! streams past it. A last partial column block uses masked loads and stores (AVX-512) or
-//! `vmaskmov` (AVX2); the rows are split into blocks of one size or two chosen to waste no rows.
+//! `vmaskmov` (AVX2). Rows go in blocks of 12 (AVX-512; 8 where the row count is a multiple of 8
+//! and not of 12, as the batches 32, 64 and 256 are) or 6 (AVX2), the remainder as one smaller block.
 //! The portable fallback has the same loop structure over fixed-size arrays.
 
 use crate::attention::Isa;
