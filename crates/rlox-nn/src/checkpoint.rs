@@ -59,14 +59,32 @@ pub fn param_shapes<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
 /// Serialise `module`'s parameters (and `metadata`) to safetensors bytes.
 pub fn to_safetensors_bytes<M: Module>(module: &M, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let params = collect(module, true);
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        params.iter().map(|(name, shape, values)| (name.clone(), shape.clone(), values.as_slice())).collect();
+    tensors_to_safetensors_bytes(&tensors, metadata)
+}
+
+/// Serialise named f32 tensors `(name, shape, row-major values)` (and `metadata`) to safetensors
+/// bytes: the layout [`to_safetensors_bytes`] writes for a module whose parameters have these names.
+/// This is how modules that do not live in burn (the fused MLP) write the same files.
+pub fn tensors_to_safetensors_bytes(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut seen = std::collections::HashSet::new();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .into_iter()
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
         .map(|(name, shape, values)| {
             if !seen.insert(name.clone()) {
                 return Err(Error::invalid("checkpoint", format!("two parameters are both named '{name}'")));
             }
-            Ok((name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            if shape.iter().product::<usize>() != values.len() {
+                return Err(Error::invalid(
+                    "checkpoint",
+                    format!("tensor '{name}' has shape {shape:?} but {} values", values.len()),
+                ));
+            }
+            Ok((name.clone(), shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect()))
         })
         .collect::<Result<_>>()?;
     let views = bytes
@@ -125,8 +143,19 @@ pub fn load_safetensors<M: Module>(module: M, path: impl AsRef<Path>) -> Result<
 
 /// [`load_safetensors`] from bytes; `origin` names the source in errors.
 pub fn load_safetensors_bytes<M: Module>(module: M, bytes: &[u8], origin: &str) -> Result<M> {
-    let file = parse(bytes, origin)?;
     let expected = param_shapes(&module);
+    let values = read_tensors(bytes, origin, &expected)?;
+    let values: HashMap<String, Vec<f32>> = expected.into_iter().map(|(n, _)| n).zip(values).collect();
+    let mut apply = Apply { path: Vec::new(), values };
+    Ok(module.map(&mut apply))
+}
+
+/// Read exactly the tensors `expected` (`(name, shape)`) from safetensors `bytes`, in that order.
+///
+/// The checks of [`load_safetensors`]: the file must hold these names and no others, with these
+/// shapes, as f32; otherwise the error names `origin`, the tensor and both shapes.
+pub fn read_tensors(bytes: &[u8], origin: &str, expected: &[(String, Vec<usize>)]) -> Result<Vec<Vec<f32>>> {
+    let file = parse(bytes, origin)?;
     // Names first: a checkpoint of another architecture is best described by what is missing or extra.
     let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known.contains(n)).collect();
@@ -145,8 +174,8 @@ pub fn load_safetensors_bytes<M: Module>(module: M, bytes: &[u8], origin: &str) 
             format!("the file has tensors the model lacks: {extra:?}; it is a checkpoint of another model"),
         ));
     }
-    let mut values: HashMap<String, Vec<f32>> = HashMap::new();
-    for (name, shape) in &expected {
+    let mut values = Vec::with_capacity(expected.len());
+    for (name, shape) in expected {
         let view = file.tensor(name).map_err(|e| bad(origin, format!("tensor '{name}': {e}")))?;
         if view.shape() != shape.as_slice() {
             return Err(bad(
@@ -163,11 +192,9 @@ pub fn load_safetensors_bytes<M: Module>(module: M, bytes: &[u8], origin: &str) 
                 format!("tensor '{name}' is {:?} in the file; rlox checkpoints hold F32", view.dtype()),
             ));
         }
-        let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        values.insert(name.clone(), v);
+        values.push(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
     }
-    let mut apply = Apply { path: Vec::new(), values };
-    Ok(module.map(&mut apply))
+    Ok(values)
 }
 
 struct Apply {

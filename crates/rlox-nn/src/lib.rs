@@ -9,7 +9,7 @@
 //!   kernels: `simd`); NdArray (`ndarray`) is a fallback and CUDA through CubeCL (`cuda`) is compiled
 //!   only when that feature is asked for.
 //! * [`mlp`]: multi-layer perceptrons with ReLU/Tanh and a choice of output-layer initialisation.
-//! * [`optim`]: Adam, AdamW and SGD through burn's optimizers, with PyTorch's defaults.
+//! * [`optim`]: Adam, AdamW, SGD and RMSprop through burn's optimizers, with PyTorch's defaults.
 //! * [`clip`]: **global**-norm gradient clipping over all parameters at once (PyTorch's
 //!   `clip_grad_norm_`); burn's `GradientClipping::Norm` clips each tensor on its own.
 //! * [`schedule`]: learning-rate (and exploration) schedules: constant, linear decay.
@@ -17,6 +17,9 @@
 //!   and shapes and reports mismatches as errors (never a panic).
 //! * [`attention`]: exact FlashAttention-style attention on the CPU (tiled forward and backward,
 //!   online softmax, O(N) memory), as a burn autodiff operation with its own backward.
+//! * [`fused`]: the fast path for small MLPs: forward, backward and optimizer step on flat buffers
+//!   with AVX-512/AVX2 kernels, no autodiff graph and no allocation per step; same gradients and
+//!   checkpoint layout as [`mlp::Mlp`] on burn.
 //! * [`testing`]: [`testing::assert_all_params_get_grad`], which catches graphs cut by a non-differentiable op.
 //!
 //! burn itself is re-exported as [`burn`] so that downstream crates use the same pinned version
@@ -26,6 +29,7 @@ pub mod attention;
 pub mod checkpoint;
 pub mod clip;
 pub mod device;
+pub mod fused;
 pub mod mlp;
 pub mod optim;
 pub mod params;

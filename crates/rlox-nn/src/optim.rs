@@ -59,20 +59,6 @@ pub enum OptimizerConfig {
         #[serde(default = "adamw_decay")]
         weight_decay: f32,
     },
-    /// RMSprop as `torch.optim.RMSprop` (no momentum, not centred): `v = alpha v + (1 - alpha) g^2`,
-    /// `w -= lr g / (sqrt(v) + eps)`; SB3's A2C uses alpha 0.99, eps 1e-5.
-    #[serde(rename = "rmsprop")]
-    RmsProp {
-        /// Smoothing constant (PyTorch: 0.99).
-        #[serde(default = "rms_alpha")]
-        alpha: f32,
-        /// Denominator epsilon (PyTorch: 1e-8).
-        #[serde(default = "eps")]
-        eps: f32,
-        /// L2 penalty (PyTorch: 0).
-        #[serde(default)]
-        weight_decay: f32,
-    },
     /// Stochastic gradient descent, optionally with momentum (no dampening, like PyTorch's default).
     Sgd {
         /// Momentum factor (0: plain SGD).
@@ -82,6 +68,26 @@ pub enum OptimizerConfig {
         #[serde(default)]
         nesterov: bool,
         /// L2 penalty.
+        #[serde(default)]
+        weight_decay: f32,
+    },
+    /// RMSprop like `torch.optim.RMSprop` (SB3's A2C optimizer): `v = alpha v + (1 - alpha) g²`,
+    /// step `lr g / (sqrt(v) + eps)`, optionally centred and with momentum.
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        /// Smoothing constant (PyTorch: 0.99).
+        #[serde(default = "rms_alpha")]
+        alpha: f32,
+        /// Denominator epsilon (PyTorch: 1e-8; SB3's A2C: 1e-5).
+        #[serde(default = "eps")]
+        eps: f32,
+        /// Momentum factor (PyTorch: 0).
+        #[serde(default)]
+        momentum: f32,
+        /// Divide by the centred second moment `v - mean(g)²` (PyTorch: false).
+        #[serde(default)]
+        centered: bool,
+        /// L2 penalty (PyTorch: 0).
         #[serde(default)]
         weight_decay: f32,
     },
@@ -130,9 +136,9 @@ impl OptimizerConfig {
         OptimizerConfig::Adam { beta1: beta1(), beta2: beta2(), eps, weight_decay: 0.0 }
     }
 
-    /// RMSprop with smoothing `alpha` and epsilon `eps`.
-    pub fn rmsprop(alpha: f32, eps: f32) -> Self {
-        OptimizerConfig::RmsProp { alpha, eps, weight_decay: 0.0 }
+    /// RMSprop with PyTorch's defaults and this epsilon (SB3's A2C: 1e-5).
+    pub fn rmsprop(eps: f32) -> Self {
+        OptimizerConfig::RmsProp { alpha: rms_alpha(), eps, momentum: 0.0, centered: false, weight_decay: 0.0 }
     }
 
     /// Build the optimizer (the fused host loop on CPU devices, burn's elsewhere; decided at the first step).
@@ -158,15 +164,16 @@ impl OptimizerConfig {
                 .with_epsilon(eps)
                 .with_weight_decay(weight_decay)
                 .init(),
-            OptimizerConfig::RmsProp { alpha, eps, weight_decay } => RmsPropConfig::new()
-                .with_alpha(alpha)
-                .with_epsilon(eps)
-                .with_momentum(0.0)
-                .with_weight_decay(decay(weight_decay))
-                .init(),
             OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
                 .with_weight_decay(decay(weight_decay))
                 .with_momentum((momentum != 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
+                .init(),
+            OptimizerConfig::RmsProp { alpha, eps, momentum, centered, weight_decay } => RmsPropConfig::new()
+                .with_alpha(alpha)
+                .with_epsilon(eps)
+                .with_momentum(momentum)
+                .with_centered(centered)
+                .with_weight_decay(decay(weight_decay))
                 .init(),
         };
         Optimizer { inner, host: None, use_host: None, steps: 0 }
@@ -336,7 +343,9 @@ impl OptimizerConfig {
     fn buffers(&self) -> usize {
         match *self {
             OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => 2,
-            OptimizerConfig::RmsProp { .. } => 1,
+            OptimizerConfig::RmsProp { momentum, centered, .. } => {
+                1 + usize::from(centered) + usize::from(momentum != 0.0)
+            }
             OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
         }
     }
@@ -400,11 +409,29 @@ fn update(kind: OptimizerConfig, lr: f32, t: i32, w: &mut [f32], g: &[f32], buff
                 *wi = *wi * decay - step_size * *mi / (vi.sqrt() * inv_bc2_sqrt + eps);
             }
         }
-        OptimizerConfig::RmsProp { alpha, eps, weight_decay } => {
-            for ((wi, &gi), vi) in w.iter_mut().zip(g).zip(buffers[0].iter_mut()) {
-                let gi = gi + weight_decay * *wi;
-                *vi = alpha * *vi + (1.0 - alpha) * gi * gi;
-                *wi -= lr * gi / (vi.sqrt() + eps);
+        OptimizerConfig::RmsProp { alpha, eps, momentum, centered, weight_decay } => {
+            // Buffers: the square average, then the gradient average (centred), then the momentum buffer.
+            let mut it = buffers.iter_mut();
+            let sq = it.next().expect("the square average");
+            let mut avg = if centered { it.next() } else { None };
+            let mut buf = if momentum != 0.0 { it.next() } else { None };
+            for i in 0..w.len() {
+                let gi = g[i] + weight_decay * w[i];
+                sq[i] = alpha * sq[i] + (1.0 - alpha) * gi * gi;
+                let denom = match avg.as_deref_mut() {
+                    Some(a) => {
+                        a[i] = alpha * a[i] + (1.0 - alpha) * gi;
+                        (sq[i] - a[i] * a[i]).sqrt() + eps
+                    }
+                    None => sq[i].sqrt() + eps,
+                };
+                match buf.as_deref_mut() {
+                    Some(b) => {
+                        b[i] = momentum * b[i] + gi / denom;
+                        w[i] -= lr * b[i];
+                    }
+                    None => w[i] -= lr * gi / denom,
+                }
             }
         }
         OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
@@ -440,7 +467,7 @@ mod tests {
             OptimizerConfig::adam(),
             OptimizerConfig::adamw(),
             OptimizerConfig::sgd(),
-            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::rmsprop(1e-5),
             OptimizerConfig::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.0 },
         ] {
             let device = train_device(DeviceKind::Cpu, 11).unwrap();
@@ -477,7 +504,8 @@ mod tests {
             OptimizerConfig::adam(),
             OptimizerConfig::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1 },
             OptimizerConfig::adamw(),
-            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::rmsprop(1e-5),
+            OptimizerConfig::RmsProp { alpha: 0.9, eps: 1e-6, momentum: 0.5, centered: true, weight_decay: 0.01 },
             OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.01 },
             OptimizerConfig::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.0 },
         ] {
@@ -512,7 +540,7 @@ mod tests {
         for config in [
             OptimizerConfig::adam(),
             OptimizerConfig::adamw(),
-            OptimizerConfig::rmsprop(0.99, 1e-5),
+            OptimizerConfig::rmsprop(1e-5),
             OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 },
             OptimizerConfig::sgd(),
         ] {

@@ -1,0 +1,62 @@
+//! A training step of the fused path allocates nothing once its workspace is sized: forward,
+//! backward, clipping, optimizer step and target update are counted by a global allocator.
+
+use rlox_nn::fused::{self, FusedMlp, FusedOptimizer};
+use rlox_nn::{Activation, MlpConfig, OptimizerConfig};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn a_training_step_allocates_nothing() {
+    let mut rng = rlox_core::seeding::rng_from_seed(0);
+    let config = MlpConfig::new(4, &[64, 64], 1).with_activation(Activation::Relu);
+    let mut critics = FusedMlp::new(&config, 2, &mut rng);
+    let mut target = critics.clone();
+    let mut opt = FusedOptimizer::new(OptimizerConfig::adam(), critics.num_params());
+    let batch = 32;
+    let x: Vec<f32> = (0..batch * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut ws = critics.workspace(batch);
+    let mut d_out = vec![0.0f32; 2 * batch];
+    let mut d_input = vec![0.0f32; batch * 4];
+    let mut step = |critics: &mut FusedMlp, target: &mut FusedMlp| {
+        let out = critics.forward(&x, batch, &mut ws);
+        for (d, &o) in d_out.iter_mut().zip(out) {
+            *d = 2.0 * (o - 1.0) / batch as f32;
+        }
+        critics.backward(&mut ws, &d_out, true, Some(&mut d_input));
+        fused::clip_grad_norm(ws.grads_mut(), 0.5);
+        opt.step(1e-3, critics.params_mut(), ws.grads());
+        fused::polyak_update(target.params_mut(), critics.params(), 0.005);
+    };
+    step(&mut critics, &mut target);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        step(&mut critics, &mut target);
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations in 10 training steps");
+}
