@@ -89,6 +89,14 @@ impl EnvArgs {
         Ok(Some(registry::make_gridworld_from(self.options()?)?))
     }
 
+    /// A tabular learner on this env (the grid world keeps its policy strings and pictures).
+    pub fn learner(&self) -> anyhow::Result<rlox_runner::tabular::Learner> {
+        Ok(match self.gridworld()? {
+            Some(g) => rlox_runner::tabular::Learner::Grid(Box::new(g)),
+            None => rlox_runner::tabular::Learner::Other(self.make()?.into_tabular("tabular learning")?),
+        })
+    }
+
     /// Any registered environment.
     pub fn make(&self) -> anyhow::Result<AnyEnv> {
         Ok(registry::make(&self.env, self.options()?)?)

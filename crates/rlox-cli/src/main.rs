@@ -13,10 +13,7 @@ mod cmd_solve;
 #[cfg(feature = "sql")]
 mod cmd_sql;
 mod cmd_train;
-mod data_out;
 mod output;
-mod train_offpolicy;
-mod train_onpolicy;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -419,7 +419,7 @@ fn train_dqn_reports_the_summary_and_writes_a_checkpoint() {
     );
     fails_with(&["train", "--algo", "trpo", "--env", "CartPole-v1", "--runs-dir", runs], &["trpo", "dqn", "ppo"]);
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/dqn_cartpole.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("total_timesteps = 50000", "total_timesteps = 1200");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("total_steps = 50000", "total_steps = 1200");
     let small = dir.path().join("dqn.toml");
     std::fs::write(&small, text).unwrap();
     let w = json_ok(&["train", small.to_str().unwrap(), "--runs-dir", runs, "--format", "json"]);

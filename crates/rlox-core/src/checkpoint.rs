@@ -126,6 +126,19 @@ impl CheckpointDir {
         state: &S,
         fill: impl FnOnce(&CheckpointWriter) -> Result<()>,
     ) -> Result<PathBuf> {
+        self.save_with(step, |w| {
+            fill(w)?;
+            Ok(state)
+        })
+    }
+
+    /// [`CheckpointDir::save`] where `fill` writes the files and returns the state (for trainers whose
+    /// state is known only once their networks are written).
+    pub fn save_with<S: Serialize>(
+        &self,
+        step: u64,
+        fill: impl FnOnce(&CheckpointWriter) -> Result<S>,
+    ) -> Result<PathBuf> {
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let name = Self::name(step);
         let tmp = self.root.join(format!(".{name}.tmp"));
@@ -134,8 +147,8 @@ impl CheckpointDir {
         }
         fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let writer = CheckpointWriter { dir: tmp.clone() };
-        fill(&writer)?;
-        let text = serde_json::to_string_pretty(state)
+        let state = fill(&writer)?;
+        let text = serde_json::to_string_pretty(&state)
             .map_err(|e| Error::checkpoint(tmp.join(TRAINER_STATE), format!("cannot serialise the state: {e}")))?;
         writer.write(TRAINER_STATE, text.as_bytes())?;
         if let Ok(d) = File::open(&tmp) {

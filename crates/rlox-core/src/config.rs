@@ -114,6 +114,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct FlatTable {
     origin: PathBuf,
+    text: String,
     entries: BTreeMap<String, Entry>,
     /// Every key any section took or was offered, for the "known keys" hint.
     offered: Vec<&'static str>,
@@ -131,7 +132,7 @@ impl FlatTable {
                 (k.into_inner(), Entry { value, line })
             })
             .collect();
-        Ok(FlatTable { origin: origin.to_path_buf(), entries, offered: Vec::new() })
+        Ok(FlatTable { origin: origin.to_path_buf(), text: text.to_string(), entries, offered: Vec::new() })
     }
 
     /// Read and parse a TOML file.
@@ -143,7 +144,7 @@ impl FlatTable {
     /// A table from values already in memory (no lines to report), e.g. a Python dict.
     pub fn from_table(table: toml::Table, origin: &Path) -> Self {
         let entries = table.into_iter().map(|(k, value)| (k, Entry { value, line: 0 })).collect();
-        FlatTable { origin: origin.to_path_buf(), entries, offered: Vec::new() }
+        FlatTable { origin: origin.to_path_buf(), text: String::new(), entries, offered: Vec::new() }
     }
 
     /// The file the table came from.
@@ -286,9 +287,38 @@ impl FlatTable {
     pub fn take_table<T: DeserializeOwned>(&mut self, key: &'static str) -> Result<Option<T>> {
         self.offered.push(key);
         let Some(e) = self.entries.remove(key) else { return Ok(None) };
-        T::deserialize(e.value).map(Some).map_err(|err| {
-            self.config_error(e.line, format!("[{key}]: {}", err.to_string().trim_end().replace('\n', " ")))
-        })
+        T::deserialize(e.value).map(Some).map_err(|err| self.table_error(key, e.line, err))
+    }
+
+    /// An error in sub-table `table` (whose entry starts at `line`): the message of `err`, at the line
+    /// of the key it names when that key can be found in the table's text, else at the table's line.
+    pub fn table_error(&self, table: &str, line: usize, err: impl std::fmt::Display) -> Error {
+        let message = err.to_string().trim_end().replace('\n', " ");
+        let at = self.key_line_in_table(table, &message).unwrap_or(line);
+        self.config_error(at, format!("[{table}]: {message}"))
+    }
+
+    /// The line, inside `[table]` of the source text, of the first key named in backticks in `message`
+    /// (serde names the offending key first, then the expected ones).
+    fn key_line_in_table(&self, table: &str, message: &str) -> Option<usize> {
+        let mut keys = Vec::new();
+        let mut inside = false;
+        for (i, raw) in self.text.lines().enumerate() {
+            let l = raw.trim();
+            if l.starts_with('[') {
+                let header = l.trim_start_matches('[').trim_end_matches(']').trim();
+                inside = header == table || header.starts_with(&format!("{table}."));
+                continue;
+            }
+            if let (true, Some((k, _))) = (inside, l.split_once('=')) {
+                keys.push((k.trim().trim_matches('"').to_string(), i + 1));
+            }
+        }
+        message
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .find_map(|n| keys.iter().find(|(k, _)| n.rsplit('.').next() == Some(k.as_str())).map(|(_, line)| *line))
     }
 
     /// Every key has been taken; otherwise an error naming the first unknown key, its line and the

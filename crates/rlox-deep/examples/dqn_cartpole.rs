@@ -5,11 +5,13 @@
 //! Used by `bench/dqn_sb3.py` for the side-by-side comparison with Stable-Baselines3.
 
 use rlox_core::logger::MemoryLogger;
-use rlox_deep::{train_dqn, DqnConfig};
-use rlox_envs::classic_control::cartpole_v1;
+use rlox_core::run::RunSettings;
+use rlox_deep::{ActionKind, Dqn, DqnConfig, OffPolicy, ResumableVecEnv};
+use rlox_envs::classic_control::CartPole;
 
 fn main() {
-    let mut config = DqnConfig { eval_freq: 0, ..Default::default() };
+    let config = DqnConfig::default();
+    let mut run = RunSettings { total_steps: 50_000, eval_episodes: 10, ..RunSettings::default() };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -22,9 +24,9 @@ fn main() {
             std::process::exit(2);
         };
         match args[i].as_str() {
-            "--seed" => config.seed = value,
-            "--total-steps" => config.total_timesteps = value,
-            "--eval-freq" => config.eval_freq = value,
+            "--seed" => run.seed = value,
+            "--total-steps" => run.total_steps = value,
+            "--eval-freq" => run.eval_every = value,
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -33,9 +35,15 @@ fn main() {
         i += 2;
     }
     let mut logger = MemoryLogger::default();
-    match train_dqn(cartpole_v1(), &config, &mut logger) {
+    let result = Dqn::new(4, 2, &config, &run).and_then(|agent| {
+        let mut t = OffPolicy::new(agent, &run, 4, ActionKind::Discrete(2))?;
+        let mut envs = ResumableVecEnv::new(1, CartPole::new, Some(500))?;
+        let mut eval = ResumableVecEnv::new(run.eval_episodes, CartPole::new, Some(500))?;
+        t.learn(&mut envs, &mut eval, &mut logger, None)
+    });
+    match result {
         Ok(summary) => {
-            let out = serde_json::json!({ "impl": "rlox", "seed": config.seed, "summary": summary });
+            let out = serde_json::json!({ "impl": "rlox", "seed": run.seed, "summary": summary });
             println!("{out}");
         }
         Err(e) => {

@@ -7,17 +7,18 @@
 //! Used by `bench/pg_sb3.py` for the side-by-side comparison with Stable-Baselines3.
 
 use rlox_core::logger::MemoryLogger;
+use rlox_core::run::RunSettings;
 use rlox_deep::policies::ActionKind;
-use rlox_deep::{Ppo, PpoConfig, ResumableVecEnv};
+use rlox_deep::{OnPolicy, PpoConfig, ResumableVecEnv};
 use rlox_envs::classic_control::{Acrobot, CartPole};
 
-/// The zoo's hyper-parameters for `env` (Acrobot without the zoo's VecNormalize, which rlox lacks).
-fn zoo(env: &str) -> Option<(PpoConfig, f64)> {
+/// The zoo's hyper-parameters and budget for `env` (Acrobot without the zoo's VecNormalize, which rlox
+/// lacks), and the return threshold.
+fn zoo(env: &str) -> Option<(PpoConfig, u64, f64)> {
     match env {
-        "CartPole-v1" => Some((PpoConfig::default(), 475.0)),
+        "CartPole-v1" => Some((PpoConfig::default(), 100_000, 475.0)),
         "Acrobot-v1" => Some((
             PpoConfig {
-                total_timesteps: 1_000_000,
                 n_envs: 16,
                 n_steps: 256,
                 batch_size: 64,
@@ -31,6 +32,7 @@ fn zoo(env: &str) -> Option<(PpoConfig, f64)> {
                 ent_coef: 0.0,
                 ..Default::default()
             },
+            1_000_000,
             -100.0,
         )),
         _ => None,
@@ -56,27 +58,24 @@ fn main() {
         }
         i += 2;
     }
-    let Some((mut config, default_threshold)) = zoo(&env) else {
+    let Some((config, budget, default_threshold)) = zoo(&env) else {
         eprintln!("--env must be CartPole-v1 or Acrobot-v1");
         std::process::exit(2);
     };
-    config.seed = seed;
-    if let Some(t) = total {
-        config.total_timesteps = t;
-    }
+    let run = RunSettings { seed, total_steps: total.unwrap_or(budget), eval_episodes: 10, ..RunSettings::default() };
     let threshold = threshold.unwrap_or(default_threshold);
     let mut log = MemoryLogger::default();
     let summary = match env.as_str() {
         "CartPole-v1" => {
             let mut envs = ResumableVecEnv::new(config.n_envs, CartPole::new, Some(500)).unwrap();
-            let mut eval = ResumableVecEnv::new(config.eval_episodes, CartPole::new, Some(500)).unwrap();
-            Ppo::new(4, ActionKind::Discrete(2), &config)
+            let mut eval = ResumableVecEnv::new(run.eval_episodes, CartPole::new, Some(500)).unwrap();
+            OnPolicy::new(config, &run, 4, ActionKind::Discrete(2))
                 .and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
         }
         _ => {
             let mut envs = ResumableVecEnv::new(config.n_envs, Acrobot::new, Some(500)).unwrap();
-            let mut eval = ResumableVecEnv::new(config.eval_episodes, Acrobot::new, Some(500)).unwrap();
-            Ppo::new(6, ActionKind::Discrete(3), &config)
+            let mut eval = ResumableVecEnv::new(run.eval_episodes, Acrobot::new, Some(500)).unwrap();
+            OnPolicy::new(config, &run, 6, ActionKind::Discrete(3))
                 .and_then(|mut p| p.learn(&mut envs, &mut eval, &mut log, None))
         }
     };

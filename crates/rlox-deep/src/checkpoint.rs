@@ -46,6 +46,8 @@ pub struct TrainerState<X> {
     pub gradient_steps: u64,
     /// Evaluations done (they are seeded by their index).
     pub n_evals: u64,
+    /// Metric records logged before this checkpoint (a resumed run keeps exactly these).
+    pub logged: u64,
     /// Episode statistics (returns so far, the last 100 returns, counts).
     pub episodes: EpisodeStats,
     /// The random streams by name.

@@ -59,6 +59,11 @@ impl ActionScale {
         Ok(ActionScale { low: b.low.clone(), high: b.high.clone() })
     }
 
+    /// The scale for a box with these (finite, ordered) bounds.
+    pub fn new(low: Vec<f32>, high: Vec<f32>) -> Self {
+        ActionScale { low, high }
+    }
+
     /// Action dimension.
     pub fn dim(&self) -> usize {
         self.low.len()

@@ -2,10 +2,11 @@
 //! (Wang et al. 2016) and prioritised replay (Schaul et al. 2016) as options.
 //!
 //! This file reads top to bottom like CleanRL's `dqn.py`: the config with its defaults, the
-//! Q-network, the learner ([`Dqn`]: act, one gradient step, target update, evaluation) and the
-//! training loop ([`Dqn::learn`]). The defaults are rl-baselines3-zoo's tuned DQN hyper-parameters
-//! for `CartPole-v1` (`hyperparams/dqn.yml`) on top of Stable-Baselines3's DQN defaults, and the
-//! loop follows SB3's order of events, so both should need the same number of env steps:
+//! Q-network, and the learner ([`Dqn`]: act, one gradient step, target update). The loop around it is
+//! [`crate::offpolicy`]'s, shared with DDPG, TD3 and SAC. The defaults are rl-baselines3-zoo's tuned
+//! DQN hyper-parameters for `CartPole-v1` (`hyperparams/dqn.yml`) on top of Stable-Baselines3's DQN
+//! defaults, and the loop follows SB3's order of events, so both should need the same number of env
+//! steps:
 //!
 //! 1. the first `learning_starts` steps act uniformly at random; afterwards epsilon-greedy, with
 //!    epsilon decaying linearly from `exploration_initial_eps` to `exploration_final_eps` over the
@@ -18,28 +19,28 @@
 //!    batch of `batch_size`: Huber (smooth L1) loss between `Q(s, a)` and
 //!    `r + gamma * (1 - done) * max_a' Q_target(s', a')`, gradients clipped to a global norm of
 //!    `max_grad_norm`, one Adam step;
-//! 5. every `eval_freq` env steps: `eval_episodes` greedy episodes on a copy of the env, logged as
-//!    `eval/mean_reward` and `eval/std_reward`, and a checkpoint if `checkpoint_dir` is set.
+//! 5. every `eval_every` env steps (a run setting): greedy episodes on the evaluation envs, logged as
+//!    `eval/mean_reward` and `eval/std_reward`.
 //!
 //! A non-finite loss or gradient norm stops the run with an error; the last checkpoint on disk was
 //! written before the failure and is never overwritten by a diverged network.
 
-use crate::replay::{Batch, PrioritizedConfig, ReplayBuffer};
+use crate::checkpoint::{self, Blobs, CheckpointWriter, OptimizerMeta};
+use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
+use crate::onpolicy::Metrics;
+use crate::policies::argmax;
+use crate::replay::{Batch, PrioritizedConfig};
 use rand::Rng as _;
-use rlox_core::env::{Env, FlatObs};
-use rlox_core::logger::Logger;
-use rlox_core::seeding::{derive_seed, rng_from_seed, Rng};
+use rlox_core::run::RunSettings;
+use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
 use rlox_nn::burn;
 use rlox_nn::burn::module::Module;
 use rlox_nn::burn::nn::{Linear, LinearConfig};
-use rlox_nn::{
-    Activation, Device, DeviceKind, Int, Mlp, MlpConfig, Optimizer, OptimizerConfig, Schedule, Tensor, TensorData,
-};
+use rlox_nn::{Activation, Device, Int, Mlp, MlpConfig, Optimizer, OptimizerConfig, Schedule, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -50,8 +51,6 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DqnConfig {
-    /// Environment steps to train for. *zoo*: 5e4.
-    pub total_timesteps: u64,
     /// Adam learning rate. *zoo*: 2.3e-3.
     pub learning_rate: f64,
     /// If set, the learning rate decays linearly to this value over training. *SB3*: constant.
@@ -72,7 +71,7 @@ pub struct DqnConfig {
     pub gradient_steps: i64,
     /// Update the target network every this many env steps. *zoo*: 10.
     pub target_update_interval: u64,
-    /// Fraction of `total_timesteps` over which epsilon decays. *zoo*: 0.16.
+    /// Fraction of the run's `total_steps` over which epsilon decays. *zoo*: 0.16.
     pub exploration_fraction: f64,
     /// Initial epsilon. *SB3*: 1.0.
     pub exploration_initial_eps: f64,
@@ -94,24 +93,11 @@ pub struct DqnConfig {
     pub prioritized_replay: Option<PrioritizedConfig>,
     /// The optimizer. *SB3*: Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8).
     pub optimizer: OptimizerConfig,
-    /// Seed of everything: env, exploration, replay sampling, network initialisation.
-    pub seed: u64,
-    /// Evaluate every this many env steps (0: only at the end). *SB3 EvalCallback*: 10000.
-    pub eval_freq: u64,
-    /// Greedy episodes per periodic evaluation. *SB3 EvalCallback*: 5.
-    pub eval_episodes: usize,
-    /// Greedy episodes of the final evaluation reported in [`DqnSummary`].
-    pub final_eval_episodes: usize,
-    /// Where to write `q_net.safetensors` (+ `q_net.json`) at each evaluation and at the end.
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Compute device.
-    pub device: DeviceKind,
 }
 
 impl Default for DqnConfig {
     fn default() -> Self {
         DqnConfig {
-            total_timesteps: 50_000,
             learning_rate: 2.3e-3,
             learning_rate_end: None,
             buffer_size: 100_000,
@@ -133,13 +119,20 @@ impl Default for DqnConfig {
             dueling: false,
             prioritized_replay: None,
             optimizer: OptimizerConfig::adam(),
-            seed: 0,
-            eval_freq: 10_000,
-            eval_episodes: 5,
-            final_eval_episodes: 10,
-            checkpoint_dir: None,
-            device: DeviceKind::Cpu,
         }
+    }
+}
+
+/// The run settings of rl-baselines3-zoo's DQN on `CartPole-v1`: 50,000 steps (an evaluation every
+/// 10,000 over 5 episodes, SB3's `EvalCallback` default cadence).
+pub fn cartpole_run_defaults() -> RunSettings {
+    RunSettings {
+        name: "dqn".into(),
+        total_steps: 50_000,
+        eval_every: 10_000,
+        eval_episodes: 5,
+        checkpoint_every: 10_000,
+        ..RunSettings::default()
     }
 }
 
@@ -148,7 +141,6 @@ impl DqnConfig {
     pub fn validate(&self) -> Result<()> {
         let check =
             |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("dqn.{what}"), why)) };
-        check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
         check(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             "learning_rate",
@@ -167,15 +159,26 @@ impl DqnConfig {
             "must be in (0, 1]",
         )?;
         check(self.max_grad_norm > 0.0, "max_grad_norm", "must be > 0")?;
-        check(!(self.dueling && self.net_arch.is_empty()), "net_arch", "dueling heads need at least one hidden layer")?;
-        check(self.final_eval_episodes > 0, "final_eval_episodes", "must be > 0")
+        check(!(self.dueling && self.net_arch.is_empty()), "net_arch", "dueling heads need at least one hidden layer")
     }
 
-    fn gradient_steps_per_round(&self) -> u64 {
-        if self.gradient_steps < 0 {
-            self.train_freq
-        } else {
-            self.gradient_steps as u64
+    /// The loop's replay and training cadence.
+    pub fn replay_settings(&self) -> ReplaySettings {
+        ReplaySettings {
+            buffer_size: self.buffer_size,
+            learning_starts: self.learning_starts,
+            train_freq: self.train_freq,
+            gradient_steps: offpolicy::gradient_steps(self.gradient_steps, self.train_freq),
+            batch_size: self.batch_size,
+            prioritized: self.prioritized_replay,
+        }
+    }
+
+    fn epsilon(&self) -> Schedule {
+        Schedule::Linear {
+            start: self.exploration_initial_eps,
+            end: self.exploration_final_eps,
+            fraction: self.exploration_fraction,
         }
     }
 }
@@ -246,25 +249,6 @@ impl QNetwork {
 // The learner
 // ---------------------------------------------------------------------------------------------
 
-/// What [`Dqn::learn`] reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DqnSummary {
-    /// Mean return of the final greedy evaluation.
-    pub eval_return_mean: f64,
-    /// Standard deviation (population) of those returns.
-    pub eval_return_std: f64,
-    /// Environment steps taken in training.
-    pub env_steps: u64,
-    /// `env_steps / wall_seconds`.
-    pub steps_per_second: f64,
-    /// Wall time of the training loop (periodic evaluations included, the final evaluation not).
-    pub wall_seconds: f64,
-    /// Training episodes completed.
-    pub episodes: u64,
-    /// Gradient steps taken.
-    pub n_updates: u64,
-}
-
 /// Statistics of one gradient step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
@@ -294,13 +278,14 @@ pub struct Dqn {
 }
 
 impl Dqn {
-    /// A fresh agent for `obs_dim`-dimensional observations and `n_actions` discrete actions.
-    pub fn new(obs_dim: usize, n_actions: usize, config: &DqnConfig) -> Result<Self> {
+    /// A fresh agent for `obs_dim`-dimensional observations and `n_actions` discrete actions (the
+    /// network initialised from the run's seed, on its device).
+    pub fn new(obs_dim: usize, n_actions: usize, config: &DqnConfig, run: &RunSettings) -> Result<Self> {
         config.validate()?;
         if obs_dim == 0 || n_actions == 0 {
             return Err(Error::invalid("dqn", format!("obs_dim ({obs_dim}) and n_actions ({n_actions}) must be > 0")));
         }
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
+        let device = rlox_nn::train_device(run.device, derive_seed(run.seed, 3))?;
         let plain = device.clone().inner();
         let q_net = QNetwork::new(obs_dim, n_actions, config, &device);
         let target = q_net.valid();
@@ -382,7 +367,8 @@ impl Dqn {
 
         // Q(s, a) of the online network, with gradient.
         let obs = Tensor::<2>::from_data(TensorData::new(batch.obs.clone(), [b, d]), &self.device);
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(batch.actions.clone(), [b, 1]), &self.device);
+        let indices: Vec<i64> = batch.actions.iter().map(|&a| a as i64).collect();
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(indices, [b, 1]), &self.device);
         let q = self.q_net.forward(obs).gather(1, actions);
         let targets = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
 
@@ -403,21 +389,11 @@ impl Dqn {
         } else {
             per_sample.mean()
         };
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        if !loss_value.is_finite() {
-            return Err(Error::invalid(
-                "dqn",
-                format!("the loss became {loss_value} at gradient step {}; check rewards and observations for NaN/inf, or lower learning_rate", self.n_updates + 1),
-            ));
-        }
+        let step = self.n_updates + 1;
+        let loss_value = crate::td3::finite("dqn", "loss", loss.clone().into_scalar::<f32>() as f64, step)?;
         let mut grads = rlox_nn::backward(&loss, &self.q_net);
         let grad_norm = rlox_nn::clip_grad_norm(&self.q_net, &mut grads, self.config.max_grad_norm);
-        if !grad_norm.is_finite() {
-            return Err(Error::invalid(
-                "dqn",
-                format!("the gradient norm became {grad_norm} at gradient step {}", self.n_updates + 1),
-            ));
-        }
+        let grad_norm = crate::td3::finite("dqn", "gradient norm", grad_norm, step)?;
         self.q_net = self.optimizer.step(lr, self.q_net.clone(), grads);
         self.n_updates += 1;
 
@@ -429,261 +405,110 @@ impl Dqn {
         };
         Ok((StepStats { loss: loss_value, grad_norm, q_mean }, td_errors))
     }
+}
 
-    /// `episodes` greedy episodes on `env`, episode `k` reset with seed `seed + k`; returns (mean, std) of returns.
-    pub fn evaluate<E>(&self, env: &mut E, episodes: usize, seed: u64) -> Result<(f64, f64)>
-    where
-        E: Env<Action = usize>,
-        E::Obs: FlatObs,
-    {
-        const MAX_STEPS: u64 = 1_000_000;
-        let mut returns = Vec::with_capacity(episodes);
-        let mut obs = vec![0.0f32; self.obs_dim];
-        for k in 0..episodes {
-            let (o, _) = env.reset(Some(seed.wrapping_add(k as u64)))?;
-            o.write_flat(&mut obs);
-            let mut total = 0.0;
-            for t in 0.. {
-                if t == MAX_STEPS {
-                    return Err(Error::invalid(
-                        "evaluation",
-                        format!(
-                            "an episode of {} ran {MAX_STEPS} steps without ending; wrap the env in a TimeLimit",
-                            env.id()
-                        ),
-                    ));
-                }
-                let s = env.step(&self.greedy_action(&obs))?;
-                total += s.reward;
-                s.obs.write_flat(&mut obs);
-                if s.done() {
-                    break;
-                }
-            }
-            returns.push(total);
-        }
-        Ok(mean_std(&returns))
+/// DQN's state beside its networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DqnState {
+    /// Gradient steps taken.
+    pub n_updates: u64,
+}
+
+impl OffPolicyAgent for Dqn {
+    type State = DqnState;
+
+    fn algo(&self) -> &'static str {
+        "dqn"
     }
 
-    /// Write `q_net.safetensors` (metadata: env step, evaluation) and a `q_net.json` sidecar with the
-    /// config into `dir`, each atomically. Refuses (error) to write a network with non-finite parameters.
-    pub fn save_checkpoint(&self, dir: &std::path::Path, env_step: u64, eval_mean: f64) -> Result<PathBuf> {
-        if !rlox_nn::all_finite(&self.q_net) {
-            return Err(Error::invalid(
-                "dqn checkpoint",
-                "the network has non-finite parameters; the last good checkpoint is kept",
-            ));
-        }
-        let path = dir.join("q_net.safetensors");
-        let meta = BTreeMap::from([
-            ("algorithm".to_string(), "dqn".to_string()),
-            ("env_step".to_string(), env_step.to_string()),
-            ("n_updates".to_string(), self.n_updates.to_string()),
-            ("eval_return_mean".to_string(), eval_mean.to_string()),
-            ("obs_dim".to_string(), self.obs_dim.to_string()),
-            ("n_actions".to_string(), self.n_actions.to_string()),
-        ]);
-        rlox_nn::save_safetensors(&self.q_net, &path, &meta)?;
-        let sidecar = serde_json::json!({ "algorithm": "dqn", "env_step": env_step, "n_updates": self.n_updates,
-            "eval_return_mean": eval_mean, "obs_dim": self.obs_dim, "n_actions": self.n_actions, "config": self.config });
-        let text =
-            serde_json::to_string_pretty(&sidecar).map_err(|e| Error::invalid("checkpoint sidecar", e.to_string()))?;
-        rlox_core::checkpoint::atomic_write(dir.join("q_net.json"), text.as_bytes())?;
-        Ok(path)
+    fn replay_settings(&self) -> ReplaySettings {
+        self.config.replay_settings()
     }
 
-    /// Load `q_net.safetensors` from `dir` into the online (and target and acting) networks.
-    pub fn load_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
-        let q_net = rlox_nn::load_safetensors(self.q_net.clone(), dir.join("q_net.safetensors"))?;
-        self.set_q_net(q_net);
-        Ok(())
+    /// Epsilon-greedy (epsilon from the schedule at `progress`) when exploring, else greedy.
+    fn act(&mut self, obs: &[f32], explore: bool, progress: f64, rng: &mut Rng) -> Vec<f32> {
+        if explore && rng.random::<f64>() < self.config.epsilon().value(progress) {
+            return vec![rng.random_range(0..self.n_actions) as f32];
+        }
+        vec![self.greedy_action(obs) as f32]
     }
 
-    // -----------------------------------------------------------------------------------------
-    // The training loop
-    // -----------------------------------------------------------------------------------------
+    fn episode_metrics(&self, progress: f64) -> Metrics {
+        vec![("rollout/exploration_rate", self.config.epsilon().value(progress))]
+    }
 
-    /// Train on `env` for `config.total_timesteps` steps (see the module docs for the order of events).
-    /// The env is cloned for evaluation.
-    pub fn learn<E>(&mut self, env: &mut E, logger: &mut dyn Logger) -> Result<DqnSummary>
-    where
-        E: Env<Action = usize> + Clone,
-        E::Obs: FlatObs,
-    {
-        let c = self.config.clone();
-        let start = Instant::now();
-        let mut eval_env = env.clone();
-        let mut rng_act: Rng = rng_from_seed(derive_seed(c.seed, 1));
-        let mut rng_replay: Rng = rng_from_seed(derive_seed(c.seed, 2));
-        let mut replay = match c.prioritized_replay {
-            Some(p) => ReplayBuffer::prioritized(c.buffer_size, self.obs_dim, p)?,
-            None => ReplayBuffer::new(c.buffer_size, self.obs_dim)?,
-        };
-        let epsilon = Schedule::Linear {
-            start: c.exploration_initial_eps,
-            end: c.exploration_final_eps,
-            fraction: c.exploration_fraction,
-        };
-        let lr = match c.learning_rate_end {
-            Some(end) => Schedule::linear(c.learning_rate, end),
-            None => Schedule::constant(c.learning_rate),
-        };
-
-        let (first, _) = env.reset(Some(c.seed))?;
-        let mut obs = vec![0.0f32; self.obs_dim];
-        let mut next_obs = vec![0.0f32; self.obs_dim];
-        first.write_flat(&mut obs);
-        let (mut ep_return, mut ep_len, mut episodes) = (0.0, 0u64, 0u64);
-        let mut recent: VecDeque<f64> = VecDeque::with_capacity(100);
-        let mut batch = Batch::default();
-        let mut n_evals = 0u64;
-
-        for step in 1..=c.total_timesteps {
-            let progress = (step - 1) as f64 / c.total_timesteps as f64;
-
-            // 1. Act: random during warm-up, then epsilon-greedy.
-            let eps = epsilon.value(progress);
-            let action = if step <= c.learning_starts || rng_act.random::<f64>() < eps {
-                rng_act.random_range(0..self.n_actions)
-            } else {
-                self.greedy_action(&obs)
-            };
-
-            // 2. Step and store; `done` is `terminated`, truncations bootstrap.
-            let s = env.step(&action)?;
-            s.obs.write_flat(&mut next_obs);
-            replay.push(&obs, action, s.reward as f32, &next_obs, s.terminated);
-            ep_return += s.reward;
-            ep_len += 1;
-            if s.done() {
-                episodes += 1;
-                if recent.len() == 100 {
-                    recent.pop_front();
-                }
-                recent.push_back(ep_return);
-                let mean100 = recent.iter().sum::<f64>() / recent.len() as f64;
-                logger.log(
-                    step,
-                    &[
-                        ("rollout/ep_return", ep_return),
-                        ("rollout/ep_length", ep_len as f64),
-                        ("rollout/ep_rew_mean", mean100),
-                        ("rollout/exploration_rate", eps),
-                    ],
-                )?;
-                let (o, _) = env.reset(None)?;
-                o.write_flat(&mut obs);
-                ep_return = 0.0;
-                ep_len = 0;
-            } else {
-                std::mem::swap(&mut obs, &mut next_obs);
-            }
-
-            // 3. Target network.
-            if step % c.target_update_interval == 0 {
-                self.update_target();
-            }
-
-            // 4. Train.
-            if step > c.learning_starts && step % c.train_freq == 0 {
-                let lr_now = lr.value(progress);
-                let (mut loss_sum, mut norm_sum, mut q_sum) = (0.0, 0.0, 0.0);
-                let n = c.gradient_steps_per_round();
-                for _ in 0..n {
-                    replay.sample_into(c.batch_size, &mut rng_replay, progress, &mut batch);
-                    let (stats, td) = self.gradient_step(&batch, lr_now).map_err(|e| {
-                        Error::invalid("dqn", format!("{e} (env step {step}); the last checkpoint on disk is kept"))
-                    })?;
-                    replay.update_priorities(&batch.indices, &td);
-                    loss_sum += stats.loss;
-                    norm_sum += stats.grad_norm;
-                    q_sum += stats.q_mean;
-                }
-                self.refresh_policy();
-                let secs = start.elapsed().as_secs_f64();
-                logger.log(
-                    step,
-                    &[
-                        ("train/loss", loss_sum / n as f64),
-                        ("train/grad_norm", norm_sum / n as f64),
-                        ("train/q_mean", q_sum / n as f64),
-                        ("train/learning_rate", lr_now),
-                        ("train/n_updates", self.n_updates as f64),
-                        ("time/fps", step as f64 / secs.max(1e-9)),
-                    ],
-                )?;
-            }
-
-            // 5. Evaluate (and checkpoint).
-            if c.eval_freq > 0 && step % c.eval_freq == 0 {
-                let (mean, std) = self.evaluate(&mut eval_env, c.eval_episodes, eval_seed(c.seed, n_evals))?;
-                n_evals += 1;
-                logger.log(step, &[("eval/mean_reward", mean), ("eval/std_reward", std)])?;
-                if let Some(dir) = &c.checkpoint_dir {
-                    self.save_checkpoint(dir, step, mean)?;
-                }
-            }
+    /// SB3 updates the target every `target_update_interval` env steps.
+    fn after_env_step(&mut self, env_step: u64) {
+        if env_step.is_multiple_of(self.config.target_update_interval) {
+            self.update_target();
         }
-        let wall_seconds = start.elapsed().as_secs_f64();
+    }
 
-        let (mean, std) = self.evaluate(&mut eval_env, c.final_eval_episodes, eval_seed(c.seed, u64::MAX))?;
-        logger.log(c.total_timesteps, &[("eval/final_mean_reward", mean), ("eval/final_std_reward", std)])?;
-        if let Some(dir) = &c.checkpoint_dir {
-            self.save_checkpoint(dir, c.total_timesteps, mean)?;
+    fn learning_rate(&self, progress: f64) -> f64 {
+        match self.config.learning_rate_end {
+            Some(end) => Schedule::linear(self.config.learning_rate, end).value(progress),
+            None => self.config.learning_rate,
         }
-        logger.flush()?;
-        Ok(DqnSummary {
-            eval_return_mean: mean,
-            eval_return_std: std,
-            env_steps: c.total_timesteps,
-            steps_per_second: c.total_timesteps as f64 / wall_seconds.max(1e-9),
-            wall_seconds,
-            episodes,
-            n_updates: self.n_updates,
+    }
+
+    fn update(&mut self, batch: &Batch, lr: f64, _: &mut Rng) -> Result<Update> {
+        let (stats, td) = self.gradient_step(batch, lr)?;
+        Ok(Update {
+            metrics: vec![
+                ("train/loss", stats.loss),
+                ("train/grad_norm", stats.grad_norm),
+                ("train/q_mean", stats.q_mean),
+            ],
+            td_errors: self.config.prioritized_replay.is_some().then_some(td),
         })
     }
-}
 
-/// Train a DQN agent on `env` with `config` (see [`Dqn::learn`]); observations must flatten to a
-/// fixed width and actions must be `Discrete(n)`.
-pub fn train_dqn<E>(mut env: E, config: &DqnConfig, logger: &mut dyn Logger) -> Result<DqnSummary>
-where
-    E: Env<Action = usize> + Clone,
-    E::Obs: FlatObs,
-{
-    let n_actions = match env.action_space().as_discrete() {
-        Some(d) if d.start == 0 => d.n,
-        _ => {
-            return Err(Error::invalid(
-                "env",
-                format!("DQN needs a Discrete(n) action space starting at 0; {} has {}", env.id(), env.action_space()),
-            ))
-        }
-    };
-    let (obs, _) = env.reset(Some(config.seed))?;
-    let mut dqn = Dqn::new(obs.flat_len(), n_actions, config)?;
-    dqn.learn(&mut env, logger)
-}
-
-fn eval_seed(seed: u64, round: u64) -> u64 {
-    derive_seed(seed, 1_000_000u64.wrapping_add(round))
-}
-
-fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
+    fn refresh_policy(&mut self) {
+        Dqn::refresh_policy(self)
     }
-    best
+
+    fn n_updates(&self) -> u64 {
+        self.n_updates
+    }
+
+    fn all_finite(&self) -> bool {
+        rlox_nn::all_finite(&self.q_net)
+    }
+
+    fn save(
+        &self,
+        w: &CheckpointWriter,
+        blobs: &mut Blobs,
+        optimizers: &mut BTreeMap<String, OptimizerMeta>,
+    ) -> Result<DqnState> {
+        checkpoint::save_module(w, "q_net", &self.q_net)?;
+        checkpoint::save_module(w, "q_net_target", &self.target)?;
+        optimizers
+            .insert("optimizer".into(), checkpoint::save_optimizer(&self.optimizer, &self.q_net, "optimizer", blobs)?);
+        Ok(DqnState { n_updates: self.n_updates })
+    }
+
+    fn load(
+        &mut self,
+        dir: &Path,
+        blobs: &Blobs,
+        optimizers: &BTreeMap<String, OptimizerMeta>,
+        state: DqnState,
+    ) -> Result<()> {
+        self.q_net = checkpoint::load_module(dir, "q_net", self.q_net.clone())?;
+        self.target = checkpoint::load_module(dir, "q_net_target", self.target.clone())?;
+        let meta = optimizers.get("optimizer").ok_or_else(|| Error::checkpoint(dir, "no optimizer state"))?;
+        checkpoint::load_optimizer(&mut self.optimizer, &self.q_net, "optimizer", blobs, meta, dir)?;
+        self.n_updates = state.n_updates;
+        self.refresh_policy_copy();
+        Ok(())
+    }
 }
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
+impl Dqn {
+    fn refresh_policy_copy(&mut self) {
+        self.policy = self.q_net.valid();
+    }
 }
 
 // Make `burn` (used by the Module derive) count as used even if the derive changes.
@@ -698,9 +523,10 @@ mod tests {
     fn defaults_are_the_zoo_cartpole_settings() {
         let c = DqnConfig::default();
         assert_eq!(
-            (c.total_timesteps, c.learning_rate, c.batch_size, c.buffer_size, c.learning_starts, c.gamma),
-            (50_000, 2.3e-3, 64, 100_000, 1000, 0.99)
+            (c.learning_rate, c.batch_size, c.buffer_size, c.learning_starts, c.gamma),
+            (2.3e-3, 64, 100_000, 1000, 0.99)
         );
+        assert_eq!(cartpole_run_defaults().total_steps, 50_000);
         assert_eq!((c.target_update_interval, c.train_freq, c.gradient_steps), (10, 256, 128));
         assert_eq!((c.exploration_fraction, c.exploration_final_eps, c.net_arch.clone()), (0.16, 0.04, vec![256, 256]));
         assert_eq!((c.tau, c.max_grad_norm, c.exploration_initial_eps), (1.0, 10.0, 1.0));
@@ -734,7 +560,7 @@ mod tests {
     fn every_parameter_gets_a_gradient_plain_and_dueling() {
         for dueling in [false, true] {
             let config = DqnConfig { net_arch: vec![16, 16], dueling, ..Default::default() };
-            let dqn = Dqn::new(3, 4, &config).unwrap();
+            let dqn = Dqn::new(3, 4, &config, &RunSettings::default()).unwrap();
             let x = Tensor::<2>::random([8, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dqn.device);
             let loss = dqn.q_net.forward(x).square().mean();
             rlox_nn::testing::assert_all_params_get_grad(&dqn.q_net, &loss);
@@ -744,7 +570,7 @@ mod tests {
     #[test]
     fn dueling_q_is_v_plus_centred_advantage() {
         let config = DqnConfig { net_arch: vec![8], dueling: true, ..Default::default() };
-        let dqn = Dqn::new(2, 3, &config).unwrap();
+        let dqn = Dqn::new(2, 3, &config, &RunSettings::default()).unwrap();
         let q = dqn.q_values(&[0.3, -0.7]);
         let net = &dqn.policy;
         let x = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -0.7], [1, 2]), &dqn.plain);

@@ -1,25 +1,25 @@
 //! # rlox-deep
 //!
-//! Neural reinforcement learning on top of [`rlox_nn`] (the crate that knows burn).
+//! Neural reinforcement learning on top of [`rlox_nn`] (the crate that knows burn). Two skeletons
+//! hold everything the algorithms share, each written once:
 //!
-//! * [`replay`]: a ring-buffer replay memory with uniform or prioritised sampling;
-//! * [`dqn`]: DQN with Double-DQN, dueling and prioritised-replay options, one file readable top to
-//!   bottom, defaults equal to rl-baselines3-zoo's `CartPole-v1` hyper-parameters; [`train_dqn`] is
-//!   the one-call entry point;
-//! * [`policies`]: categorical and diagonal-Gaussian policies and the actor-critic network of the
-//!   on-policy algorithms; [`gae`]: the rollout buffer and GAE; [`rollout`]: rollout collection over a
-//!   resumable env batch, evaluation; [`resume`]: exact-resume checkpoints;
-//! * [`reinforce`], [`a2c`], [`ppo`]: the on-policy algorithms, each one file with its config.
-//! * [`continuous`]: actors (deterministic, squashed Gaussian) and Q-critics for continuous actions;
-//! * [`noise`]: Gaussian and Ornstein-Uhlenbeck exploration noise;
-//! * [`offpolicy`]: the replay buffer, loop, evaluation and resumable checkpoints shared by
-//!   DDPG, TD3 and SAC;
-//! * [`ddpg`], [`td3`] and [`sac`], each with its config (rl-baselines3-zoo's `Pendulum-v1`
-//!   defaults) and a one-call entry point ([`train_ddpg`], [`train_td3`], [`train_sac`]).
+//! * [`onpolicy`]: collection (rollouts with GAE, or complete episodes), logging, evaluation,
+//!   checkpoints and exact resume for [`reinforce`], [`a2c`] and [`ppo`], which keep only their config,
+//!   loss and update ([`onpolicy::OnPolicyMethod`]);
+//! * [`offpolicy`]: the replay loop, logging, evaluation, checkpoints and exact resume for [`dqn`],
+//!   [`ddpg`], [`td3`] and [`sac`], which keep their config, networks and gradient step
+//!   ([`offpolicy::OffPolicyAgent`]).
+//!
+//! Beside them: [`replay`] (one replay buffer for discrete and continuous actions, uniform or
+//! prioritised), [`policies`] (categorical and diagonal-Gaussian actor-critics), [`gae`] (the rollout
+//! buffer and GAE), [`rollout`] (the resumable env batch, collection, evaluation), [`continuous`]
+//! (actors and Q-critics for continuous actions), [`noise`] (Gaussian and Ornstein-Uhlenbeck
+//! exploration), [`checkpoint`] (the one checkpoint format) and [`summary`] (the one run summary).
 //!
 //! Every trainer reports through [`rlox_core::logger::Logger`] (metric names follow
-//! Stable-Baselines3: `rollout/ep_rew_mean`, `train/loss`, `eval/mean_reward`, ...), takes one seed
-//! for all its randomness, and checkpoints through [`rlox_nn::checkpoint`] (safetensors, atomic).
+//! Stable-Baselines3: `rollout/ep_rew_mean`, `train/loss`, `eval/mean_reward`, ...), takes its seed,
+//! length, cadences and device from [`rlox_core::run::RunSettings`], and its hyper-parameters from its
+//! own config (defaults from rl-baselines3-zoo and SB3, each documented with its source).
 
 // `!(x >= 0.0)` is deliberate: it rejects NaN together with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -32,24 +32,27 @@ pub mod dqn;
 pub mod gae;
 pub mod noise;
 pub mod offpolicy;
+pub mod onpolicy;
 pub mod policies;
 pub mod ppo;
 pub mod reinforce;
 pub mod replay;
-pub mod resume;
 pub mod rollout;
 pub mod sac;
+pub mod summary;
 pub mod td3;
 
-pub use a2c::{A2c, A2cConfig};
-pub use ddpg::{train_ddpg, Ddpg, DdpgConfig};
-pub use dqn::{train_dqn, Dqn, DqnConfig, DqnSummary, QNetwork, TdLoss};
+pub use a2c::A2cConfig;
+pub use ddpg::{ddpg, ddpg_config, DdpgConfig};
+pub use dqn::{Dqn, DqnConfig, QNetwork, TdLoss};
 pub use noise::{ActionNoise, NoiseConfig};
-pub use offpolicy::{OffPolicyAgent, OffPolicySummary};
+pub use offpolicy::{OffPolicy, OffPolicyAgent};
+pub use onpolicy::{OnPolicy, OnPolicyMethod};
 pub use policies::{ActionKind, ActorCritic, PolicyAction, PolicyConfig};
-pub use ppo::{Ppo, PpoConfig};
-pub use reinforce::{Reinforce, ReinforceConfig};
+pub use ppo::PpoConfig;
+pub use reinforce::ReinforceConfig;
 pub use replay::{Batch, PrioritizedConfig, ReplayBuffer};
-pub use rollout::{OnPolicySummary, Resumable, ResumableVecEnv};
-pub use sac::{train_sac, EntCoef, Sac, SacConfig};
-pub use td3::{train_td3, Td3, Td3Config};
+pub use rollout::{Resumable, ResumableVecEnv};
+pub use sac::{EntCoef, Sac, SacConfig};
+pub use summary::TrainSummary;
+pub use td3::{Td3, Td3Config};

@@ -1,9 +1,9 @@
 //! Proximal Policy Optimization (Schulman et al. 2017), clipped objective.
 //!
 //! The file reads top to bottom: the config (defaults: rl-baselines3-zoo's `CartPole-v1` entry of
-//! `hyperparams/ppo.yml`, marked *zoo*, on top of Stable-Baselines3's PPO defaults, marked *SB3*),
-//! the learner ([`Ppo`]: one update from a rollout, checkpoints), and the training loop
-//! ([`Ppo::learn`]). One iteration, as in SB3:
+//! `hyperparams/ppo.yml`, marked *zoo*, on top of Stable-Baselines3's PPO defaults, marked *SB3*), the
+//! loss, and the update. The loop around it (collection, logging, evaluation, checkpoints, resume) is
+//! [`crate::onpolicy`]'s, shared with A2C and REINFORCE. One iteration, as in SB3:
 //!
 //! 1. collect `n_steps` calls of `n_envs` envs with the current stochastic policy into a
 //!    [`RolloutBuffer`] (autoreset calls are marked and skipped, see [`crate::gae`]);
@@ -19,24 +19,15 @@
 //! Metrics use SB3's names (`rollout/ep_rew_mean`, `train/policy_gradient_loss`, `train/value_loss`,
 //! `train/entropy_loss`, `train/approx_kl`, `train/clip_fraction`, `train/explained_variance`,
 //! `train/learning_rate`, `time/fps`, ...). A non-finite loss or gradient norm stops the run with an
-//! error naming the update; the last checkpoint on disk is the last good one.
+//! error naming the gradient step; the last checkpoint on disk is the last good one.
 
-use crate::gae::{explained_variance, RolloutBuffer};
-use crate::policies::{ActionKind, ActorCritic, PolicyAction, PolicyConfig};
-use crate::resume::{self, SeededRng, TrainerState};
-use crate::rollout::{collect_rollout, evaluate, log_rollout, EpisodeStats, OnPolicySummary, Resumable};
+use crate::onpolicy::{Collection, Experience, Learner, Metrics, OnPolicyMethod};
+use crate::policies::PolicyConfig;
 use rand::seq::SliceRandom;
-use rlox_core::logger::Logger;
-use rlox_core::seeding::{derive_seed, rng_from_seed};
-use rlox_core::vec_env::VecEnv;
+use rlox_core::seeding::Rng;
 use rlox_core::{Error, Result};
-use rlox_nn::burn::module::Module;
-use rlox_nn::burn::optim::{AdamConfig, ModuleOptimizer};
-use rlox_nn::{Device, DeviceKind, Schedule, Tensor, TensorData};
+use rlox_nn::{OptimizerConfig, Schedule, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -46,8 +37,6 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PpoConfig {
-    /// Transitions to train for. *zoo*: 1e5.
-    pub total_timesteps: u64,
     /// Parallel envs. *zoo*: 8.
     pub n_envs: usize,
     /// Steps per env per rollout. *zoo*: 32.
@@ -84,27 +73,11 @@ pub struct PpoConfig {
     pub policy: PolicyConfig,
     /// Adam's epsilon. *SB3*: 1e-5 for PPO/A2C policies (PyTorch's default is 1e-8).
     pub adam_eps: f64,
-    /// Seed of everything: envs, action sampling, minibatch order, initialisation.
-    pub seed: u64,
-    /// Evaluate every this many updates (0: only at the end).
-    pub eval_every_updates: u64,
-    /// Deterministic episodes per evaluation, periodic and final (run in parallel, one per env of
-    /// the evaluation batch).
-    pub eval_episodes: usize,
-    /// Checkpoint every this many updates (0: only at the end), into `checkpoint_dir`.
-    pub checkpoint_every_updates: u64,
-    /// Where checkpoints go (None: no checkpoints).
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Test hook: return after this many updates, as if killed right after that update's checkpoint.
-    pub stop_after_updates: Option<u64>,
-    /// Compute device.
-    pub device: DeviceKind,
 }
 
 impl Default for PpoConfig {
     fn default() -> Self {
         PpoConfig {
-            total_timesteps: 100_000,
             n_envs: 8,
             n_steps: 32,
             batch_size: 256,
@@ -123,13 +96,6 @@ impl Default for PpoConfig {
             target_kl: None,
             policy: PolicyConfig::default(),
             adam_eps: 1e-5,
-            seed: 0,
-            eval_every_updates: 0,
-            eval_episodes: 10,
-            checkpoint_every_updates: 0,
-            checkpoint_dir: None,
-            stop_after_updates: None,
-            device: DeviceKind::Cpu,
         }
     }
 }
@@ -139,7 +105,6 @@ impl PpoConfig {
     pub fn validate(&self) -> Result<()> {
         let check =
             |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("ppo.{what}"), why)) };
-        check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
         check(self.n_envs > 0, "n_envs", "must be > 0")?;
         check(self.n_steps > 0, "n_steps", "must be > 0")?;
         check(self.batch_size > 1, "batch_size", "must be > 1")?;
@@ -156,7 +121,6 @@ impl PpoConfig {
         check(self.max_grad_norm > 0.0, "max_grad_norm", "must be > 0")?;
         check(self.target_kl.is_none_or(|k| k > 0.0), "target_kl", "must be > 0")?;
         check(self.adam_eps > 0.0, "adam_eps", "must be > 0")?;
-        check(self.eval_episodes > 0, "eval_episodes", "must be > 0")?;
         self.policy.validate("ppo.policy")
     }
 
@@ -176,49 +140,10 @@ impl PpoConfig {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The learner
+// The loss and the update
 // ---------------------------------------------------------------------------------------------
 
-/// Averages over one update's minibatches.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct UpdateStats {
-    /// Clipped surrogate loss (`train/policy_gradient_loss`).
-    pub policy_gradient_loss: f64,
-    /// Value loss (`train/value_loss`).
-    pub value_loss: f64,
-    /// Minus the mean entropy (`train/entropy_loss`).
-    pub entropy_loss: f64,
-    /// `mean((r - 1) - log r)` (`train/approx_kl`).
-    pub approx_kl: f64,
-    /// Fraction of ratios outside the clip range (`train/clip_fraction`).
-    pub clip_fraction: f64,
-    /// Total loss of the last minibatch (`train/loss`).
-    pub loss: f64,
-    /// Mean global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Gradient steps taken.
-    pub gradient_steps: u64,
-}
-
-/// A PPO agent: the actor-critic, its optimizer and the counters.
-pub struct Ppo {
-    config: PpoConfig,
-    obs_dim: usize,
-    kind: ActionKind,
-    device: Device,
-    plain: Device,
-    model: ActorCritic,
-    optimizer: ModuleOptimizer,
-    n_updates: u64,
-    gradient_steps: u64,
-}
-
-/// Adam with PyTorch's betas and the given epsilon (burn's implementation: its state can be checkpointed).
-pub(crate) fn adam(eps: f64) -> ModuleOptimizer {
-    AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(eps as f32).init()
-}
-
-/// Minibatch tensors gathered from the rollout on the host.
+/// Minibatch rows gathered from the rollout on the host.
 fn gather(src: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(idx.len() * width);
     for &k in idx {
@@ -227,55 +152,27 @@ fn gather(src: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
     out
 }
 
-impl Ppo {
-    /// A fresh agent for `obs_dim`-dimensional observations and actions of `kind`.
-    pub fn new(obs_dim: usize, kind: ActionKind, config: &PpoConfig) -> Result<Self> {
-        config.validate()?;
-        if obs_dim == 0 {
-            return Err(Error::invalid("ppo", "obs_dim must be > 0"));
-        }
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
-        let plain = device.clone().inner();
-        let model =
-            ActorCritic::new(obs_dim, &kind, &config.policy, &device, &mut rng_from_seed(derive_seed(config.seed, 3)));
-        Ok(Ppo {
-            config: config.clone(),
-            obs_dim,
-            kind,
-            device,
-            plain,
-            model,
-            optimizer: adam(config.adam_eps),
-            n_updates: 0,
-            gradient_steps: 0,
-        })
-    }
+/// The terms of the PPO loss of one minibatch.
+pub struct PpoLoss {
+    /// `pg + ent_coef * entropy + vf_coef * value`.
+    pub total: Tensor<1>,
+    /// The clipped surrogate objective, negated.
+    pub policy_gradient: Tensor<1>,
+    /// `mean((R - V)^2)` (V clipped around the old value with `clip_range_vf`).
+    pub value: Tensor<1>,
+    /// `-mean(H)`.
+    pub entropy: Tensor<1>,
+    /// `log pi - log pi_old` per row, detached (for the KL and clip statistics).
+    pub log_ratio: Tensor<1>,
+}
 
-    /// The actor-critic.
-    pub fn model(&self) -> &ActorCritic {
-        &self.model
-    }
-
-    /// The autodiff device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The config.
-    pub fn config(&self) -> &PpoConfig {
-        &self.config
-    }
-
-    /// Updates done.
-    pub fn n_updates(&self) -> u64 {
-        self.n_updates
-    }
-
-    /// The PPO loss of a minibatch (total, policy-gradient, value, entropy terms, and the log-ratios).
-    /// `adv` must already be normalised if wanted.
+impl PpoConfig {
+    /// The PPO loss of a minibatch: observations `[b, obs_dim]`, raw actions, the log-probs and values
+    /// recorded when acting, the (already normalised, if wanted) advantages and the returns.
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
+        learner: &Learner,
         obs: Vec<f32>,
         actions: &[f32],
         old_log_probs: Vec<f32>,
@@ -283,11 +180,11 @@ impl Ppo {
         returns: Vec<f32>,
         old_values: Vec<f32>,
         clip: f64,
-    ) -> (Tensor<1>, Tensor<1>, Tensor<1>, Tensor<1>, Tensor<1>) {
+    ) -> PpoLoss {
         let b = adv.len();
-        let d = &self.device;
-        let obs = Tensor::<2>::from_data(TensorData::new(obs, [b, self.obs_dim]), d);
-        let (dist, values) = self.model.forward(obs);
+        let d = &learner.device;
+        let obs = Tensor::<2>::from_data(TensorData::new(obs, [b, learner.obs_dim]), d);
+        let (dist, values) = learner.model.forward(obs);
         let log_prob = dist.log_prob(actions);
         let entropy = dist.entropy();
         let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), d);
@@ -297,41 +194,67 @@ impl Ppo {
         let clip = clip as f32;
         let surr1 = adv.clone() * ratio.clone();
         let surr2 = adv * ratio.clamp(1.0 - clip, 1.0 + clip);
-        let pg_loss = surr1.min_pair(surr2).mean().neg();
-        let values = match self.config.clip_range_vf {
+        let policy_gradient = surr1.min_pair(surr2).mean().neg();
+        let values = match self.clip_range_vf {
             Some(c) => old_v.clone() + (values - old_v).clamp(-c as f32, c as f32),
             None => values,
         };
-        let value_loss = (ret - values).square().mean();
-        let entropy_loss = entropy.mean().neg();
-        let total = pg_loss.clone()
-            + entropy_loss.clone().mul_scalar(self.config.ent_coef as f32)
-            + value_loss.clone().mul_scalar(self.config.vf_coef as f32);
-        (total, pg_loss, value_loss, entropy_loss, log_ratio.detach())
+        let value = (ret - values).square().mean();
+        let entropy = entropy.mean().neg();
+        let total = policy_gradient.clone()
+            + entropy.clone().mul_scalar(self.ent_coef as f32)
+            + value.clone().mul_scalar(self.vf_coef as f32);
+        PpoLoss { total, policy_gradient, value, entropy, log_ratio: log_ratio.detach() }
+    }
+}
+
+/// Normalise advantages to mean 0 and (unbiased, as torch.std) standard deviation 1.
+fn normalize(adv: &mut [f32]) {
+    let n = adv.len() as f64;
+    let mean = adv.iter().map(|&a| a as f64).sum::<f64>() / n;
+    let var = adv.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let std = var.sqrt();
+    adv.iter_mut().for_each(|a| *a = ((*a as f64 - mean) / (std + 1e-8)) as f32);
+}
+
+impl OnPolicyMethod for PpoConfig {
+    const NAME: &'static str = "ppo";
+
+    fn validate(&self) -> Result<()> {
+        PpoConfig::validate(self)
+    }
+    fn n_envs(&self) -> usize {
+        self.n_envs
+    }
+    fn collection(&self) -> Collection {
+        Collection::Rollout { n_steps: self.n_steps, gamma: self.gamma, gae_lambda: self.gae_lambda }
+    }
+    fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+    fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig::adam_eps(self.adam_eps as f32)
     }
 
-    /// Train on a rollout whose advantages are computed (step 3 of the module docs).
-    pub fn update(&mut self, buf: &RolloutBuffer, rng: &mut SeededRng, lr: f64, clip: f64) -> Result<UpdateStats> {
-        let c = self.config.clone();
+    /// `n_epochs` passes over the rollout in shuffled minibatches (step 3 of the module docs).
+    fn update(&self, learner: &mut Learner, data: Experience<'_>, progress: f64, rng: &mut Rng) -> Result<Metrics> {
+        let Experience::Rollout(buf) = data else {
+            return Err(Error::invalid("ppo", "PPO trains on rollouts"));
+        };
+        let (lr, clip) = (self.lr_schedule().value(progress), self.clip_schedule().value(progress));
         let mut idx = buf.valid_indices();
         let ad = buf.action_dim;
-        let mut s = UpdateStats::default();
-        let mut n_mb = 0u64;
-        let mut kl_sum = 0.0;
-        let mut clip_sum = 0.0;
-        'epochs: for _ in 0..c.n_epochs {
-            idx.shuffle(&mut rng.rng);
-            for mb in idx.chunks(c.batch_size) {
+        let (mut pg, mut vl, mut el, mut loss, mut norms) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut n_mb, mut steps, mut kl_sum, mut clip_sum) = (0u64, 0u64, 0.0, 0.0);
+        'epochs: for _ in 0..self.n_epochs {
+            idx.shuffle(rng);
+            for mb in idx.chunks(self.batch_size) {
                 let mut adv: Vec<f32> = mb.iter().map(|&k| buf.advantages[k]).collect();
-                if c.normalize_advantage && adv.len() > 1 {
-                    let n = adv.len() as f64;
-                    let mean = adv.iter().map(|&a| a as f64).sum::<f64>() / n;
-                    // torch.std is the unbiased estimate.
-                    let var = adv.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
-                    let std = var.sqrt();
-                    adv.iter_mut().for_each(|a| *a = ((*a as f64 - mean) / (std + 1e-8)) as f32);
+                if self.normalize_advantage && adv.len() > 1 {
+                    normalize(&mut adv);
                 }
-                let (total, pg, vl, el, log_ratio) = self.loss(
+                let l = self.loss(
+                    learner,
                     gather(&buf.obs, buf.obs_dim, mb),
                     &gather(&buf.actions, ad, mb),
                     mb.iter().map(|&k| buf.log_probs[k]).collect(),
@@ -340,249 +263,60 @@ impl Ppo {
                     mb.iter().map(|&k| buf.values[k]).collect(),
                     clip,
                 );
-                let total_v = total.clone().into_scalar::<f32>() as f64;
-                let update = self.n_updates + 1;
-                if !total_v.is_finite() {
-                    return Err(Error::invalid(
-                        "ppo",
-                        format!("the loss became {total_v} at update {update} (gradient step {}); lower learning_rate or check the env's rewards and observations", self.gradient_steps + 1),
-                    ));
-                }
-                let lr_host: Vec<f32> = log_ratio.into_data().try_into_vec_as::<f32>().expect("f32");
+                let total = learner.check_finite("loss", l.total.clone().into_scalar::<f32>() as f64)?;
+                let lr_host: Vec<f32> = l.log_ratio.into_data().try_into_vec_as::<f32>().expect("f32");
                 let (mut kl, mut clipped) = (0.0f64, 0usize);
-                for &l in &lr_host {
-                    let r = (l as f64).exp();
-                    kl += (r - 1.0) - l as f64;
+                for &x in &lr_host {
+                    let r = (x as f64).exp();
+                    kl += (r - 1.0) - x as f64;
                     if (r - 1.0).abs() > clip {
                         clipped += 1;
                     }
                 }
                 let kl = kl / lr_host.len() as f64;
-                s.policy_gradient_loss += pg.into_scalar::<f32>() as f64;
-                s.value_loss += vl.into_scalar::<f32>() as f64;
-                s.entropy_loss += el.into_scalar::<f32>() as f64;
+                pg += l.policy_gradient.into_scalar::<f32>() as f64;
+                vl += l.value.into_scalar::<f32>() as f64;
+                el += l.entropy.into_scalar::<f32>() as f64;
                 kl_sum += kl;
                 clip_sum += clipped as f64 / lr_host.len() as f64;
-                s.loss = total_v;
+                loss = total;
                 n_mb += 1;
-                if c.target_kl.is_some_and(|t| kl > 1.5 * t) {
+                if self.target_kl.is_some_and(|t| kl > 1.5 * t) {
                     break 'epochs;
                 }
-                let mut grads = rlox_nn::backward(&total, &self.model);
-                let norm = rlox_nn::clip_grad_norm(&self.model, &mut grads, c.max_grad_norm);
-                if !norm.is_finite() {
-                    return Err(Error::invalid(
-                        "ppo",
-                        format!(
-                            "the gradient norm became {norm} at update {update} (gradient step {})",
-                            self.gradient_steps + 1
-                        ),
-                    ));
-                }
-                s.grad_norm += norm;
-                self.model = self.optimizer.step(lr, self.model.clone(), grads);
-                self.gradient_steps += 1;
-                s.gradient_steps += 1;
+                norms += learner.step(&l.total, lr, self.max_grad_norm)?;
+                steps += 1;
             }
         }
         let n = n_mb.max(1) as f64;
-        s.policy_gradient_loss /= n;
-        s.value_loss /= n;
-        s.entropy_loss /= n;
-        s.approx_kl = kl_sum / n;
-        s.clip_fraction = clip_sum / n;
-        s.grad_norm /= s.gradient_steps.max(1) as f64;
-        self.n_updates += 1;
-        Ok(s)
+        Ok(vec![
+            ("train/policy_gradient_loss", pg / n),
+            ("train/value_loss", vl / n),
+            ("train/entropy_loss", el / n),
+            ("train/approx_kl", kl_sum / n),
+            ("train/clip_fraction", clip_sum / n),
+            ("train/clip_range", clip),
+            ("train/learning_rate", lr),
+            ("train/loss", loss),
+            ("train/grad_norm", norms / steps.max(1) as f64),
+        ])
     }
-
-    /// Deterministic evaluation on `envs` (one episode per env).
-    pub fn evaluate<W>(&self, envs: &mut W, seed: u64) -> Result<(f64, f64)>
-    where
-        W: VecEnv,
-        W::Action: PolicyAction,
-    {
-        evaluate(&self.model.valid(), &self.plain, &self.kind, envs, seed, 1_000_000)
-    }
-
-    fn trainer_state(
-        &self,
-        stats: &EpisodeStats,
-        env_state: Option<crate::rollout::VecEnvState>,
-        rngs: &[&SeededRng],
-    ) -> TrainerState {
-        TrainerState {
-            algorithm: "ppo".into(),
-            n_updates: self.n_updates,
-            gradient_steps: self.gradient_steps,
-            stats: stats.clone(),
-            env_state,
-            rngs: rngs.iter().map(|r| r.state()).collect(),
-            param_ids: BTreeMap::new(),
-            policy_file: String::new(),
-            optimizer_file: String::new(),
-            config: serde_json::to_value(&self.config).unwrap_or_default(),
-        }
-    }
-
-    fn save(&self, dir: &Path, state: TrainerState) -> Result<PathBuf> {
-        let meta = BTreeMap::from([
-            ("algorithm".to_string(), "ppo".to_string()),
-            ("n_updates".to_string(), self.n_updates.to_string()),
-            ("env_steps".to_string(), state.stats.env_steps.to_string()),
-            ("obs_dim".to_string(), self.obs_dim.to_string()),
-        ]);
-        resume::save(dir, &self.model, &self.optimizer, state, meta)
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // The training loop
-    // -----------------------------------------------------------------------------------------
-
-    /// Train on `envs` (`config.n_envs` of them) until `config.total_timesteps` transitions; `eval_envs`
-    /// (one per evaluation episode) serve the evaluations. With `resume_from`, continue the run whose
-    /// checkpoint is in that directory (same config) exactly where it stopped.
-    pub fn learn<V, W>(
-        &mut self,
-        envs: &mut V,
-        eval_envs: &mut W,
-        logger: &mut dyn Logger,
-        resume_from: Option<&Path>,
-    ) -> Result<OnPolicySummary>
-    where
-        V: VecEnv + Resumable,
-        V::Action: PolicyAction,
-        W: VecEnv<Action = V::Action>,
-    {
-        let c = self.config.clone();
-        if envs.num_envs() != c.n_envs {
-            return Err(Error::invalid(
-                "ppo.n_envs",
-                format!("{} but the env batch has {}", c.n_envs, envs.num_envs()),
-            ));
-        }
-        let start = Instant::now();
-        let mut buf = RolloutBuffer::new(c.n_envs, c.n_steps, self.obs_dim, self.kind.action_dim());
-        let (mut stats, mut rng_act, mut rng_mb) = match resume_from {
-            Some(dir) => {
-                let fresh = ActorCritic::new(self.obs_dim, &self.kind, &c.policy, &self.device, &mut rng_from_seed(0));
-                let (model, optimizer, st) = resume::load(dir, fresh, adam(c.adam_eps))?;
-                if st.algorithm != "ppo" || st.rngs.len() != 2 {
-                    return Err(Error::invalid(
-                        "resume",
-                        format!("{} holds a {} checkpoint, not ppo", dir.display(), st.algorithm),
-                    ));
-                }
-                self.model = model;
-                self.optimizer = optimizer;
-                self.n_updates = st.n_updates;
-                self.gradient_steps = st.gradient_steps;
-                let env_state =
-                    st.env_state.as_ref().ok_or_else(|| Error::invalid("resume", "the checkpoint has no env state"))?;
-                envs.load_state(env_state)?;
-                (st.stats.clone(), SeededRng::from_state(&st.rngs[0])?, SeededRng::from_state(&st.rngs[1])?)
-            }
-            None => {
-                envs.reset(Some(c.seed))?;
-                (
-                    EpisodeStats::new(c.n_envs),
-                    SeededRng::new(derive_seed(c.seed, 1)),
-                    SeededRng::new(derive_seed(c.seed, 2)),
-                )
-            }
-        };
-        let steps_at_start = stats.env_steps;
-        let (lr_schedule, clip_schedule) = (c.lr_schedule(), c.clip_schedule());
-
-        while stats.env_steps < c.total_timesteps {
-            // 1. Rollout with a no-autodiff snapshot of the policy.
-            let policy = self.model.valid();
-            let last_values =
-                collect_rollout(&policy, &self.plain, &self.kind, envs, &mut buf, &mut stats, &mut rng_act.rng)?;
-            // 2. Advantages.
-            buf.compute_gae(&last_values, c.gamma as f32, c.gae_lambda as f32);
-            // 3. Update (SB3 sets the schedules from the progress after the rollout).
-            let progress = stats.env_steps as f64 / c.total_timesteps as f64;
-            let (lr, clip) = (lr_schedule.value(progress), clip_schedule.value(progress));
-            let u = self.update(&buf, &mut rng_mb, lr, clip).map_err(|e| match &c.checkpoint_dir {
-                Some(dir) => {
-                    Error::invalid("ppo", format!("{e}; the last good checkpoint is kept in {}", dir.display()))
-                }
-                None => e,
-            })?;
-            let valid = buf.valid_indices();
-            let (v, r): (Vec<f32>, Vec<f32>) = valid.iter().map(|&k| (buf.values[k], buf.returns[k])).unzip();
-            let secs = start.elapsed().as_secs_f64();
-            log_rollout(logger, &stats)?;
-            let mut metrics = vec![
-                ("train/policy_gradient_loss", u.policy_gradient_loss),
-                ("train/value_loss", u.value_loss),
-                ("train/entropy_loss", u.entropy_loss),
-                ("train/approx_kl", u.approx_kl),
-                ("train/clip_fraction", u.clip_fraction),
-                ("train/clip_range", clip),
-                ("train/explained_variance", explained_variance(&v, &r)),
-                ("train/learning_rate", lr),
-                ("train/loss", u.loss),
-                ("train/grad_norm", u.grad_norm),
-                ("train/n_updates", self.gradient_steps as f64),
-                ("time/fps", (stats.env_steps - steps_at_start) as f64 / secs.max(1e-9)),
-            ];
-            if let Some(ls) = &self.model.log_std {
-                let ls: Vec<f32> = ls.val().into_data().try_into_vec_as::<f32>().expect("f32");
-                metrics.push(("train/std", ls.iter().map(|l| l.exp() as f64).sum::<f64>() / ls.len() as f64));
-            }
-            logger.log(stats.env_steps, &metrics)?;
-
-            // 4. Evaluation and checkpoints (between rollouts: resuming from here is exact).
-            if c.eval_every_updates > 0 && self.n_updates.is_multiple_of(c.eval_every_updates) {
-                let (mean, std) = self.evaluate(eval_envs, eval_seed(c.seed, self.n_updates))?;
-                logger.log(stats.env_steps, &[("eval/mean_reward", mean), ("eval/std_reward", std)])?;
-            }
-            if let Some(dir) = &c.checkpoint_dir {
-                let due = c.checkpoint_every_updates > 0 && self.n_updates.is_multiple_of(c.checkpoint_every_updates);
-                if due || stats.env_steps >= c.total_timesteps {
-                    let state = self.trainer_state(&stats, Some(envs.save_state()), &[&rng_act, &rng_mb]);
-                    self.save(dir, state)?;
-                }
-            }
-            if c.stop_after_updates == Some(self.n_updates) {
-                break;
-            }
-        }
-        let wall_seconds = start.elapsed().as_secs_f64();
-        let (mean, std) = self.evaluate(eval_envs, eval_seed(c.seed, u64::MAX))?;
-        logger.log(stats.env_steps, &[("eval/final_mean_reward", mean), ("eval/final_std_reward", std)])?;
-        logger.flush()?;
-        let steps = stats.env_steps - steps_at_start;
-        Ok(OnPolicySummary {
-            eval_return_mean: mean,
-            eval_return_std: std,
-            env_steps: stats.env_steps,
-            steps_per_second: steps as f64 / wall_seconds.max(1e-9),
-            wall_seconds,
-            episodes: stats.episodes,
-            n_updates: self.n_updates,
-            gradient_steps: self.gradient_steps,
-        })
-    }
-}
-
-/// The seed of evaluation `round` (the final one is `u64::MAX`).
-pub(crate) fn eval_seed(seed: u64, round: u64) -> u64 {
-    derive_seed(seed, 1_000_000u64.wrapping_add(round))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onpolicy::OnPolicy;
+    use crate::policies::ActionKind;
+    use rlox_core::run::RunSettings;
+    use std::path::Path;
 
     #[test]
     fn defaults_are_the_zoo_cartpole_settings() {
         let c = PpoConfig::default();
         assert_eq!((c.n_envs, c.n_steps, c.batch_size, c.n_epochs), (8, 32, 256, 20));
         assert_eq!((c.gamma, c.gae_lambda, c.learning_rate, c.clip_range, c.ent_coef), (0.98, 0.8, 1e-3, 0.2, 0.0));
-        assert_eq!((c.learning_rate_end, c.clip_range_end, c.total_timesteps), (Some(0.0), Some(0.0), 100_000));
+        assert_eq!((c.learning_rate_end, c.clip_range_end), (Some(0.0), Some(0.0)));
         assert_eq!((c.vf_coef, c.max_grad_norm, c.policy.net_arch.clone()), (0.5, 0.5, vec![64, 64]));
         c.validate().unwrap();
     }
@@ -603,14 +337,15 @@ mod tests {
     fn every_parameter_gets_a_gradient_from_the_ppo_loss() {
         for kind in [ActionKind::Discrete(2), ActionKind::Continuous { low: vec![-2.0], high: vec![2.0] }] {
             let config = PpoConfig { ent_coef: 0.01, clip_range_vf: Some(0.2), ..Default::default() };
-            let ppo = Ppo::new(4, kind.clone(), &config).unwrap();
+            let run = RunSettings { total_steps: 1, ..Default::default() };
+            let ppo = OnPolicy::new(config.clone(), &run, 4, kind.clone()).unwrap();
             let b = 16;
             let obs: Vec<f32> = (0..b * 4).map(|i| ((i * 7) as f32 * 0.13).sin()).collect();
             let actions: Vec<f32> =
                 (0..b).map(|i| if kind.is_discrete() { (i % 2) as f32 } else { 0.3 * i as f32 - 2.0 }).collect();
             let adv: Vec<f32> = (0..b).map(|i| i as f32 - 7.5).collect();
-            let (loss, ..) = ppo.loss(obs, &actions, vec![-0.7; b], adv, vec![1.0; b], vec![0.0; b], 0.2);
-            rlox_nn::testing::assert_all_params_get_grad(ppo.model(), &loss);
+            let l = config.loss(ppo.learner(), obs, &actions, vec![-0.7; b], adv, vec![1.0; b], vec![0.0; b], 0.2);
+            rlox_nn::testing::assert_all_params_get_grad(ppo.model(), &l.total);
         }
     }
 }

@@ -1,7 +1,11 @@
-//! Experience replay: a ring buffer of transitions with uniform or prioritised sampling.
+//! Experience replay: a ring buffer of transitions with uniform or prioritised sampling, for every
+//! off-policy algorithm (DQN's discrete actions and DDPG/TD3/SAC's continuous ones alike).
 //!
-//! Transitions are stored structure-of-arrays in flat `f32` vectors (observations row-major), so a
-//! sampled batch is gathered into contiguous arrays ready to become tensors.
+//! Transitions are stored structure-of-arrays in flat `f32` vectors (observations and actions
+//! row-major), so a sampled batch is gathered into contiguous arrays ready to become tensors. An action
+//! is stored as a row of `act_dim` scalars: a discrete action is its index (`act_dim = 1`, exact in
+//! `f32` for any realistic action count), a continuous one its `[-1, 1]^d` vector before scaling to the
+//! env's bounds (see [`crate::policies::ActionKind`]).
 //!
 //! * Uniform sampling draws `batch_size` indices with replacement, like SB3's `ReplayBuffer`.
 //! * Prioritised sampling (Schaul et al. 2016, proportional variant) draws index `i` with
@@ -13,10 +17,12 @@
 //! bootstraps (SB3's `handle_timeout_termination=True`); store the true final observation of a
 //! truncated episode as `next_obs`.
 
+use crate::checkpoint::{blob, Blobs};
 use rand::Rng as _;
 use rlox_core::seeding::Rng;
 use rlox_core::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Prioritised-replay hyper-parameters (Schaul et al.'s proportional variant).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,8 +47,8 @@ impl Default for PrioritizedConfig {
 pub struct Batch {
     /// Observations, `[batch, obs_dim]` row-major.
     pub obs: Vec<f32>,
-    /// Actions taken.
-    pub actions: Vec<i64>,
+    /// Actions taken, `[batch, act_dim]` row-major (a discrete action is its index).
+    pub actions: Vec<f32>,
     /// Rewards.
     pub rewards: Vec<f32>,
     /// Next observations, `[batch, obs_dim]` row-major.
@@ -58,13 +64,24 @@ pub struct Batch {
 impl Batch {
     /// Number of transitions.
     pub fn len(&self) -> usize {
-        self.actions.len()
+        self.rewards.len()
     }
 
     /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+        self.rewards.is_empty()
     }
+}
+
+/// Where a replay buffer stands (in the trainer state; its arrays go to the checkpoint's state file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayMeta {
+    /// Stored transitions.
+    pub len: usize,
+    /// The next slot to write.
+    pub pos: usize,
+    /// The largest priority seen (prioritised replay).
+    pub max_priority: f64,
 }
 
 /// A sum tree over `capacity` leaves (a complete binary tree in an array; leaf `i` at `size + i`).
@@ -118,9 +135,10 @@ impl SumTree {
 pub struct ReplayBuffer {
     capacity: usize,
     obs_dim: usize,
+    act_dim: usize,
     obs: Vec<f32>,
     next_obs: Vec<f32>,
-    actions: Vec<i64>,
+    actions: Vec<f32>,
     rewards: Vec<f32>,
     dones: Vec<f32>,
     pos: usize,
@@ -129,20 +147,22 @@ pub struct ReplayBuffer {
 }
 
 impl ReplayBuffer {
-    /// An empty buffer for `capacity` transitions of `obs_dim`-dimensional observations (uniform sampling).
-    pub fn new(capacity: usize, obs_dim: usize) -> Result<Self> {
-        if capacity == 0 || obs_dim == 0 {
+    /// An empty buffer for `capacity` transitions of `obs_dim`-dimensional observations and
+    /// `act_dim`-wide actions (uniform sampling).
+    pub fn new(capacity: usize, obs_dim: usize, act_dim: usize) -> Result<Self> {
+        if capacity == 0 || obs_dim == 0 || act_dim == 0 {
             return Err(Error::invalid(
                 "replay buffer",
-                format!("capacity ({capacity}) and obs_dim ({obs_dim}) must be > 0"),
+                format!("capacity ({capacity}), obs_dim ({obs_dim}) and act_dim ({act_dim}) must be > 0"),
             ));
         }
         Ok(ReplayBuffer {
             capacity,
             obs_dim,
+            act_dim,
             obs: vec![0.0; capacity * obs_dim],
             next_obs: vec![0.0; capacity * obs_dim],
-            actions: vec![0; capacity],
+            actions: vec![0.0; capacity * act_dim],
             rewards: vec![0.0; capacity],
             dones: vec![0.0; capacity],
             pos: 0,
@@ -152,14 +172,14 @@ impl ReplayBuffer {
     }
 
     /// An empty buffer with prioritised sampling.
-    pub fn prioritized(capacity: usize, obs_dim: usize, config: PrioritizedConfig) -> Result<Self> {
+    pub fn prioritized(capacity: usize, obs_dim: usize, act_dim: usize, config: PrioritizedConfig) -> Result<Self> {
         if !(config.alpha >= 0.0) || !(config.beta >= 0.0) || !(config.eps > 0.0) {
             return Err(Error::invalid(
                 "prioritized replay",
                 format!("{config:?}: need alpha >= 0, beta >= 0, eps > 0"),
             ));
         }
-        let mut buffer = ReplayBuffer::new(capacity, obs_dim)?;
+        let mut buffer = ReplayBuffer::new(capacity, obs_dim, act_dim)?;
         buffer.prioritized = Some((config, SumTree::new(capacity), 1.0));
         Ok(buffer)
     }
@@ -185,18 +205,19 @@ impl ReplayBuffer {
     }
 
     /// Store a transition, overwriting the oldest once full.
-    pub fn push(&mut self, obs: &[f32], action: usize, reward: f32, next_obs: &[f32], terminated: bool) {
-        let d = self.obs_dim;
+    pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], terminated: bool) {
+        let (d, a) = (self.obs_dim, self.act_dim);
         assert!(
-            obs.len() == d && next_obs.len() == d,
-            "observation length {} / {} != obs_dim {d}",
+            obs.len() == d && next_obs.len() == d && action.len() == a,
+            "transition sizes {} / {} / {} != obs_dim {d} / act_dim {a}",
             obs.len(),
-            next_obs.len()
+            next_obs.len(),
+            action.len()
         );
         let i = self.pos;
         self.obs[i * d..(i + 1) * d].copy_from_slice(obs);
         self.next_obs[i * d..(i + 1) * d].copy_from_slice(next_obs);
-        self.actions[i] = action as i64;
+        self.actions[i * a..(i + 1) * a].copy_from_slice(action);
         self.rewards[i] = reward;
         self.dones[i] = if terminated { 1.0 } else { 0.0 };
         if let Some((config, tree, max_priority)) = &mut self.prioritized {
@@ -240,7 +261,7 @@ impl ReplayBuffer {
                 batch.weights.extend(w.iter().map(|x| (x / max_w) as f32));
             }
         }
-        let d = self.obs_dim;
+        let (d, a) = (self.obs_dim, self.act_dim);
         batch.obs.clear();
         batch.next_obs.clear();
         batch.actions.clear();
@@ -249,7 +270,7 @@ impl ReplayBuffer {
         for &i in &batch.indices {
             batch.obs.extend_from_slice(&self.obs[i * d..(i + 1) * d]);
             batch.next_obs.extend_from_slice(&self.next_obs[i * d..(i + 1) * d]);
-            batch.actions.push(self.actions[i]);
+            batch.actions.extend_from_slice(&self.actions[i * a..(i + 1) * a]);
             batch.rewards.push(self.rewards[i]);
             batch.dones.push(self.dones[i]);
         }
@@ -268,6 +289,73 @@ impl ReplayBuffer {
     }
 }
 
+impl ReplayBuffer {
+    /// Action width.
+    pub fn act_dim(&self) -> usize {
+        self.act_dim
+    }
+
+    /// Put the stored transitions (and priorities) into `blobs`; returns where the buffer stands.
+    pub fn save(&self, blobs: &mut Blobs) -> ReplayMeta {
+        let (n, d, a) = (self.len, self.obs_dim, self.act_dim);
+        if n > 0 {
+            blobs.insert("replay.obs".into(), (vec![n, d], self.obs[..n * d].to_vec()));
+            blobs.insert("replay.next_obs".into(), (vec![n, d], self.next_obs[..n * d].to_vec()));
+            blobs.insert("replay.actions".into(), (vec![n, a], self.actions[..n * a].to_vec()));
+            blobs.insert("replay.rewards".into(), (vec![n], self.rewards[..n].to_vec()));
+            blobs.insert("replay.dones".into(), (vec![n], self.dones[..n].to_vec()));
+        }
+        let mut max_priority = 1.0;
+        if let Some((_, tree, max_p)) = &self.prioritized {
+            // Priorities as f64 split into two f32 halves would be exact; p^alpha in f32 is not, so keep
+            // the leaves' bits: high and low 32 bits of each f64.
+            let bits: Vec<f32> = (0..n)
+                .flat_map(|i| {
+                    let b = tree.get(i).to_bits();
+                    [f32::from_bits((b >> 32) as u32), f32::from_bits(b as u32)]
+                })
+                .collect();
+            if n > 0 {
+                blobs.insert("replay.priority_bits".into(), (vec![n, 2], bits));
+            }
+            max_priority = *max_p;
+        }
+        ReplayMeta { len: n, pos: self.pos, max_priority }
+    }
+
+    /// Restore what [`ReplayBuffer::save`] wrote (checkpoint `dir` named in errors).
+    pub fn load(&mut self, blobs: &Blobs, meta: &ReplayMeta, dir: &Path) -> Result<()> {
+        let (n, pos) = (meta.len, meta.pos);
+        if n > self.capacity || pos >= self.capacity {
+            return Err(Error::checkpoint(
+                dir,
+                format!("{n} replay transitions (position {pos}) do not fit a buffer of {}", self.capacity),
+            ));
+        }
+        let (d, a) = (self.obs_dim, self.act_dim);
+        if n > 0 {
+            self.obs[..n * d].copy_from_slice(blob(blobs, "replay.obs", n * d, dir)?);
+            self.next_obs[..n * d].copy_from_slice(blob(blobs, "replay.next_obs", n * d, dir)?);
+            self.actions[..n * a].copy_from_slice(blob(blobs, "replay.actions", n * a, dir)?);
+            self.rewards[..n].copy_from_slice(blob(blobs, "replay.rewards", n, dir)?);
+            self.dones[..n].copy_from_slice(blob(blobs, "replay.dones", n, dir)?);
+        }
+        if let Some((_, tree, max_p)) = &mut self.prioritized {
+            if n > 0 {
+                let bits = blob(blobs, "replay.priority_bits", 2 * n, dir)?;
+                for i in 0..n {
+                    let b = ((bits[2 * i].to_bits() as u64) << 32) | bits[2 * i + 1].to_bits() as u64;
+                    tree.set(i, f64::from_bits(b));
+                }
+            }
+            *max_p = meta.max_priority;
+        }
+        self.len = n;
+        self.pos = pos;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,13 +365,13 @@ mod tests {
         for k in 0..n {
             let o = [k as f32, -(k as f32)];
             let o2 = [k as f32 + 0.5, 0.0];
-            buf.push(&o, k % 3, k as f32 * 10.0, &o2, k.is_multiple_of(7));
+            buf.push(&o, &[(k % 3) as f32], k as f32 * 10.0, &o2, k.is_multiple_of(7));
         }
     }
 
     #[test]
     fn stores_and_samples_consistent_rows() {
-        let mut buf = ReplayBuffer::new(100, 2).unwrap();
+        let mut buf = ReplayBuffer::new(100, 2, 1).unwrap();
         fill(&mut buf, 40);
         assert_eq!(buf.len(), 40);
         let b = buf.sample(64, &mut rng_from_seed(0), 0.0);
@@ -294,7 +382,7 @@ mod tests {
             assert_eq!(b.obs[2 * j], k as f32);
             assert_eq!(b.obs[2 * j + 1], -(k as f32));
             assert_eq!(b.next_obs[2 * j], k as f32 + 0.5);
-            assert_eq!(b.actions[j], (k % 3) as i64);
+            assert_eq!(b.actions[j], (k % 3) as f32);
             assert_eq!(b.rewards[j], k as f32 * 10.0);
             assert_eq!(b.dones[j], if k.is_multiple_of(7) { 1.0 } else { 0.0 });
             assert_eq!(b.weights[j], 1.0);
@@ -308,7 +396,7 @@ mod tests {
 
     #[test]
     fn wraps_around_overwriting_the_oldest() {
-        let mut buf = ReplayBuffer::new(10, 2).unwrap();
+        let mut buf = ReplayBuffer::new(10, 2, 1).unwrap();
         fill(&mut buf, 25);
         assert_eq!(buf.len(), 10);
         // Slots hold transitions 20..25 (slots 0..5) and 15..20 (slots 5..10).
@@ -325,9 +413,9 @@ mod tests {
 
     #[test]
     fn uniform_sampling_is_roughly_uniform() {
-        let mut buf = ReplayBuffer::new(4, 1).unwrap();
+        let mut buf = ReplayBuffer::new(4, 1, 1).unwrap();
         for k in 0..4 {
-            buf.push(&[k as f32], 0, 0.0, &[0.0], false);
+            buf.push(&[k as f32], &[0.0], 0.0, &[0.0], false);
         }
         let mut counts = [0usize; 4];
         let mut rng = rng_from_seed(9);
@@ -343,9 +431,10 @@ mod tests {
 
     #[test]
     fn prioritized_follows_priorities_and_weights() {
-        let mut buf = ReplayBuffer::prioritized(4, 1, PrioritizedConfig { alpha: 1.0, beta: 1.0, eps: 1e-9 }).unwrap();
+        let mut buf =
+            ReplayBuffer::prioritized(4, 1, 1, PrioritizedConfig { alpha: 1.0, beta: 1.0, eps: 1e-9 }).unwrap();
         for k in 0..4 {
-            buf.push(&[k as f32], 0, 0.0, &[0.0], false);
+            buf.push(&[k as f32], &[0.0], 0.0, &[0.0], false);
         }
         buf.update_priorities(&[0, 1, 2, 3], &[1.0, 2.0, 3.0, 4.0]);
         let mut counts = [0usize; 4];
@@ -368,13 +457,28 @@ mod tests {
             assert!((last.weights[j] - (1.0 / (i + 1) as f32) / max_w).abs() < 1e-5);
         }
         // A new transition enters with the largest priority seen (4).
-        buf.push(&[9.0], 0, 0.0, &[0.0], false);
+        buf.push(&[9.0], &[0.0], 0.0, &[0.0], false);
         assert!((buf.prioritized.as_ref().unwrap().1.get(0) - 4.0).abs() < 1e-6);
     }
 
     #[test]
     fn bad_sizes_are_errors() {
-        assert!(ReplayBuffer::new(0, 3).is_err());
-        assert!(ReplayBuffer::prioritized(4, 1, PrioritizedConfig { eps: 0.0, ..Default::default() }).is_err());
+        assert!(ReplayBuffer::new(0, 3, 1).is_err());
+        assert!(ReplayBuffer::prioritized(4, 1, 1, PrioritizedConfig { eps: 0.0, ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn save_and_load_round_trip_with_priorities() {
+        let mut buf = ReplayBuffer::prioritized(8, 2, 1, PrioritizedConfig::default()).unwrap();
+        fill(&mut buf, 11);
+        buf.update_priorities(&[1, 4, 6], &[0.3, 2.5, 0.001]);
+        let mut blobs = Blobs::new();
+        let meta = buf.save(&mut blobs);
+        let mut back = ReplayBuffer::prioritized(8, 2, 1, PrioritizedConfig::default()).unwrap();
+        back.load(&blobs, &meta, Path::new("ckpt")).unwrap();
+        let (a, b) = (buf.sample(32, &mut rng_from_seed(4), 0.5), back.sample(32, &mut rng_from_seed(4), 0.5));
+        assert_eq!((a.indices, a.weights, a.obs), (b.indices, b.weights, b.obs));
+        let mut small = ReplayBuffer::new(4, 2, 1).unwrap();
+        assert!(small.load(&blobs, &meta, Path::new("ckpt")).unwrap_err().to_string().contains("do not fit"));
     }
 }

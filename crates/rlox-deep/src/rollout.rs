@@ -49,6 +49,9 @@ pub trait Resumable {
     fn save_state(&self) -> VecEnvState;
     /// Continue from `state` (saved by the same kind of batch with the same number of envs).
     fn load_state(&mut self, state: &VecEnvState) -> Result<()>;
+    /// Reset now the envs whose episode ended at the last step (instead of at the next call, as
+    /// `NEXT_STEP` autoreset would): the off-policy loop stores every step as a transition.
+    fn reset_finished(&mut self) -> Result<()>;
 }
 
 /// N envs with `NEXT_STEP` autoreset, a time limit, per-episode seeding and saveable state (see the module docs).
@@ -199,6 +202,15 @@ where
         }
     }
 
+    fn reset_finished(&mut self) -> Result<()> {
+        for i in 0..self.envs.len() {
+            if self.needs_reset[i] {
+                self.reset_one(i)?;
+            }
+        }
+        Ok(())
+    }
+
     fn load_state(&mut self, s: &VecEnvState) -> Result<()> {
         let n = self.envs.len();
         if s.episodes.len() != n || s.elapsed.len() != n || s.needs_reset.len() != n || s.states.len() != n {
@@ -263,7 +275,8 @@ impl EpisodeStats {
         }
     }
 
-    fn finish(&mut self, i: usize) {
+    /// Env `i`'s episode ended: record its return and start counting the next one.
+    pub fn finish(&mut self, i: usize) {
         if self.recent.len() == 100 {
             self.recent.pop_front();
         }
@@ -329,6 +342,94 @@ where
     Ok(last.values)
 }
 
+/// One update's complete episodes, flattened (REINFORCE's experience).
+#[derive(Debug, Clone, Default)]
+pub struct Episodes {
+    /// Observations, `n * obs_dim`.
+    pub obs: Vec<f32>,
+    /// Raw actions, `n * action_dim`.
+    pub actions: Vec<f32>,
+    /// Discounted returns-to-go.
+    pub returns: Vec<f32>,
+    /// Undiscounted episode returns (for logging).
+    pub episode_returns: Vec<f64>,
+}
+
+/// Discounted returns-to-go of one episode's rewards.
+pub fn returns_to_go(rewards: &[f64], gamma: f64) -> Vec<f64> {
+    let mut out = vec![0.0; rewards.len()];
+    let mut g = 0.0;
+    for t in (0..rewards.len()).rev() {
+        g = rewards[t] + gamma * g;
+        out[t] = g;
+    }
+    out
+}
+
+/// Play one episode per env of `envs` (reset together with `seed`) under `policy`, sampling from
+/// `rng`; an env whose episode ended plays on (autoreset) until every env has finished, and those
+/// steps are dropped. The episodes' transitions and returns are added to `stats`.
+#[allow(clippy::too_many_arguments)]
+pub fn collect_episodes<V>(
+    policy: &ActorCritic,
+    device: &Device,
+    kind: &ActionKind,
+    envs: &mut V,
+    seed: u64,
+    gamma: f64,
+    stats: &mut EpisodeStats,
+    rng: &mut Rng,
+) -> Result<Episodes>
+where
+    V: VecEnv,
+    V::Action: PolicyAction,
+{
+    let (n, d, ad) = (envs.num_envs(), envs.obs_dim(), kind.action_dim());
+    envs.reset(Some(seed))?;
+    let mut obs: Vec<Vec<f32>> = vec![Vec::new(); n];
+    let mut acts: Vec<Vec<f32>> = vec![Vec::new(); n];
+    let mut rewards: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut active = vec![true; n];
+    let mut steps = 0u64;
+    while active.iter().any(|&a| a) {
+        steps += 1;
+        if steps > 1_000_000 {
+            return Err(Error::invalid("episodes", "an episode ran 1000000 steps; give the env a time limit"));
+        }
+        let acted = policy.act(envs.observations(), d, rng, false, device);
+        for i in (0..n).filter(|&i| active[i]) {
+            obs[i].extend_from_slice(&envs.observations()[i * d..(i + 1) * d]);
+            acts[i].extend_from_slice(&acted.actions[i * ad..(i + 1) * ad]);
+        }
+        let actions: Vec<V::Action> = acted.actions.chunks_exact(ad).map(|a| V::Action::from_policy(kind, a)).collect();
+        envs.step(&actions)?;
+        for i in 0..n {
+            if !active[i] {
+                continue;
+            }
+            rewards[i].push(envs.rewards()[i]);
+            if envs.terminated()[i] || envs.truncated()[i] {
+                active[i] = false;
+            }
+        }
+    }
+    let mut e = Episodes::default();
+    for i in 0..n {
+        e.obs.extend_from_slice(&obs[i]);
+        e.actions.extend_from_slice(&acts[i]);
+        e.returns.extend(returns_to_go(&rewards[i], gamma).into_iter().map(|g| g as f32));
+        let ret: f64 = rewards[i].iter().sum();
+        e.episode_returns.push(ret);
+        stats.env_steps += rewards[i].len() as u64;
+        if stats.recent.len() == 100 {
+            stats.recent.pop_front();
+        }
+        stats.recent.push_back(ret);
+        stats.episodes += 1;
+    }
+    Ok(e)
+}
+
 /// Deterministic (argmax / mean action) evaluation: each env of `envs` plays one episode after
 /// `reset(Some(seed))`; returns (mean, std) of the returns. Errors if an episode runs `max_steps` calls.
 pub fn evaluate<V>(
@@ -343,12 +444,27 @@ where
     V: VecEnv,
     V::Action: PolicyAction,
 {
-    let n = envs.num_envs();
     let d = envs.obs_dim();
+    let mut dummy = rlox_core::seeding::rng_from_seed(0);
+    evaluate_with(envs, seed, max_steps, |obs| {
+        let acted = policy.act(obs, d, &mut dummy, true, device);
+        acted.actions.chunks_exact(kind.action_dim()).map(|a| V::Action::from_policy(kind, a)).collect()
+    })
+}
+
+/// Each env of `envs` plays one episode after `reset(Some(seed))`, acting with `act` (the env actions
+/// for a batch of observations); returns (mean, std) of the returns. Errors if an episode runs
+/// `max_steps` calls.
+pub fn evaluate_with<V: VecEnv>(
+    envs: &mut V,
+    seed: u64,
+    max_steps: u64,
+    mut act: impl FnMut(&[f32]) -> Vec<V::Action>,
+) -> Result<(f64, f64)> {
+    let n = envs.num_envs();
     envs.reset(Some(seed))?;
     let mut returns = vec![0.0; n];
     let mut done = vec![false; n];
-    let mut dummy = rlox_core::seeding::rng_from_seed(0);
     let mut steps = 0u64;
     while !done.iter().all(|&x| x) {
         if steps == max_steps {
@@ -358,9 +474,7 @@ where
             ));
         }
         steps += 1;
-        let acted = policy.act(envs.observations(), d, &mut dummy, true, device);
-        let actions: Vec<V::Action> =
-            acted.actions.chunks_exact(kind.action_dim()).map(|a| V::Action::from_policy(kind, a)).collect();
+        let actions = act(envs.observations());
         envs.step(&actions)?;
         for i in 0..n {
             if !done[i] {
@@ -378,27 +492,6 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let mean = xs.iter().sum::<f64>() / n;
     let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
     (mean, var.sqrt())
-}
-
-/// What every on-policy trainer reports (the keys match [`crate::DqnSummary`]'s first five).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OnPolicySummary {
-    /// Mean return of the final deterministic evaluation.
-    pub eval_return_mean: f64,
-    /// Population standard deviation of those returns.
-    pub eval_return_std: f64,
-    /// Transitions collected in training.
-    pub env_steps: u64,
-    /// `env_steps / wall_seconds`.
-    pub steps_per_second: f64,
-    /// Wall time of the training loop (the final evaluation not included).
-    pub wall_seconds: f64,
-    /// Training episodes completed.
-    pub episodes: u64,
-    /// Policy updates (rollouts trained on).
-    pub n_updates: u64,
-    /// Gradient steps taken.
-    pub gradient_steps: u64,
 }
 
 /// Log the episode statistics of a rollout (`rollout/ep_rew_mean`).

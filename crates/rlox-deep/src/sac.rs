@@ -22,15 +22,18 @@
 //! at every gradient step, the mean is clipped to `[-clip_mean, clip_mean]`, and the exploration
 //! weights' log std is trained with the actor (its own Adam state, same settings).
 
-use crate::continuous::{matrix, standard_normal, values, ActionScale, Critics, GaussianActor, SdeNoise};
-use crate::offpolicy::{self, check_finite, Blobs, ContinuousBatch, LoopSettings, OffPolicyAgent, OffPolicySummary};
-use rlox_core::logger::Logger;
+use crate::checkpoint::{self, Blobs, CheckpointWriter, OptimizerMeta};
+use crate::continuous::{matrix, standard_normal, values, Critics, GaussianActor, SdeNoise};
+use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
+use crate::replay::Batch;
+use crate::td3::finite as check_finite;
+use rlox_core::run::RunSettings;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
-use rlox_nn::{Activation, Device, DeviceKind, Module, Optimizer, OptimizerConfig};
+use rlox_nn::{Activation, Device, Module, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -80,8 +83,6 @@ impl<'de> Deserialize<'de> for EntCoef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SacConfig {
-    /// Environment steps to train for. *zoo*: 20000.
-    pub total_timesteps: u64,
     /// Adam learning rate of actor, critics and temperature. *zoo*: 1e-3.
     pub learning_rate: f64,
     /// Replay capacity. *SB3*: 1000000.
@@ -110,20 +111,6 @@ pub struct SacConfig {
     pub activation: Activation,
     /// The optimizer of actor and critics (the temperature uses Adam). *SB3*: Adam with PyTorch's defaults.
     pub optimizer: OptimizerConfig,
-    /// Seed of everything.
-    pub seed: u64,
-    /// Evaluate (and checkpoint) every this many env steps; 0: only at the end.
-    pub eval_freq: u64,
-    /// Deterministic episodes per periodic evaluation.
-    pub eval_episodes: usize,
-    /// Episodes of the final evaluation.
-    pub final_eval_episodes: usize,
-    /// Where checkpoints go.
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Save the replay buffer in checkpoints (needed for an exact resume).
-    pub save_replay: bool,
-    /// Compute device.
-    pub device: DeviceKind,
     /// gSDE exploration instead of independent Gaussian noise. *SB3*: false.
     pub use_sde: bool,
     /// gSDE: initial log std of the exploration weights. *SB3*: -3.
@@ -135,7 +122,6 @@ pub struct SacConfig {
 impl Default for SacConfig {
     fn default() -> Self {
         SacConfig {
-            total_timesteps: 20_000,
             learning_rate: 1e-3,
             buffer_size: 1_000_000,
             learning_starts: 100,
@@ -150,13 +136,6 @@ impl Default for SacConfig {
             net_arch: vec![256, 256],
             activation: Activation::Relu,
             optimizer: OptimizerConfig::adam(),
-            seed: 0,
-            eval_freq: 1000,
-            eval_episodes: 5,
-            final_eval_episodes: 10,
-            checkpoint_dir: None,
-            save_replay: true,
-            device: DeviceKind::Cpu,
             use_sde: false,
             log_std_init: -3.0,
             clip_mean: 2.0,
@@ -169,7 +148,6 @@ impl SacConfig {
     pub fn validate(&self) -> Result<()> {
         let check =
             |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("sac.{what}"), why)) };
-        check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
         check(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             "learning_rate",
@@ -189,27 +167,18 @@ impl SacConfig {
         check(self.target_entropy.is_none_or(|x| x.is_finite()), "target_entropy", "must be finite")?;
         check(!self.net_arch.is_empty(), "net_arch", "needs at least one hidden layer")?;
         check(self.log_std_init.is_finite(), "log_std_init", "must be finite")?;
-        check(self.clip_mean > 0.0 && self.clip_mean.is_finite(), "clip_mean", "must be a positive number")?;
-        check(self.final_eval_episodes > 0, "final_eval_episodes", "must be > 0")
+        check(self.clip_mean > 0.0 && self.clip_mean.is_finite(), "clip_mean", "must be a positive number")
     }
 
-    /// The loop's settings.
-    pub fn loop_settings(&self) -> LoopSettings {
-        LoopSettings {
-            total_timesteps: self.total_timesteps,
+    /// The loop's replay and training cadence.
+    pub fn replay_settings(&self) -> ReplaySettings {
+        ReplaySettings {
+            buffer_size: self.buffer_size,
             learning_starts: self.learning_starts,
             train_freq: self.train_freq,
             gradient_steps: offpolicy::gradient_steps(self.gradient_steps, self.train_freq),
             batch_size: self.batch_size,
-            buffer_size: self.buffer_size,
-            learning_rate: self.learning_rate,
-            eval_freq: self.eval_freq,
-            eval_episodes: self.eval_episodes,
-            final_eval_episodes: self.final_eval_episodes,
-            seed: self.seed,
-            checkpoint_dir: self.checkpoint_dir.clone(),
-            save_replay: self.save_replay,
-            config_json: json!({"algorithm": "sac", "config": self}),
+            prioritized: None,
         }
     }
 }
@@ -275,13 +244,13 @@ pub struct Sac {
 }
 
 impl Sac {
-    /// A fresh SAC learner.
-    pub fn new(obs_dim: usize, act_dim: usize, config: &SacConfig) -> Result<Self> {
+    /// A fresh SAC learner (networks initialised from the run's seed, on its device).
+    pub fn new(obs_dim: usize, act_dim: usize, config: &SacConfig, run: &RunSettings) -> Result<Self> {
         config.validate()?;
         if obs_dim == 0 || act_dim == 0 {
             return Err(Error::invalid("sac", format!("obs_dim ({obs_dim}) and act_dim ({act_dim}) must be > 0")));
         }
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
+        let device = rlox_nn::train_device(run.device, derive_seed(run.seed, 3))?;
         let plain = device.clone().inner();
         let (arch, act) = (&config.net_arch, config.activation);
         let actor = GaussianActor::new(obs_dim, act_dim, arch, act, &device);
@@ -319,24 +288,32 @@ impl Sac {
             (None, EntCoef::Fixed(x) | EntCoef::Auto(x)) => x,
         }
     }
+}
 
-    /// Train on `env` (evaluating on `eval_env`); see [`crate::offpolicy::run`].
-    pub fn learn(
-        &mut self,
-        env: &mut dyn rlox_envs::registry::ControlEnv,
-        eval_env: &mut dyn rlox_envs::registry::ControlEnv,
-        scale: &ActionScale,
-        logger: &mut dyn Logger,
-        resume: Option<&Path>,
-    ) -> Result<OffPolicySummary> {
-        let settings = self.config.loop_settings();
-        offpolicy::run(self, &settings, env, eval_env, scale, logger, resume)
-    }
+/// SAC's state beside its networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SacState {
+    /// Gradient steps taken.
+    pub n_updates: u64,
+    /// The learned temperature with its Adam moments (`None` when fixed).
+    pub log_alpha: Option<LogAlpha>,
+    /// gSDE's current exploration matrix (empty without gSDE).
+    pub sde_theta: Vec<f32>,
 }
 
 impl OffPolicyAgent for Sac {
+    type State = SacState;
+
     fn algo(&self) -> &'static str {
         "sac"
+    }
+
+    fn replay_settings(&self) -> ReplaySettings {
+        self.config.replay_settings()
+    }
+
+    fn learning_rate(&self, _progress: f64) -> f64 {
+        self.config.learning_rate
     }
 
     fn begin_rollout(&mut self, rng: &mut Rng) {
@@ -347,7 +324,7 @@ impl OffPolicyAgent for Sac {
         }
     }
 
-    fn act(&mut self, obs: &[f32], explore: bool, rng: &mut Rng) -> Vec<f32> {
+    fn act(&mut self, obs: &[f32], explore: bool, _progress: f64, rng: &mut Rng) -> Vec<f32> {
         let x = matrix(obs.to_vec(), 1, self.obs_dim, &self.plain);
         if self.sde.is_some() {
             if self.sde_theta.is_empty() {
@@ -370,7 +347,7 @@ impl OffPolicyAgent for Sac {
         }
     }
 
-    fn update(&mut self, batch: &ContinuousBatch, lr: f64, rng: &mut Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn update(&mut self, batch: &Batch, lr: f64, rng: &mut Rng) -> Result<Update> {
         let (b, od, ad) = (batch.len(), self.obs_dim, self.act_dim);
         let update = self.n_updates + 1;
         let obs = matrix(batch.obs.clone(), b, od, &self.device);
@@ -456,7 +433,7 @@ impl OffPolicyAgent for Sac {
         }
         stats.push(("train/critic_loss", critic_value));
         stats.push(("train/actor_loss", actor_value));
-        Ok(stats)
+        Ok(Update { metrics: stats, td_errors: None })
     }
 
     fn refresh_policy(&mut self) {
@@ -474,69 +451,56 @@ impl OffPolicyAgent for Sac {
             && self.log_alpha.is_none_or(|la| la.value.is_finite())
     }
 
-    fn save(&self, dir: &Path, blobs: &mut Blobs) -> Result<Value> {
-        offpolicy::save_module(&self.actor, dir, "actor")?;
-        offpolicy::save_module(&self.critics, dir, "critic")?;
-        offpolicy::save_module(&self.critics_target, dir, "critic_target")?;
+    fn save(
+        &self,
+        w: &CheckpointWriter,
+        blobs: &mut Blobs,
+        optimizers: &mut BTreeMap<String, OptimizerMeta>,
+    ) -> Result<SacState> {
+        checkpoint::save_module(w, "actor", &self.actor)?;
+        checkpoint::save_module(w, "critic", &self.critics)?;
+        checkpoint::save_module(w, "critic_target", &self.critics_target)?;
+        optimizers
+            .insert("actor_opt".into(), checkpoint::save_optimizer(&self.actor_opt, &self.actor, "actor_opt", blobs)?);
+        optimizers.insert(
+            "critic_opt".into(),
+            checkpoint::save_optimizer(&self.critic_opt, &self.critics, "critic_opt", blobs)?,
+        );
         if let Some(sde) = &self.sde {
-            offpolicy::save_module(sde, dir, "sde")?;
+            checkpoint::save_module(w, "sde", sde)?;
+            optimizers.insert("sde_opt".into(), checkpoint::save_optimizer(&self.sde_opt, sde, "sde_opt", blobs)?);
         }
-        Ok(json!({
-            "sde_theta": self.sde_theta,
-            "sde_optimizer": self.sde.as_ref().map(|sde| offpolicy::save_optimizer(&self.sde_opt, sde, "sde_opt", blobs)),
-            "n_updates": self.n_updates,
-            "log_alpha": self.log_alpha,
-            "ent_coef": self.ent_coef(),
-            "target_entropy": self.target_entropy,
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "actor_optimizer": offpolicy::save_optimizer(&self.actor_opt, &self.actor, "actor_opt", blobs),
-            "critic_optimizer": offpolicy::save_optimizer(&self.critic_opt, &self.critics, "critic_opt", blobs),
-        }))
+        Ok(SacState { n_updates: self.n_updates, log_alpha: self.log_alpha, sde_theta: self.sde_theta.clone() })
     }
 
-    fn load(&mut self, dir: &Path, blobs: &Blobs, state: &Value) -> Result<()> {
-        self.actor = offpolicy::load_module(self.actor.clone(), dir, "actor")?;
-        self.critics = offpolicy::load_module(self.critics.clone(), dir, "critic")?;
-        self.critics_target = offpolicy::load_module(self.critics_target.clone(), dir, "critic_target")?;
-        offpolicy::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, &state["actor_optimizer"])?;
-        offpolicy::load_optimizer(
-            &mut self.critic_opt,
-            &self.critics,
-            "critic_opt",
-            blobs,
-            &state["critic_optimizer"],
-        )?;
+    fn load(
+        &mut self,
+        dir: &Path,
+        blobs: &Blobs,
+        optimizers: &BTreeMap<String, OptimizerMeta>,
+        state: SacState,
+    ) -> Result<()> {
+        let meta = |name: &str| {
+            optimizers.get(name).ok_or_else(|| Error::checkpoint(dir, format!("no `{name}` optimizer state")))
+        };
+        self.actor = checkpoint::load_module(dir, "actor", self.actor.clone())?;
+        self.critics = checkpoint::load_module(dir, "critic", self.critics.clone())?;
+        self.critics_target = checkpoint::load_module(dir, "critic_target", self.critics_target.clone())?;
+        checkpoint::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, meta("actor_opt")?, dir)?;
+        checkpoint::load_optimizer(&mut self.critic_opt, &self.critics, "critic_opt", blobs, meta("critic_opt")?, dir)?;
         if let Some(sde) = self.sde.take() {
-            let sde = offpolicy::load_module(sde, dir, "sde")?;
-            offpolicy::load_optimizer(&mut self.sde_opt, &sde, "sde_opt", blobs, &state["sde_optimizer"])?;
+            let sde = checkpoint::load_module(dir, "sde", sde)?;
+            checkpoint::load_optimizer(&mut self.sde_opt, &sde, "sde_opt", blobs, meta("sde_opt")?, dir)?;
             self.sde = Some(sde);
-            self.sde_theta = serde_json::from_value(state["sde_theta"].clone()).unwrap_or_default();
         }
-        self.n_updates = state["n_updates"].as_u64().unwrap_or(0);
-        if self.log_alpha.is_some() {
-            self.log_alpha = Some(serde_json::from_value(state["log_alpha"].clone()).map_err(|e| {
-                Error::invalid(
-                    "sac checkpoint",
-                    format!("log_alpha: {e} (was the checkpoint trained with a fixed ent_coef?)"),
-                )
-            })?);
+        if self.log_alpha.is_some() != state.log_alpha.is_some() {
+            return Err(Error::checkpoint(dir, "its ent_coef (learned or fixed) differs from this run's"));
         }
+        self.n_updates = state.n_updates;
+        self.log_alpha = state.log_alpha;
+        self.sde_theta = state.sde_theta;
         Ok(())
     }
-}
-
-/// Train SAC on the registered env `env_id`, resuming from a checkpoint if `resume` is given.
-pub fn train_sac(
-    env_id: &str,
-    config: &SacConfig,
-    logger: &mut dyn Logger,
-    resume: Option<&Path>,
-) -> Result<OffPolicySummary> {
-    let (mut env, mut eval_env, scale) = offpolicy::make_envs("sac", env_id)?;
-    let obs_dim = env.observation_space().flat_dim();
-    let mut sac = Sac::new(obs_dim, scale.dim(), config)?;
-    sac.learn(env.as_mut(), eval_env.as_mut(), &scale, logger, resume)
 }
 
 #[cfg(test)]
@@ -547,10 +511,7 @@ mod tests {
     #[test]
     fn defaults_and_ent_coef_parsing() {
         let c = SacConfig::default();
-        assert_eq!(
-            (c.total_timesteps, c.learning_rate, c.buffer_size, c.learning_starts),
-            (20_000, 1e-3, 1_000_000, 100)
-        );
+        assert_eq!((c.learning_rate, c.buffer_size, c.learning_starts), (1e-3, 1_000_000, 100));
         assert_eq!((c.batch_size, c.tau, c.gamma, c.net_arch.clone()), (256, 0.005, 0.99, vec![256, 256]));
         assert_eq!(c.ent_coef, EntCoef::Auto(1.0));
         let p = Path::new("sac.toml");
@@ -577,16 +538,16 @@ mod tests {
         }
         assert!((la.value - 0.1).abs() < 1e-6, "{}", la.value);
         let config = SacConfig { net_arch: vec![16], ..Default::default() };
-        let mut sac = Sac::new(3, 1, &config).unwrap();
-        let mut replay = crate::offpolicy::ContinuousReplay::new(64, 3, 1).unwrap();
+        let mut sac = Sac::new(3, 1, &config, &RunSettings::default()).unwrap();
+        let mut replay = crate::replay::ReplayBuffer::new(64, 3, 1).unwrap();
         for k in 0..64 {
             let o = [k as f32 / 64.0, 0.5, -0.5];
             replay.push(&o, &[0.1], -1.0, &o, false);
         }
-        let mut batch = ContinuousBatch::default();
+        let mut batch = Batch::default();
         let mut rng = rng_from_seed(2);
-        replay.sample_into(32, &mut rng, &mut batch);
-        let stats = sac.update(&batch, 1e-3, &mut rng).unwrap();
+        replay.sample_into(32, &mut rng, 0.0, &mut batch);
+        let stats = sac.update(&batch, 1e-3, &mut rng).unwrap().metrics;
         let names: Vec<&str> = stats.iter().map(|s| s.0).collect();
         assert_eq!(names, ["train/ent_coef_loss", "train/ent_coef", "train/critic_loss", "train/actor_loss"]);
         assert_eq!(stats[1].1, 1.0, "alpha is read before its first step");

@@ -16,19 +16,21 @@
 //!   then `target <- tau * online + (1 - tau) * target` for the actor and the critics.
 //!
 //! The defaults are rl-baselines3-zoo's `Pendulum-v1` entry of `hyperparams/td3.yml` (marked *zoo*)
-//! on top of Stable-Baselines3's `TD3` defaults (*SB3*). [`crate::ddpg`] reuses this learner with
-//! one critic, no smoothing and no delay, which is exactly SB3's `DDPG`.
+//! on top of Stable-Baselines3's `TD3` defaults (*SB3*). [`crate::ddpg`] is this config with one
+//! critic, no smoothing and no delay, which is exactly SB3's `DDPG`.
 
-use crate::continuous::{matrix, standard_normal, values, ActionScale, Critics, DeterministicActor};
+use crate::checkpoint::{self, Blobs, CheckpointWriter, OptimizerMeta};
+use crate::continuous::{matrix, standard_normal, values, Critics, DeterministicActor};
 use crate::noise::{ActionNoise, NoiseConfig};
-use crate::offpolicy::{self, check_finite, Blobs, ContinuousBatch, LoopSettings, OffPolicyAgent, OffPolicySummary};
-use rlox_core::logger::Logger;
+use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
+use crate::replay::Batch;
+use rlox_core::run::RunSettings;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
-use rlox_nn::{Activation, Device, DeviceKind, Module, Optimizer, OptimizerConfig};
+use rlox_nn::{Activation, Device, Module, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -38,8 +40,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Td3Config {
-    /// Environment steps to train for. *zoo*: 20000.
-    pub total_timesteps: u64,
     /// Adam learning rate of actor and critics. *zoo*: 1e-3.
     pub learning_rate: f64,
     /// Replay capacity. *zoo*: 200000.
@@ -56,6 +56,8 @@ pub struct Td3Config {
     pub train_freq: u64,
     /// Gradient steps per round (-1: `train_freq`). *zoo*: 1.
     pub gradient_steps: i64,
+    /// Critics (twin Q). *SB3*: 2 (DDPG: 1).
+    pub n_critics: usize,
     /// Actor and target updates every this many critic updates. *SB3*: 2.
     pub policy_delay: u64,
     /// Standard deviation of the target-policy smoothing noise. *SB3*: 0.2.
@@ -70,26 +72,11 @@ pub struct Td3Config {
     pub activation: Activation,
     /// The optimizer. *SB3*: Adam with PyTorch's defaults.
     pub optimizer: OptimizerConfig,
-    /// Seed of everything.
-    pub seed: u64,
-    /// Evaluate (and checkpoint) every this many env steps; 0: only at the end.
-    pub eval_freq: u64,
-    /// Deterministic episodes per periodic evaluation. *SB3 EvalCallback*: 5.
-    pub eval_episodes: usize,
-    /// Episodes of the final evaluation.
-    pub final_eval_episodes: usize,
-    /// Where checkpoints go.
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Save the replay buffer in checkpoints (needed for an exact resume).
-    pub save_replay: bool,
-    /// Compute device.
-    pub device: DeviceKind,
 }
 
 impl Default for Td3Config {
     fn default() -> Self {
         Td3Config {
-            total_timesteps: 20_000,
             learning_rate: 1e-3,
             buffer_size: 200_000,
             learning_starts: 10_000,
@@ -98,6 +85,7 @@ impl Default for Td3Config {
             gamma: 0.98,
             train_freq: 1,
             gradient_steps: 1,
+            n_critics: 2,
             policy_delay: 2,
             target_policy_noise: 0.2,
             target_noise_clip: 0.5,
@@ -105,14 +93,20 @@ impl Default for Td3Config {
             net_arch: vec![400, 300],
             activation: Activation::Relu,
             optimizer: OptimizerConfig::adam(),
-            seed: 0,
-            eval_freq: 1000,
-            eval_episodes: 5,
-            final_eval_episodes: 10,
-            checkpoint_dir: None,
-            save_replay: true,
-            device: DeviceKind::Cpu,
         }
+    }
+}
+
+/// The run settings rl-baselines3-zoo uses for TD3 and DDPG on `Pendulum-v1` (20,000 steps, an
+/// evaluation every 1,000 steps over 5 episodes, as SB3's `EvalCallback` is usually set).
+pub fn pendulum_run_defaults(name: &str) -> RunSettings {
+    RunSettings {
+        name: name.into(),
+        total_steps: 20_000,
+        eval_every: 1000,
+        eval_episodes: 5,
+        checkpoint_every: 1000,
+        ..RunSettings::default()
     }
 }
 
@@ -126,7 +120,6 @@ impl Td3Config {
                 Err(Error::invalid(format!("{algo}.{what}"), why))
             }
         };
-        check(self.total_timesteps > 0, "total_timesteps", "must be > 0")?;
         check(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             "learning_rate",
@@ -139,30 +132,22 @@ impl Td3Config {
         check(self.train_freq > 0, "train_freq", "must be > 0")?;
         check(self.gradient_steps > 0 || self.gradient_steps == -1, "gradient_steps", "must be > 0 or -1")?;
         check(self.policy_delay > 0, "policy_delay", "must be > 0")?;
+        check(self.n_critics > 0, "n_critics", "must be > 0")?;
         check(self.target_policy_noise >= 0.0, "target_policy_noise", "must be >= 0")?;
         check(self.target_noise_clip >= 0.0, "target_noise_clip", "must be >= 0")?;
         check(!self.net_arch.is_empty(), "net_arch", "needs at least one hidden layer")?;
-        check(self.final_eval_episodes > 0, "final_eval_episodes", "must be > 0")?;
         self.action_noise.validate(&format!("{algo}.action_noise"))
     }
 
-    /// The loop's settings.
-    pub fn loop_settings(&self, algo: &str) -> LoopSettings {
-        LoopSettings {
-            total_timesteps: self.total_timesteps,
+    /// The loop's replay and training cadence.
+    pub fn replay_settings(&self) -> ReplaySettings {
+        ReplaySettings {
+            buffer_size: self.buffer_size,
             learning_starts: self.learning_starts,
             train_freq: self.train_freq,
             gradient_steps: offpolicy::gradient_steps(self.gradient_steps, self.train_freq),
             batch_size: self.batch_size,
-            buffer_size: self.buffer_size,
-            learning_rate: self.learning_rate,
-            eval_freq: self.eval_freq,
-            eval_episodes: self.eval_episodes,
-            final_eval_episodes: self.final_eval_episodes,
-            seed: self.seed,
-            checkpoint_dir: self.checkpoint_dir.clone(),
-            save_replay: self.save_replay,
-            config_json: json!({"algorithm": algo, "config": self}),
+            prioritized: None,
         }
     }
 }
@@ -202,24 +187,25 @@ pub struct Td3 {
 }
 
 impl Td3 {
-    /// A fresh TD3 learner.
-    pub fn new(obs_dim: usize, act_dim: usize, config: &Td3Config) -> Result<Self> {
-        Self::build("td3", 2, obs_dim, act_dim, config)
+    /// A fresh TD3 learner (networks initialised from the run's seed, on its device).
+    pub fn new(obs_dim: usize, act_dim: usize, config: &Td3Config, run: &RunSettings) -> Result<Self> {
+        Self::build("td3", obs_dim, act_dim, config, run)
     }
 
-    /// The learner with `n_critics` critics, reporting as `algo` (DDPG: 1 critic).
-    pub(crate) fn build(
+    /// The learner reporting as `algo` (DDPG is this with [`crate::ddpg::ddpg_config`]'s settings).
+    pub fn build(
         algo: &'static str,
-        n_critics: usize,
         obs_dim: usize,
         act_dim: usize,
         config: &Td3Config,
+        run: &RunSettings,
     ) -> Result<Self> {
         config.validate_as(algo)?;
         if obs_dim == 0 || act_dim == 0 {
             return Err(Error::invalid(algo, format!("obs_dim ({obs_dim}) and act_dim ({act_dim}) must be > 0")));
         }
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 3))?;
+        let n_critics = config.n_critics;
+        let device = rlox_nn::train_device(run.device, derive_seed(run.seed, 3))?;
         let plain = device.clone().inner();
         let (arch, act) = (&config.net_arch, config.activation);
         let actor = DeterministicActor::new(obs_dim, act_dim, arch, act, &device);
@@ -247,27 +233,33 @@ impl Td3 {
     pub fn deterministic_action(&self, obs: &[f32]) -> Vec<f32> {
         values(self.policy.forward(matrix(obs.to_vec(), 1, self.obs_dim, &self.plain)))
     }
+}
 
-    /// Train on `env` (evaluating on `eval_env`); see [`crate::offpolicy::run`].
-    pub fn learn(
-        &mut self,
-        env: &mut dyn rlox_envs::registry::ControlEnv,
-        eval_env: &mut dyn rlox_envs::registry::ControlEnv,
-        scale: &ActionScale,
-        logger: &mut dyn Logger,
-        resume: Option<&Path>,
-    ) -> Result<OffPolicySummary> {
-        let settings = self.config.loop_settings(self.algo);
-        offpolicy::run(self, &settings, env, eval_env, scale, logger, resume)
-    }
+/// TD3's (and DDPG's) state beside its networks: the exploration noise (OU keeps one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Td3State {
+    /// Gradient steps taken.
+    pub n_updates: u64,
+    /// The action noise's state.
+    pub noise_state: Vec<f64>,
 }
 
 impl OffPolicyAgent for Td3 {
+    type State = Td3State;
+
     fn algo(&self) -> &'static str {
         self.algo
     }
 
-    fn act(&mut self, obs: &[f32], explore: bool, rng: &mut Rng) -> Vec<f32> {
+    fn replay_settings(&self) -> ReplaySettings {
+        self.config.replay_settings()
+    }
+
+    fn learning_rate(&self, _progress: f64) -> f64 {
+        self.config.learning_rate
+    }
+
+    fn act(&mut self, obs: &[f32], explore: bool, _progress: f64, rng: &mut Rng) -> Vec<f32> {
         let mut a = self.deterministic_action(obs);
         if explore {
             self.noise.perturb(&mut a, rng);
@@ -279,7 +271,7 @@ impl OffPolicyAgent for Td3 {
         self.noise.reset();
     }
 
-    fn update(&mut self, batch: &ContinuousBatch, lr: f64, rng: &mut Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn update(&mut self, batch: &Batch, lr: f64, rng: &mut Rng) -> Result<Update> {
         let (b, od, ad) = (batch.len(), self.obs_dim, self.act_dim);
         let c = &self.config;
         let update = self.n_updates + 1;
@@ -306,8 +298,7 @@ impl OffPolicyAgent for Td3 {
             .map(|q| (q - y.clone()).square().mean())
             .reduce(|a, b| a + b)
             .expect("at least one critic");
-        let critic_value =
-            check_finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
+        let critic_value = finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
         let grads = rlox_nn::backward(&critic_loss, &self.critics);
         self.critics = self.critic_opt.step(lr, self.critics.clone(), grads);
         self.n_updates = update;
@@ -316,15 +307,14 @@ impl OffPolicyAgent for Td3 {
         // Delayed actor and target updates.
         if update.is_multiple_of(c.policy_delay) {
             let actor_loss = self.critics.nets[0].forward(obs.clone(), self.actor.forward(obs)).mean().neg();
-            let actor_value =
-                check_finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
+            let actor_value = finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
             let grads = rlox_nn::backward(&actor_loss, &self.actor);
             self.actor = self.actor_opt.step(lr, self.actor.clone(), grads);
             self.actor_target = rlox_nn::polyak_update(self.actor_target.clone(), &self.actor, c.tau);
             self.critics_target = rlox_nn::polyak_update(self.critics_target.clone(), &self.critics, c.tau);
             stats.push(("train/actor_loss", actor_value));
         }
-        Ok(stats)
+        Ok(Update { metrics: stats, td_errors: None })
     }
 
     fn refresh_policy(&mut self) {
@@ -339,56 +329,57 @@ impl OffPolicyAgent for Td3 {
         rlox_nn::all_finite(&self.actor) && rlox_nn::all_finite(&self.critics)
     }
 
-    fn save(&self, dir: &Path, blobs: &mut Blobs) -> Result<Value> {
-        offpolicy::save_module(&self.actor, dir, "actor")?;
-        offpolicy::save_module(&self.actor_target, dir, "actor_target")?;
-        offpolicy::save_module(&self.critics, dir, "critic")?;
-        offpolicy::save_module(&self.critics_target, dir, "critic_target")?;
-        Ok(json!({
-            "n_updates": self.n_updates,
-            "noise_state": self.noise.state,
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "actor_optimizer": offpolicy::save_optimizer(&self.actor_opt, &self.actor, "actor_opt", blobs),
-            "critic_optimizer": offpolicy::save_optimizer(&self.critic_opt, &self.critics, "critic_opt", blobs),
-        }))
+    fn save(
+        &self,
+        w: &CheckpointWriter,
+        blobs: &mut Blobs,
+        optimizers: &mut BTreeMap<String, OptimizerMeta>,
+    ) -> Result<Td3State> {
+        checkpoint::save_module(w, "actor", &self.actor)?;
+        checkpoint::save_module(w, "actor_target", &self.actor_target)?;
+        checkpoint::save_module(w, "critic", &self.critics)?;
+        checkpoint::save_module(w, "critic_target", &self.critics_target)?;
+        optimizers
+            .insert("actor_opt".into(), checkpoint::save_optimizer(&self.actor_opt, &self.actor, "actor_opt", blobs)?);
+        optimizers.insert(
+            "critic_opt".into(),
+            checkpoint::save_optimizer(&self.critic_opt, &self.critics, "critic_opt", blobs)?,
+        );
+        Ok(Td3State { n_updates: self.n_updates, noise_state: self.noise.state.clone() })
     }
 
-    fn load(&mut self, dir: &Path, blobs: &Blobs, state: &Value) -> Result<()> {
-        self.actor = offpolicy::load_module(self.actor.clone(), dir, "actor")?;
-        self.actor_target = offpolicy::load_module(self.actor_target.clone(), dir, "actor_target")?;
-        self.critics = offpolicy::load_module(self.critics.clone(), dir, "critic")?;
-        self.critics_target = offpolicy::load_module(self.critics_target.clone(), dir, "critic_target")?;
-        offpolicy::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, &state["actor_optimizer"])?;
-        offpolicy::load_optimizer(
-            &mut self.critic_opt,
-            &self.critics,
-            "critic_opt",
-            blobs,
-            &state["critic_optimizer"],
-        )?;
-        self.n_updates = state["n_updates"].as_u64().unwrap_or(0);
-        if let Ok(noise) = serde_json::from_value::<Vec<f64>>(state["noise_state"].clone()) {
-            if noise.len() == self.act_dim {
-                self.noise.state = noise;
-            }
+    fn load(
+        &mut self,
+        dir: &Path,
+        blobs: &Blobs,
+        optimizers: &BTreeMap<String, OptimizerMeta>,
+        state: Td3State,
+    ) -> Result<()> {
+        self.actor = checkpoint::load_module(dir, "actor", self.actor.clone())?;
+        self.actor_target = checkpoint::load_module(dir, "actor_target", self.actor_target.clone())?;
+        self.critics = checkpoint::load_module(dir, "critic", self.critics.clone())?;
+        self.critics_target = checkpoint::load_module(dir, "critic_target", self.critics_target.clone())?;
+        let meta = |name: &str| {
+            optimizers.get(name).ok_or_else(|| Error::checkpoint(dir, format!("no `{name}` optimizer state")))
+        };
+        checkpoint::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, meta("actor_opt")?, dir)?;
+        checkpoint::load_optimizer(&mut self.critic_opt, &self.critics, "critic_opt", blobs, meta("critic_opt")?, dir)?;
+        if state.noise_state.len() != self.noise.state.len() {
+            return Err(Error::checkpoint(dir, "the noise state has another action dimension"));
         }
+        self.n_updates = state.n_updates;
+        self.noise.state = state.noise_state;
         Ok(())
     }
 }
 
-/// Train TD3 on the registered env `env_id` (Pendulum-v1, MountainCarContinuous-v0, ...), resuming
-/// from a checkpoint if `resume` is given. A discrete-action env is an error naming its action space.
-pub fn train_td3(
-    env_id: &str,
-    config: &Td3Config,
-    logger: &mut dyn Logger,
-    resume: Option<&Path>,
-) -> Result<OffPolicySummary> {
-    let (mut env, mut eval_env, scale) = offpolicy::make_envs("td3", env_id)?;
-    let obs_dim = env.observation_space().flat_dim();
-    let mut td3 = Td3::new(obs_dim, scale.dim(), config)?;
-    td3.learn(env.as_mut(), eval_env.as_mut(), &scale, logger, resume)
+/// A finite loss, or the divergence error naming the algorithm, the loss and the gradient step.
+pub(crate) fn finite(algo: &str, what: &str, value: f64, update: u64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::diverged(algo, what, value, "gradient step", update))
+    }
 }
 
 #[cfg(test)]
@@ -399,7 +390,7 @@ mod tests {
     #[test]
     fn defaults_are_the_zoo_pendulum_settings() {
         let c = Td3Config::default();
-        assert_eq!((c.total_timesteps, c.buffer_size, c.learning_starts, c.gamma), (20_000, 200_000, 10_000, 0.98));
+        assert_eq!((c.buffer_size, c.learning_starts, c.gamma, c.n_critics), (200_000, 10_000, 0.98, 2));
         assert_eq!((c.learning_rate, c.train_freq, c.gradient_steps, c.net_arch.clone()), (1e-3, 1, 1, vec![400, 300]));
         assert_eq!((c.policy_delay, c.target_policy_noise, c.target_noise_clip), (2, 0.2, 0.5));
         assert_eq!(c.action_noise, NoiseConfig::Normal { sigma: 0.1 });
@@ -407,7 +398,7 @@ mod tests {
         let bad = Td3Config { policy_delay: 0, ..Default::default() };
         assert!(bad.validate_as("td3").unwrap_err().to_string().contains("td3.policy_delay"));
         let text = rlox_core::config::to_toml_string(&c).unwrap();
-        let back: Td3Config = rlox_core::config::from_toml_str(&text, Path::new("td3.toml")).unwrap();
+        let back: Td3Config = rlox_core::config::from_toml_str(&text, std::path::Path::new("td3.toml")).unwrap();
         assert_eq!(back, c);
     }
 
@@ -427,21 +418,21 @@ mod tests {
     #[test]
     fn one_update_moves_critics_every_step_and_actor_every_second() {
         let config = Td3Config { net_arch: vec![16, 16], ..Default::default() };
-        let mut td3 = Td3::new(3, 1, &config).unwrap();
-        let mut replay = crate::offpolicy::ContinuousReplay::new(64, 3, 1).unwrap();
+        let mut td3 = Td3::new(3, 1, &config, &RunSettings::default()).unwrap();
+        let mut replay = crate::replay::ReplayBuffer::new(64, 3, 1).unwrap();
         let mut rng = rng_from_seed(1);
         for k in 0..64 {
             let o = [k as f32 / 64.0, 0.5, -0.5];
             replay.push(&o, &[0.1], -1.0, &o, false);
         }
-        let mut batch = ContinuousBatch::default();
-        replay.sample_into(32, &mut rng, &mut batch);
+        let mut batch = Batch::default();
+        replay.sample_into(32, &mut rng, 0.0, &mut batch);
         let before = td3.deterministic_action(&[0.1, 0.2, 0.3]);
-        let s1 = td3.update(&batch, 1e-3, &mut rng).unwrap();
+        let s1 = td3.update(&batch, 1e-3, &mut rng).unwrap().metrics;
         td3.refresh_policy();
         assert_eq!(s1.len(), 1, "no actor update at step 1");
         assert_eq!(td3.deterministic_action(&[0.1, 0.2, 0.3]), before);
-        let s2 = td3.update(&batch, 1e-3, &mut rng).unwrap();
+        let s2 = td3.update(&batch, 1e-3, &mut rng).unwrap().metrics;
         td3.refresh_policy();
         assert_eq!(s2.iter().map(|x| x.0).collect::<Vec<_>>(), vec!["train/critic_loss", "train/actor_loss"]);
         assert_ne!(td3.deterministic_action(&[0.1, 0.2, 0.3]), before);

@@ -3,14 +3,43 @@
 //! Run in release (`cargo test --release -p rlox-deep`): burn's kernels are slow in debug builds.
 
 use rand::Rng as _;
-use rlox_core::env::{Env, Info, Step};
+use rlox_core::checkpoint::CheckpointDir;
+use rlox_core::env::{Env, FlatObs, Info, SetState, Step};
 use rlox_core::logger::MemoryLogger;
 use rlox_core::mdp::Mdp;
+use rlox_core::run::RunSettings;
 use rlox_core::seeding::rng_from_seed;
 use rlox_core::spaces::Space;
-use rlox_deep::{train_dqn, Dqn, DqnConfig, ReplayBuffer};
-use rlox_envs::classic_control::cartpole_v1;
+use rlox_deep::{ActionKind, Dqn, DqnConfig, OffPolicy, ReplayBuffer, ResumableVecEnv, TrainSummary};
+use rlox_envs::classic_control::CartPole;
 use rlox_envs::gridworld::GridWorld;
+
+/// Train DQN on `n_actions`-action envs from `make` (time limit `limit`) for the run `run`.
+fn train_dqn<E>(
+    make: impl Fn() -> E + Clone,
+    limit: Option<usize>,
+    config: &DqnConfig,
+    run: &RunSettings,
+    logger: &mut MemoryLogger,
+    ckpt: Option<&CheckpointDir>,
+) -> rlox_core::Result<TrainSummary>
+where
+    E: Env<Action = usize> + SetState,
+    E::Obs: FlatObs,
+{
+    let probe = make();
+    let n = probe.action_space().as_discrete().unwrap().n;
+    let obs_dim = probe.observation_space().flat_dim();
+    let agent = Dqn::new(obs_dim, n, config, run)?;
+    let mut t = OffPolicy::new(agent, run, obs_dim, ActionKind::Discrete(n))?;
+    let mut envs = ResumableVecEnv::new(1, make.clone(), limit)?;
+    let mut eval = ResumableVecEnv::new(run.eval_episodes, make, limit)?;
+    t.learn(&mut envs, &mut eval, logger, ckpt)
+}
+
+fn run(seed: u64, total: u64, eval_episodes: usize) -> RunSettings {
+    RunSettings { seed, total_steps: total, eval_episodes, ..RunSettings::default() }
+}
 
 /// Optimal state values by value iteration on the explicit model.
 fn optimal_values(env: &GridWorld, gamma: f64) -> Vec<f64> {
@@ -61,13 +90,13 @@ fn book_gridworld_deep_q_learning_value_error_falls() {
     let mut env = GridWorld::from_preset("book-5x5").unwrap();
     let gamma = 0.9;
     let v_star = optimal_values(&env, gamma);
-    let mut replay = ReplayBuffer::new(1000, 2).unwrap();
+    let mut replay = ReplayBuffer::new(1000, 2, 1).unwrap();
     let mut rng = rng_from_seed(0);
     let (mut s, _) = env.reset(Some(0)).unwrap();
     for _ in 0..1000 {
         let a = rng.random_range(0..5);
         let step = env.step(&a).unwrap();
-        replay.push(&features(&env, s), a, step.reward as f32, &features(&env, step.obs), step.terminated);
+        replay.push(&features(&env, s), &[a as f32], step.reward as f32, &features(&env, step.obs), step.terminated);
         s = step.obs;
     }
     let config = DqnConfig {
@@ -77,10 +106,9 @@ fn book_gridworld_deep_q_learning_value_error_falls() {
         loss: rlox_deep::TdLoss::Mse,
         learning_rate: 1e-2,
         target_update_interval: 10,
-        seed: 1,
         ..Default::default()
     };
-    let mut dqn = Dqn::new(2, 5, &config).unwrap();
+    let mut dqn = Dqn::new(2, 5, &config, &run(1, 1, 1)).unwrap();
     let start = std::time::Instant::now();
     let rmse0 = value_rmse(&dqn, &env, &v_star);
     let mut curve = vec![rmse0];
@@ -108,9 +136,9 @@ fn book_gridworld_deep_q_learning_value_error_falls() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in debug builds; run with --release")]
 fn cartpole_learns_quickly() {
-    let config = DqnConfig { total_timesteps: 20_000, eval_freq: 0, seed: 3, ..Default::default() };
     let mut logger = MemoryLogger::default();
-    let summary = train_dqn(cartpole_v1(), &config, &mut logger).unwrap();
+    let summary =
+        train_dqn(CartPole::new, Some(500), &DqnConfig::default(), &run(3, 20_000, 10), &mut logger, None).unwrap();
     eprintln!("cartpole 20k steps: {summary:?}");
     let early: Vec<f64> = logger.series("rollout/ep_return").iter().take(20).map(|(_, r)| *r).collect();
     let early_mean = early.iter().sum::<f64>() / early.len() as f64;
@@ -124,22 +152,18 @@ fn cartpole_learns_quickly() {
 #[test]
 fn training_is_reproducible() {
     let config = DqnConfig {
-        total_timesteps: 1500,
         learning_starts: 500,
         train_freq: 100,
         gradient_steps: 10,
-        eval_freq: 0,
-        final_eval_episodes: 2,
         net_arch: vec![32],
-        seed: 9,
         ..Default::default()
     };
-    let run = || {
+    let once = || {
         let mut logger = MemoryLogger::default();
-        train_dqn(cartpole_v1(), &config, &mut logger).unwrap();
+        train_dqn(CartPole::new, Some(500), &config, &run(9, 1500, 2), &mut logger, None).unwrap();
         logger.series("train/loss")
     };
-    let (a, b) = (run(), run());
+    let (a, b) = (once(), once());
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
@@ -150,6 +174,15 @@ struct NanRewardsAfter<E> {
     inner: E,
     steps: u64,
     after: u64,
+}
+
+impl<E: SetState> SetState for NanRewardsAfter<E> {
+    fn set_state(&mut self, state: &[f64]) -> rlox_core::Result<()> {
+        self.inner.set_state(state)
+    }
+    fn state(&self) -> Vec<f64> {
+        self.inner.state()
+    }
 }
 
 impl<E: Env<Action = usize>> Env for NanRewardsAfter<E> {
@@ -180,45 +213,40 @@ impl<E: Env<Action = usize>> Env for NanRewardsAfter<E> {
 #[test]
 fn nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path());
     let config = DqnConfig {
-        total_timesteps: 3000,
         learning_starts: 200,
         train_freq: 100,
         gradient_steps: 5,
-        eval_freq: 500,
-        eval_episodes: 1,
         net_arch: vec![16],
-        checkpoint_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
+    let r = RunSettings { checkpoint_every: 500, ..run(0, 3000, 1) };
     // Training steps 1..=1200 are clean, then rewards are NaN; the next training round (step 1300)
-    // diverges. Evaluation runs on a clone with its own counter (at most 1000 steps in two episodes).
-    let env = NanRewardsAfter { inner: cartpole_v1(), steps: 0, after: 1200 };
-    let mut logger = MemoryLogger::default();
-    let err = train_dqn(env, &config, &mut logger).unwrap_err().to_string();
-    assert!(err.contains("loss became NaN") && err.contains("checkpoint"), "{err}");
+    // diverges. (Each evaluation env has its own counter.)
+    let make = || NanRewardsAfter { inner: CartPole::new(), steps: 0, after: 1200 };
+    let err =
+        train_dqn(make, Some(500), &config, &r, &mut MemoryLogger::default(), Some(&ckpt)).unwrap_err().to_string();
+    assert!(err.contains("dqn diverged") && err.contains("loss became NaN"), "{err}");
     // The checkpoint of step 1000 is intact and loadable.
-    let meta = rlox_nn::checkpoint::read_safetensors_metadata(dir.path().join("q_net.safetensors")).unwrap();
-    assert_eq!(meta["env_step"], "1000");
-    let mut dqn = Dqn::new(4, 2, &config).unwrap();
-    dqn.load_checkpoint(dir.path()).unwrap();
-    assert!(rlox_nn::all_finite(dqn.q_net()));
-    let sidecar: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("q_net.json")).unwrap()).unwrap();
-    assert_eq!(sidecar["env_step"], 1000);
-    // No temp files were left behind.
+    assert!(ckpt.latest().unwrap().ends_with("step-000000001000"));
+    let q = rlox_deep::checkpoint::load_module(
+        &ckpt.latest().unwrap(),
+        "q_net",
+        Dqn::new(4, 2, &config, &r).unwrap().q_net().clone(),
+    )
+    .unwrap();
+    assert!(rlox_nn::all_finite(&q));
+    // No temp directories were left behind: `latest` and one checkpoint.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
 
 #[test]
 fn options_double_dueling_prioritized_run() {
     let config = DqnConfig {
-        total_timesteps: 1200,
         learning_starts: 200,
         train_freq: 100,
         gradient_steps: 5,
-        eval_freq: 0,
-        final_eval_episodes: 1,
         net_arch: vec![32, 32],
         double_q: true,
         dueling: true,
@@ -228,29 +256,21 @@ fn options_double_dueling_prioritized_run() {
         ..Default::default()
     };
     let mut logger = MemoryLogger::default();
-    let s = train_dqn(cartpole_v1(), &config, &mut logger).unwrap();
-    assert_eq!(s.n_updates, 50);
+    let s = train_dqn(CartPole::new, Some(500), &config, &run(0, 1200, 1), &mut logger, None).unwrap();
+    assert_eq!(s.gradient_steps, 50);
     let lrs = logger.series("train/learning_rate");
     assert!(lrs.windows(2).all(|w| w[1].1 < w[0].1), "{lrs:?}");
 }
 
 #[test]
 fn gridworld_state_obs_trains_end_to_end() {
-    // train_dqn on an env with usize observations (flattened to one feature) and episodes ending at the target.
+    // DQN on an env with usize observations (flattened to one feature) and episodes ending at the target.
     let mut cfg = rlox_envs::gridworld::preset("book-3x3").unwrap();
     cfg.terminate_at_target = true;
-    let env = rlox_core::wrappers::TimeLimit::new(GridWorld::new(cfg).unwrap(), 50);
-    let config = DqnConfig {
-        total_timesteps: 600,
-        learning_starts: 100,
-        train_freq: 50,
-        gradient_steps: 5,
-        eval_freq: 0,
-        final_eval_episodes: 2,
-        net_arch: vec![16],
-        ..Default::default()
-    };
-    let s = train_dqn(env, &config, &mut MemoryLogger::default()).unwrap();
+    let make = move || GridWorld::new(cfg.clone()).unwrap();
+    let config =
+        DqnConfig { learning_starts: 100, train_freq: 50, gradient_steps: 5, net_arch: vec![16], ..Default::default() };
+    let s = train_dqn(make, Some(50), &config, &run(0, 600, 2), &mut MemoryLogger::default(), None).unwrap();
     assert!(s.eval_return_mean.is_finite());
 }
 
@@ -261,8 +281,15 @@ fn gridworld_state_obs_trains_end_to_end() {
 fn cartpole_zoo_settings_reach_500() {
     let mut solved = 0;
     for seed in 0..5 {
-        let config = DqnConfig { seed, eval_freq: 0, ..Default::default() };
-        let summary = train_dqn(cartpole_v1(), &config, &mut MemoryLogger::default()).unwrap();
+        let summary = train_dqn(
+            CartPole::new,
+            Some(500),
+            &DqnConfig::default(),
+            &run(seed, 50_000, 10),
+            &mut MemoryLogger::default(),
+            None,
+        )
+        .unwrap();
         eprintln!("seed {seed}: {summary:?}");
         if summary.eval_return_mean >= 500.0 {
             solved += 1;

@@ -1,11 +1,18 @@
-//! Integration tests of DDPG/TD3/SAC on rlox's classic-control envs: divergence handling,
-//! checkpoint/resume, a short learning check, and (ignored: minutes each) the full Pendulum runs.
+//! Integration tests of DDPG/TD3/SAC through the shared off-policy skeleton on rlox's classic-control
+//! envs: divergence handling, exact resume from a checkpoint taken mid-episode, a short learning check,
+//! and (ignored: minutes each) the full Pendulum runs.
 //!
-//! Run the long ones with `cargo test --release -p rlox-deep --test offpolicy -- --ignored --nocapture`.
+//! Run the long ones with `cargo test --release -p rlox-cli -p rlox-deep --test offpolicy -- --ignored --nocapture`.
 
-use rlox_core::logger::Logger;
-use rlox_deep::{train_ddpg, train_sac, train_td3, DdpgConfig, EntCoef, SacConfig, Td3Config};
-use std::path::Path;
+use rlox_core::checkpoint::CheckpointDir;
+use rlox_core::env::Env;
+use rlox_core::logger::MemoryLogger;
+use rlox_core::run::RunSettings;
+use rlox_deep::offpolicy::OffPolicyAgent;
+use rlox_deep::{
+    ddpg, ddpg_config, ActionKind, EntCoef, OffPolicy, ResumableVecEnv, Sac, SacConfig, Td3, Td3Config, TrainSummary,
+};
+use rlox_envs::classic_control::{MountainCarContinuous, Pendulum};
 use std::sync::{Mutex, MutexGuard};
 
 /// The networks are initialised from burn's process-wide random generator (seeded by
@@ -16,134 +23,134 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A logger that remembers `eval/mean_reward`.
-#[derive(Default)]
-struct Evals(Vec<(u64, f64)>);
+fn pendulum(n: usize) -> ResumableVecEnv<Pendulum> {
+    ResumableVecEnv::new(n, Pendulum::new, Some(200)).unwrap()
+}
 
-impl Logger for Evals {
-    fn log_at(&mut self, step: u64, _: f64, metrics: &[(&str, f64)]) -> rlox_core::Result<()> {
-        for (k, v) in metrics {
-            if *k == "eval/mean_reward" {
-                self.0.push((step, *v));
-            }
-        }
-        Ok(())
+const PENDULUM: fn() -> ActionKind = || ActionKind::Continuous { low: vec![-2.0], high: vec![2.0] };
+
+fn run(seed: u64, total: u64) -> RunSettings {
+    RunSettings {
+        seed,
+        total_steps: total,
+        eval_every: 200,
+        eval_episodes: 2,
+        checkpoint_every: 100,
+        ..RunSettings::default()
     }
 }
 
-fn small_td3(total: u64) -> Td3Config {
-    Td3Config {
-        total_timesteps: total,
-        learning_starts: 100,
-        batch_size: 64,
-        net_arch: vec![32, 32],
-        eval_freq: 200,
-        eval_episodes: 1,
-        final_eval_episodes: 2,
-        seed: 11,
-        ..Default::default()
-    }
+fn small_td3() -> Td3Config {
+    Td3Config { learning_starts: 100, batch_size: 64, net_arch: vec![32, 32], ..Default::default() }
 }
 
-fn small_sac(total: u64) -> SacConfig {
-    SacConfig {
-        total_timesteps: total,
-        learning_starts: 100,
-        batch_size: 64,
-        net_arch: vec![32, 32],
-        eval_freq: 200,
-        eval_episodes: 1,
-        final_eval_episodes: 2,
-        seed: 12,
-        ..Default::default()
+fn small_sac() -> SacConfig {
+    SacConfig { learning_starts: 100, batch_size: 64, net_arch: vec![32, 32], ..Default::default() }
+}
+
+/// Train `agent` on Pendulum; with `ckpt`, checkpoint there and (`resume`) continue from it; `stop`
+/// returns right after that env step, as if killed.
+fn train<A: OffPolicyAgent>(
+    agent: A,
+    run: &RunSettings,
+    ckpt: Option<&CheckpointDir>,
+    resume: bool,
+    stop: Option<u64>,
+) -> (OffPolicy<A>, rlox_core::Result<TrainSummary>, MemoryLogger) {
+    let mut t = OffPolicy::new(agent, run, 3, PENDULUM()).unwrap();
+    let mut envs = pendulum(1);
+    if resume {
+        t.resume(ckpt.unwrap(), &mut envs).unwrap();
     }
+    if let Some(n) = stop {
+        t.stop_after_steps(n);
+    }
+    let mut log = MemoryLogger::default();
+    let s = t.learn(&mut envs, &mut pendulum(run.eval_episodes), &mut log, ckpt);
+    (t, s, log)
+}
+
+fn file(c: &CheckpointDir, name: &str) -> Vec<u8> {
+    std::fs::read(c.latest().unwrap().join(name)).unwrap()
 }
 
 /// An absurd learning rate makes the weights explode right after learning starts: the run stops
-/// with an error naming the algorithm, the loss and the gradient step, and the checkpoint written
-/// before (at step 200) stays, loads, and training resumes from it with a sane learning rate.
+/// with a divergence error naming the algorithm, the loss and the gradient step, and the checkpoint
+/// written before (at step 200) stays, loads, and training resumes from it with a sane learning rate.
 #[test]
 fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("ckpt");
-    let bad =
-        Td3Config { learning_rate: 1e30, learning_starts: 200, checkpoint_dir: Some(ckpt.clone()), ..small_td3(1000) };
-    let err = train_td3("Pendulum-v1", &bad, &mut Evals::default(), None).unwrap_err().to_string();
-    assert!(err.contains("td3") && err.contains("loss") && err.contains("gradient step"), "{err}");
-    assert!(err.contains("last checkpoint on disk is kept"), "{err}");
-    let latest = std::fs::read_to_string(ckpt.join("latest")).unwrap();
-    assert_eq!(latest, "step-000000000200");
-    let good = Td3Config { checkpoint_dir: Some(dir.path().join("after")), ..small_td3(300) };
-    let s = train_td3("Pendulum-v1", &good, &mut Evals::default(), Some(&ckpt)).unwrap();
+    let ckpt = CheckpointDir::new(dir.path());
+    let r = run(11, 1000);
+    let bad = Td3Config { learning_rate: 1e30, learning_starts: 200, ..small_td3() };
+    let (_, res, _) = train(Td3::new(3, 1, &bad, &r).unwrap(), &r, Some(&ckpt), false, None);
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("td3 diverged") && err.contains("loss") && err.contains("gradient step"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("latest")).unwrap(), "step-000000000200");
+    let good = Td3Config { learning_starts: 200, ..small_td3() };
+    let r300 = run(11, 300);
+    let (_, res, _) = train(Td3::new(3, 1, &good, &r300).unwrap(), &r300, Some(&ckpt), true, None);
+    let s = res.unwrap();
     assert_eq!((s.resumed_from, s.env_steps), (Some(200), 300));
     assert!(s.eval_return_mean.is_finite());
 }
 
-fn file(dir: &Path, name: &str) -> Vec<u8> {
-    let step = std::fs::read_to_string(dir.join("latest")).unwrap();
-    std::fs::read(dir.join(step).join(name)).unwrap()
+/// Stop at step 350 (mid-episode: Pendulum's episodes are 200 steps), resume, continue to 600: the
+/// final networks, optimizer state and replay buffer are bit-identical to an uninterrupted run's, and
+/// so are the evaluations, the counters and the metrics.
+#[test]
+fn resume_mid_episode_reproduces_an_uninterrupted_run_exactly() {
+    let _serial = serial();
+    for algo in ["td3", "sac", "ddpg"] {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ca, cb) = (CheckpointDir::new(da.path()), CheckpointDir::new(db.path()));
+        let r = run(12, 600);
+        let (full, _stopped, resumed) = match algo {
+            "td3" => (
+                summary(train(Td3::new(3, 1, &small_td3(), &r).unwrap(), &r, Some(&ca), false, None)),
+                summary(train(Td3::new(3, 1, &small_td3(), &r).unwrap(), &r, Some(&cb), false, Some(350))),
+                summary(train(Td3::new(3, 1, &small_td3(), &r).unwrap(), &r, Some(&cb), true, None)),
+            ),
+            "ddpg" => {
+                let c = Td3Config { learning_starts: 100, batch_size: 64, net_arch: vec![32, 32], ..ddpg_config() };
+                (
+                    summary(train(ddpg(3, 1, &c, &r).unwrap(), &r, Some(&ca), false, None)),
+                    summary(train(ddpg(3, 1, &c, &r).unwrap(), &r, Some(&cb), false, Some(350))),
+                    summary(train(ddpg(3, 1, &c, &r).unwrap(), &r, Some(&cb), true, None)),
+                )
+            }
+            _ => (
+                summary(train(Sac::new(3, 1, &small_sac(), &r).unwrap(), &r, Some(&ca), false, None)),
+                summary(train(Sac::new(3, 1, &small_sac(), &r).unwrap(), &r, Some(&cb), false, Some(350))),
+                summary(train(Sac::new(3, 1, &small_sac(), &r).unwrap(), &r, Some(&cb), true, None)),
+            ),
+        };
+        assert_eq!(resumed.0.resumed_from, Some(300), "{algo}: the last checkpoint before step 350");
+        assert_eq!(
+            (resumed.0.eval_return_mean, resumed.0.gradient_steps, resumed.0.episodes),
+            (full.0.eval_return_mean, full.0.gradient_steps, full.0.episodes),
+            "{algo}"
+        );
+        for f in ["actor.safetensors", "critic.safetensors", "critic_target.safetensors", "state.safetensors"] {
+            assert!(file(&ca, f) == file(&cb, f), "{algo}: {f} differs");
+        }
+        // The metrics after the checkpoint the resumed session started from are the uninterrupted run's.
+        let after = |l: &MemoryLogger, from: u64| -> Vec<(u64, String, u64)> {
+            l.records
+                .iter()
+                .filter(|r| r.0 > from && r.1 != "time/fps")
+                .map(|(s, k, v)| (*s, k.clone(), v.to_bits()))
+                .collect()
+        };
+        assert_eq!(after(&resumed.1, 300), after(&full.1, 300), "{algo}");
+    }
 }
 
-/// Save at step 400 (an episode boundary), reload, continue to 600: the final networks are
-/// bit-identical to an uninterrupted 600-step run's, and so are the evaluation and the counters.
-#[test]
-fn resume_reproduces_an_uninterrupted_run_exactly() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let p = |s: &str| Some(dir.path().join(s));
-    // TD3 (exploration noise, delayed updates, two target networks).
-    let full = train_td3(
-        "Pendulum-v1",
-        &Td3Config { checkpoint_dir: p("t_full"), ..small_td3(600) },
-        &mut Evals::default(),
-        None,
-    )
-    .unwrap();
-    train_td3("Pendulum-v1", &Td3Config { checkpoint_dir: p("t_a"), ..small_td3(400) }, &mut Evals::default(), None)
-        .unwrap();
-    let resumed = train_td3(
-        "Pendulum-v1",
-        &Td3Config { checkpoint_dir: p("t_b"), ..small_td3(600) },
-        &mut Evals::default(),
-        Some(&dir.path().join("t_a")),
-    )
-    .unwrap();
-    assert_eq!(resumed.resumed_from, Some(400));
-    assert_eq!(
-        (resumed.eval_return_mean, resumed.n_updates, resumed.episodes),
-        (full.eval_return_mean, full.n_updates, full.episodes)
-    );
-    for f in ["actor.safetensors", "critic.safetensors", "actor_target.safetensors", "critic_target.safetensors"] {
-        assert!(file(&dir.path().join("t_full"), f) == file(&dir.path().join("t_b"), f), "td3 {f} differs");
-    }
-    // SAC (policy sampling, learned temperature).
-    let full = train_sac(
-        "Pendulum-v1",
-        &SacConfig { checkpoint_dir: p("s_full"), ..small_sac(600) },
-        &mut Evals::default(),
-        None,
-    )
-    .unwrap();
-    train_sac("Pendulum-v1", &SacConfig { checkpoint_dir: p("s_a"), ..small_sac(400) }, &mut Evals::default(), None)
-        .unwrap();
-    let resumed = train_sac(
-        "Pendulum-v1",
-        &SacConfig { checkpoint_dir: p("s_b"), ..small_sac(600) },
-        &mut Evals::default(),
-        Some(&dir.path().join("s_a")),
-    )
-    .unwrap();
-    assert_eq!((resumed.eval_return_mean, resumed.n_updates), (full.eval_return_mean, full.n_updates));
-    for f in ["actor.safetensors", "critic.safetensors", "critic_target.safetensors", "state.safetensors"] {
-        assert!(file(&dir.path().join("s_full"), f) == file(&dir.path().join("s_b"), f), "sac {f} differs");
-    }
-    // Same seed, same numbers; a resume with another algorithm's checkpoint is refused.
-    let again = train_sac("Pendulum-v1", &small_sac(600), &mut Evals::default(), None).unwrap();
-    assert_eq!(again.eval_return_mean, full.eval_return_mean);
-    let e =
-        train_sac("Pendulum-v1", &small_sac(600), &mut Evals::default(), Some(&dir.path().join("t_a"))).unwrap_err();
-    assert!(e.to_string().contains("td3 checkpoint"), "{e}");
+fn summary<A: OffPolicyAgent>(
+    x: (OffPolicy<A>, rlox_core::Result<TrainSummary>, MemoryLogger),
+) -> (TrainSummary, MemoryLogger) {
+    (x.1.unwrap(), x.2)
 }
 
 /// A short seeded SAC run on Pendulum-v1 (small networks, 4000 env steps, about 3900 updates)
@@ -153,20 +160,11 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
 #[test]
 fn short_sac_run_on_pendulum_improves_the_return() {
     let _serial = serial();
-    let config = SacConfig {
-        total_timesteps: 4000,
-        learning_starts: 100,
-        batch_size: 128,
-        net_arch: vec![64, 64],
-        eval_freq: 0,
-        final_eval_episodes: 5,
-        seed: 3,
-        ..Default::default()
-    };
-    let untrained =
-        train_sac("Pendulum-v1", &SacConfig { total_timesteps: 100, ..config.clone() }, &mut Evals::default(), None)
-            .unwrap();
-    let trained = train_sac("Pendulum-v1", &config, &mut Evals::default(), None).unwrap();
+    let config = SacConfig { learning_starts: 100, batch_size: 128, net_arch: vec![64, 64], ..Default::default() };
+    let r = |total| RunSettings { seed: 3, total_steps: total, eval_episodes: 5, ..RunSettings::default() };
+    let (_, untrained, _) = train(Sac::new(3, 1, &config, &r(100)).unwrap(), &r(100), None, false, None);
+    let (_, trained, _) = train(Sac::new(3, 1, &config, &r(4000)).unwrap(), &r(4000), None, false, None);
+    let (untrained, trained) = (untrained.unwrap(), trained.unwrap());
     println!(
         "untrained {:.1}, after 4000 steps {:.1} ({:.0} steps/s)",
         untrained.eval_return_mean, trained.eval_return_mean, trained.steps_per_second
@@ -179,52 +177,46 @@ fn short_sac_run_on_pendulum_improves_the_return() {
     );
 }
 
-#[test]
-fn continuous_algorithms_refuse_discrete_envs() {
-    let _serial = serial();
-    let e = train_td3("CartPole-v1", &Td3Config::default(), &mut Evals::default(), None).unwrap_err().to_string();
-    assert!(e.contains("td3") && e.contains("CartPole-v1") && e.contains("Discrete(2)"), "{e}");
-    let e = train_sac("Acrobot-v1", &SacConfig::default(), &mut Evals::default(), None).unwrap_err().to_string();
-    assert!(e.contains("sac") && e.contains("Acrobot-v1") && e.contains("Discrete(3)"), "{e}");
-    let e = train_ddpg("MountainCar-v0", &DdpgConfig::default(), &mut Evals::default(), None).unwrap_err().to_string();
-    assert!(e.contains("ddpg") && e.contains("MountainCar-v0") && e.contains("Discrete(3)"), "{e}");
+/// Long runs (minutes): the acceptance figures. Each prints its evaluation curve.
+fn report(name: &str, log: &MemoryLogger, threshold: f64) -> Option<u64> {
+    let evals = log.series("eval/mean_reward");
+    let first = evals.iter().find(|(_, r)| *r >= threshold).map(|(s, _)| *s);
+    println!("{name}: evaluations {evals:?}; first >= {threshold} at {first:?}");
+    first
 }
 
-/// Long runs (minutes): the acceptance figures. Each prints its evaluation curve.
-fn report(name: &str, evals: &Evals, threshold: f64) -> Option<u64> {
-    let first = evals.0.iter().find(|(_, r)| *r >= threshold).map(|(s, _)| *s);
-    println!("{name}: evaluations {:?}; first >= {threshold} at {first:?}", evals.0);
-    first
+fn zoo_run() -> RunSettings {
+    RunSettings { total_steps: 20_000, eval_every: 1000, eval_episodes: 5, ..RunSettings::default() }
 }
 
 #[test]
 #[ignore = "about 2-5 minutes: TD3 on Pendulum-v1, zoo settings, 20000 steps"]
 fn td3_pendulum_reaches_minus_200_within_20k_steps() {
     let _serial = serial();
-    let mut evals = Evals::default();
-    let s = train_td3("Pendulum-v1", &Td3Config::default(), &mut evals, None).unwrap();
-    println!("td3 summary: {}", serde_json::to_string(&s).unwrap());
-    assert!(report("td3", &evals, -200.0).is_some(), "no evaluation reached -200");
+    let r = zoo_run();
+    let (_, s, log) = train(Td3::new(3, 1, &Td3Config::default(), &r).unwrap(), &r, None, false, None);
+    println!("td3 summary: {}", serde_json::to_string(&s.unwrap()).unwrap());
+    assert!(report("td3", &log, -200.0).is_some(), "no evaluation reached -200");
 }
 
 #[test]
 #[ignore = "about 2-5 minutes: DDPG on Pendulum-v1, zoo settings, 20000 steps"]
 fn ddpg_pendulum_reaches_minus_200_within_20k_steps() {
     let _serial = serial();
-    let mut evals = Evals::default();
-    let s = train_ddpg("Pendulum-v1", &DdpgConfig::default(), &mut evals, None).unwrap();
-    println!("ddpg summary: {}", serde_json::to_string(&s).unwrap());
-    assert!(report("ddpg", &evals, -200.0).is_some(), "no evaluation reached -200");
+    let r = zoo_run();
+    let (_, s, log) = train(ddpg(3, 1, &ddpg_config(), &r).unwrap(), &r, None, false, None);
+    println!("ddpg summary: {}", serde_json::to_string(&s.unwrap()).unwrap());
+    assert!(report("ddpg", &log, -200.0).is_some(), "no evaluation reached -200");
 }
 
 #[test]
 #[ignore = "about 3-6 minutes: SAC on Pendulum-v1, zoo settings, 20000 steps"]
 fn sac_pendulum_reaches_minus_200_within_20k_steps() {
     let _serial = serial();
-    let mut evals = Evals::default();
-    let s = train_sac("Pendulum-v1", &SacConfig::default(), &mut evals, None).unwrap();
-    println!("sac summary: {}", serde_json::to_string(&s).unwrap());
-    assert!(report("sac", &evals, -200.0).is_some(), "no evaluation reached -200");
+    let r = zoo_run();
+    let (_, s, log) = train(Sac::new(3, 1, &SacConfig::default(), &r).unwrap(), &r, None, false, None);
+    println!("sac summary: {}", serde_json::to_string(&s.unwrap()).unwrap());
+    assert!(report("sac", &log, -200.0).is_some(), "no evaluation reached -200");
 }
 
 #[test]
@@ -232,7 +224,6 @@ fn sac_pendulum_reaches_minus_200_within_20k_steps() {
 fn sac_mountain_car_continuous() {
     let _serial = serial();
     let config = SacConfig {
-        total_timesteps: 50_000,
         learning_rate: 3e-4,
         buffer_size: 50_000,
         batch_size: 512,
@@ -245,12 +236,18 @@ fn sac_mountain_car_continuous() {
         net_arch: vec![64, 64],
         use_sde: true,
         log_std_init: -3.67,
-        eval_freq: 5000,
         ..Default::default()
     };
-    let mut evals = Evals::default();
-    let s = train_sac("MountainCarContinuous-v0", &config, &mut evals, None).unwrap();
+    let r = RunSettings { total_steps: 50_000, eval_every: 5000, eval_episodes: 5, ..RunSettings::default() };
+    let space = MountainCarContinuous::new().action_space();
+    let b = space.as_box().unwrap();
+    let kind = ActionKind::Continuous { low: b.low.clone(), high: b.high.clone() };
+    let mut t = OffPolicy::new(Sac::new(2, 1, &config, &r).unwrap(), &r, 2, kind).unwrap();
+    let mut envs = ResumableVecEnv::new(1, MountainCarContinuous::new, Some(999)).unwrap();
+    let mut eval = ResumableVecEnv::new(5, MountainCarContinuous::new, Some(999)).unwrap();
+    let mut log = MemoryLogger::default();
+    let s = t.learn(&mut envs, &mut eval, &mut log, None).unwrap();
     println!("sac mountaincar summary: {}", serde_json::to_string(&s).unwrap());
     // Solved at 90 (Gymnasium's reward threshold).
-    assert!(report("sac-mcc", &evals, 90.0).is_some(), "no evaluation reached 90");
+    assert!(report("sac-mcc", &log, 90.0).is_some(), "no evaluation reached 90");
 }

@@ -1,40 +1,60 @@
-//! On-policy integration tests: PPO solves CartPole, exact resume from a checkpoint, a diverging
-//! run stops with an error and keeps its last good checkpoint, A2C/REINFORCE learn, continuous actions.
+//! On-policy integration tests through the shared skeleton: PPO solves CartPole, exact resume from a
+//! checkpoint, a diverging run stops with an error and keeps its last good checkpoint, A2C/REINFORCE
+//! learn, continuous actions.
 //!
-//! Run in release (`cargo test --release -p rlox-deep --test onpolicy`), single-threaded (RAYON_NUM_THREADS=1).
+//! Run in release (`cargo test --release -p rlox-cli -p rlox-deep --test onpolicy`), single-threaded
+//! (RAYON_NUM_THREADS=1).
 
+use rlox_core::checkpoint::CheckpointDir;
 use rlox_core::logger::MemoryLogger;
+use rlox_core::run::RunSettings;
 use rlox_core::vec_env::VecEnv;
 use rlox_deep::policies::ActionKind;
 use rlox_deep::rollout::check_action_space;
-use rlox_deep::{A2c, A2cConfig, Ppo, PpoConfig, Reinforce, ReinforceConfig, ResumableVecEnv};
+use rlox_deep::{A2cConfig, OnPolicy, OnPolicyMethod, PpoConfig, ReinforceConfig, ResumableVecEnv, TrainSummary};
 use rlox_envs::classic_control::{CartPole, Pendulum};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 fn cartpole_envs(n: usize) -> ResumableVecEnv<CartPole> {
     ResumableVecEnv::new(n, CartPole::new, Some(500)).unwrap()
 }
 
-fn params(ppo: &Ppo) -> Vec<u8> {
-    rlox_nn::to_safetensors_bytes(ppo.model(), &BTreeMap::new()).unwrap()
+fn params<M: OnPolicyMethod>(t: &OnPolicy<M>) -> Vec<u8> {
+    rlox_nn::to_safetensors_bytes(t.model(), &BTreeMap::new()).unwrap()
 }
 
-fn run_ppo(config: &PpoConfig, resume: Option<&Path>) -> (Ppo, rlox_deep::OnPolicySummary, MemoryLogger) {
-    let mut ppo = Ppo::new(4, ActionKind::Discrete(2), config).unwrap();
-    let mut envs = cartpole_envs(config.n_envs);
-    let mut eval = cartpole_envs(config.eval_episodes);
+fn run(seed: u64, total: u64, every: u64) -> RunSettings {
+    RunSettings { seed, total_steps: total, checkpoint_every: every, eval_episodes: 2, ..RunSettings::default() }
+}
+
+/// Train `method` on CartPole; with `ckpt`, checkpoint there and (`resume`) continue from it;
+/// `stop_after` stops right after that update's checkpoint, as if killed.
+fn train<M: OnPolicyMethod + Clone>(
+    method: &M,
+    run: &RunSettings,
+    ckpt: Option<&CheckpointDir>,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> (OnPolicy<M>, TrainSummary, MemoryLogger) {
+    let mut t = OnPolicy::new(method.clone(), run, 4, ActionKind::Discrete(2)).unwrap();
+    let mut envs = cartpole_envs(method.n_envs());
+    if resume {
+        t.resume(ckpt.unwrap(), &mut envs).unwrap();
+    }
+    if let Some(n) = stop_after {
+        t.stop_after_updates(n);
+    }
     let mut log = MemoryLogger::default();
-    let summary = ppo.learn(&mut envs, &mut eval, &mut log, resume).unwrap();
-    (ppo, summary, log)
+    let s = t.learn(&mut envs, &mut cartpole_envs(run.eval_episodes), &mut log, ckpt).unwrap();
+    (t, s, log)
 }
 
-/// PPO with the zoo's CartPole-v1 settings (the defaults) reaches the maximum return of 500 in the
-/// deterministic evaluation (10 episodes), seed 0. The threshold is Gymnasium's 475.
+/// PPO with the zoo's CartPole-v1 settings (the defaults, 100,000 steps) reaches the maximum return
+/// of 500 in the deterministic evaluation (10 episodes). The threshold is Gymnasium's 475.
 #[test]
 fn ppo_solves_cartpole() {
-    let config = PpoConfig { seed: 0, ..Default::default() };
-    let (_, summary, log) = run_ppo(&config, None);
+    let run = RunSettings { seed: 0, total_steps: 100_000, eval_episodes: 10, ..RunSettings::default() };
+    let (_, summary, log) = train(&PpoConfig::default(), &run, None, false, None);
     eprintln!("ppo cartpole: {summary:?}");
     assert!(summary.eval_return_mean >= 475.0, "{summary:?}");
     assert!(summary.env_steps >= 100_000);
@@ -57,111 +77,84 @@ fn ppo_solves_cartpole() {
     assert!(lr[0].1 > 0.99e-3 && lr.last().unwrap().1 < 1e-5, "{:?} {:?}", lr[0], lr.last());
 }
 
-/// A run stopped after 3 updates (its checkpoint written) and resumed in a fresh learner ends with
-/// bit-identical parameters and the same summary numbers as an uninterrupted run.
+/// A run stopped after 3 updates (its checkpoint written) and resumed in a fresh trainer ends with
+/// bit-identical parameters, the same summary numbers and the same metrics as an uninterrupted run.
 #[test]
 fn ppo_resume_is_exact() {
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let base = PpoConfig {
-        total_timesteps: 8 * 32 * 6,
-        n_epochs: 4,
-        batch_size: 64,
-        checkpoint_every_updates: 1,
-        ..Default::default()
-    };
-    let a = PpoConfig { checkpoint_dir: Some(dir_a.path().to_path_buf()), ..base.clone() };
-    let (ppo_a, sum_a, _) = run_ppo(&a, None);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cb) = (CheckpointDir::new(dir_a.path()), CheckpointDir::new(dir_b.path()));
+    let ppo = PpoConfig { n_epochs: 4, batch_size: 64, ..Default::default() };
+    let run = run(0, 8 * 32 * 6, 1);
+    let (full, sum_a, log_a) = train(&ppo, &run, Some(&ca), false, None);
+    let (stopped, _, log_first) = train(&ppo, &run, Some(&cb), false, Some(3));
+    assert_ne!(params(&stopped), params(&full), "the stopped run must differ from the finished one");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cb.latest().unwrap().join("trainer_state.json")).unwrap()).unwrap();
+    assert_eq!((st["n_updates"].as_u64(), st["algorithm"].as_str()), (Some(3), Some("ppo")));
+    // Only the latest checkpoint remains.
+    let entries: Vec<_> = std::fs::read_dir(dir_b.path()).unwrap().collect();
+    assert_eq!(entries.len(), 2, "latest + one step-N directory");
 
-    let b = PpoConfig { checkpoint_dir: Some(dir_b.path().to_path_buf()), stop_after_updates: Some(3), ..base.clone() };
-    let (ppo_stopped, _, _) = run_ppo(&b, None);
-    assert_ne!(params(&ppo_stopped), params(&ppo_a), "the stopped run must differ from the finished one");
-    let trainer: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir_b.path().join("trainer.json")).unwrap()).unwrap();
-    assert_eq!(trainer["n_updates"], 3);
-    // Only the latest checkpoint's files remain.
-    let files = std::fs::read_dir(dir_b.path()).unwrap().count();
-    assert_eq!(files, 3, "trainer.json + policy + optimizer");
-
-    let b2 = PpoConfig { stop_after_updates: None, ..b };
-    let (ppo_b, sum_b, _) = run_ppo(&b2, Some(dir_b.path()));
-    assert_eq!(params(&ppo_b), params(&ppo_a), "resumed parameters differ from the uninterrupted run");
+    let (resumed, sum_b, log_second) = train(&ppo, &run, Some(&cb), true, None);
+    assert_eq!(params(&resumed), params(&full), "resumed parameters differ from the uninterrupted run");
     assert_eq!(
         (sum_b.env_steps, sum_b.episodes, sum_b.n_updates, sum_b.gradient_steps, sum_b.eval_return_mean),
         (sum_a.env_steps, sum_a.episodes, sum_a.n_updates, sum_a.gradient_steps, sum_a.eval_return_mean)
     );
+    // The metrics of the two sessions, concatenated, are the uninterrupted run's (wall-clock ones aside).
+    let strip = |l: &MemoryLogger| -> Vec<(u64, String, u64)> {
+        l.records.iter().filter(|r| r.1 != "time/fps").map(|(s, k, v)| (*s, k.clone(), v.to_bits())).collect()
+    };
+    let mut joined = strip(&log_first);
+    joined.extend(strip(&log_second));
+    assert_eq!(joined, strip(&log_a));
 }
 
 /// A2C and REINFORCE resume exactly too (REINFORCE restarts its envs each update; A2C restores them).
 #[test]
 fn a2c_and_reinforce_resume_exactly() {
-    let bytes = |m: &rlox_deep::ActorCritic| rlox_nn::to_safetensors_bytes(m, &BTreeMap::new()).unwrap();
-    let dir_a = tempfile::tempdir().unwrap();
-    let dir_b = tempfile::tempdir().unwrap();
-    let run_a2c = |c: &A2cConfig, resume: Option<&Path>| {
-        let mut a = A2c::new(4, ActionKind::Discrete(2), c).unwrap();
-        let s =
-            a.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
-        (bytes(a.model()), s)
-    };
-    let base =
-        A2cConfig { total_timesteps: 8 * 5 * 40, checkpoint_every_updates: 7, eval_episodes: 2, ..Default::default() };
-    let (pa, sa) = run_a2c(&A2cConfig { checkpoint_dir: Some(dir_a.path().into()), ..base.clone() }, None);
-    let b = A2cConfig { checkpoint_dir: Some(dir_b.path().into()), stop_after_updates: Some(14), ..base.clone() };
-    run_a2c(&b, None);
-    let (pb, sb) = run_a2c(&A2cConfig { stop_after_updates: None, ..b }, Some(dir_b.path()));
-    assert_eq!(pa, pb);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cb) = (CheckpointDir::new(dir_a.path()), CheckpointDir::new(dir_b.path()));
+    let a2c = A2cConfig::default();
+    let run_a = run(0, 8 * 5 * 40, 8 * 5 * 7);
+    let (full, sa, _) = train(&a2c, &run_a, Some(&ca), false, None);
+    train(&a2c, &run_a, Some(&cb), false, Some(14));
+    let (resumed, sb, _) = train(&a2c, &run_a, Some(&cb), true, None);
+    assert_eq!(params(&full), params(&resumed));
     assert_eq!((sa.env_steps, sa.episodes, sa.n_updates), (sb.env_steps, sb.episodes, sb.n_updates));
 
-    let dir_c = tempfile::tempdir().unwrap();
-    let dir_d = tempfile::tempdir().unwrap();
-    let run_rf = |c: &ReinforceConfig, resume: Option<&Path>| {
-        let mut r = Reinforce::new(4, ActionKind::Discrete(2), c).unwrap();
-        let s =
-            r.learn(&mut cartpole_envs(c.n_envs), &mut cartpole_envs(2), &mut MemoryLogger::default(), resume).unwrap();
-        (bytes(r.model()), s)
-    };
-    let base = ReinforceConfig {
-        total_timesteps: 3000,
-        n_envs: 4,
-        checkpoint_every_updates: 1,
-        eval_episodes: 2,
-        ..Default::default()
-    };
-    let (pc, sc) = run_rf(&ReinforceConfig { checkpoint_dir: Some(dir_c.path().into()), ..base.clone() }, None);
-    let d = ReinforceConfig { checkpoint_dir: Some(dir_d.path().into()), stop_after_updates: Some(2), ..base.clone() };
-    run_rf(&d, None);
-    let (pd, sd) = run_rf(&ReinforceConfig { stop_after_updates: None, ..d }, Some(dir_d.path()));
-    assert_eq!(pc, pd);
+    let (dir_c, dir_d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cc, cd) = (CheckpointDir::new(dir_c.path()), CheckpointDir::new(dir_d.path()));
+    let rf = ReinforceConfig { n_envs: 4, ..Default::default() };
+    let run_r = run(0, 3000, 1);
+    let (full, sc, _) = train(&rf, &run_r, Some(&cc), false, None);
+    train(&rf, &run_r, Some(&cd), false, Some(2));
+    let (resumed, sd, _) = train(&rf, &run_r, Some(&cd), true, None);
+    assert_eq!(params(&full), params(&resumed));
     assert_eq!((sc.env_steps, sc.n_updates), (sd.env_steps, sd.n_updates));
 }
 
-/// A learning rate of 1e30 makes the loss non-finite: the run stops with an error naming the
-/// update, and the checkpoint on disk is still the last good one (update 2), loadable.
+/// A learning rate of 1e30 makes the loss non-finite: the run stops with a divergence error naming the
+/// gradient step, and the checkpoint on disk is still the last good one (update 2), which resumes.
 #[test]
 fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let good = PpoConfig {
-        total_timesteps: 8 * 32 * 10,
-        n_epochs: 2,
-        checkpoint_every_updates: 1,
-        checkpoint_dir: Some(dir.path().to_path_buf()),
-        stop_after_updates: Some(2),
-        ..Default::default()
-    };
-    run_ppo(&good, None);
-    let bad = PpoConfig { learning_rate: 1e30, learning_rate_end: None, stop_after_updates: None, ..good.clone() };
-    let mut ppo = Ppo::new(4, ActionKind::Discrete(2), &bad).unwrap();
-    let err = ppo
-        .learn(&mut cartpole_envs(8), &mut cartpole_envs(10), &mut MemoryLogger::default(), Some(dir.path()))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("at update 3") && err.contains("last good checkpoint"), "{err}");
-    let trainer: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("trainer.json")).unwrap()).unwrap();
-    assert_eq!(trainer["n_updates"], 2);
+    let ckpt = CheckpointDir::new(dir.path());
+    let good = PpoConfig { n_epochs: 2, ..Default::default() };
+    let run = run(0, 8 * 32 * 10, 1);
+    train(&good, &run, Some(&ckpt), false, Some(2));
+    let bad = PpoConfig { learning_rate: 1e30, learning_rate_end: None, ..good.clone() };
+    let mut t = OnPolicy::new(bad, &run, 4, ActionKind::Discrete(2)).unwrap();
+    let mut envs = cartpole_envs(8);
+    t.resume(&ckpt, &mut envs).unwrap();
+    let err =
+        t.learn(&mut envs, &mut cartpole_envs(2), &mut MemoryLogger::default(), Some(&ckpt)).unwrap_err().to_string();
+    assert!(err.contains("ppo diverged") && err.contains("gradient step"), "{err}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ckpt.latest().unwrap().join("trainer_state.json")).unwrap()).unwrap();
+    assert_eq!(st["n_updates"], 2);
     // The kept checkpoint resumes (with a sane learning rate).
-    let (_, summary, _) = run_ppo(&PpoConfig { stop_after_updates: Some(3), ..good }, Some(dir.path()));
+    let (_, summary, _) = train(&good, &run, Some(&ckpt), true, Some(3));
     assert_eq!(summary.n_updates, 3);
 }
 
@@ -169,42 +162,30 @@ fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
 /// training return of the last 100 episodes rises well above a random policy's ~22.
 #[test]
 fn a2c_and_reinforce_learn_cartpole() {
-    let c = A2cConfig { total_timesteps: 60_000, seed: 1, ..Default::default() };
-    let mut a2c = A2c::new(4, ActionKind::Discrete(2), &c).unwrap();
-    let mut log = MemoryLogger::default();
-    let s = a2c.learn(&mut cartpole_envs(8), &mut cartpole_envs(10), &mut log, None).unwrap();
+    let r = RunSettings { seed: 1, total_steps: 60_000, ..RunSettings::default() };
+    let (_, s, log) = train(&A2cConfig::default(), &r, None, false, None);
     let last = log.series("rollout/ep_rew_mean").last().unwrap().1;
     eprintln!("a2c: {s:?}, ep_rew_mean {last}");
     assert!(last > 100.0, "a2c ep_rew_mean {last}");
-
-    let c = ReinforceConfig { total_timesteps: 60_000, seed: 1, ..Default::default() };
-    let mut r = Reinforce::new(4, ActionKind::Discrete(2), &c).unwrap();
-    let mut log = MemoryLogger::default();
-    let s = r.learn(&mut cartpole_envs(8), &mut cartpole_envs(10), &mut log, None).unwrap();
+    let (_, s, log) = train(&ReinforceConfig::default(), &r, None, false, None);
     let last = log.series("rollout/ep_rew_mean").last().unwrap().1;
     eprintln!("reinforce: {s:?}, ep_rew_mean {last}");
     assert!(last > 100.0, "reinforce ep_rew_mean {last}");
 }
 
 /// Continuous actions: PPO on Pendulum-v1 runs, its actions are clipped to [-2, 2], the Gaussian's
-/// std is logged, and the rollout return improves over a short run (from about -1200 for random torques).
+/// std is logged, and the evaluation return is finite and negative.
 #[test]
 fn ppo_runs_on_pendulum() {
     let env_space = ResumableVecEnv::new(1, Pendulum::new, Some(200)).unwrap().single_action_space();
     let kind = check_action_space(&env_space, "ppo", "Pendulum-v1", false).unwrap();
     assert_eq!(kind, ActionKind::Continuous { low: vec![-2.0], high: vec![2.0] });
-    let config = PpoConfig {
-        total_timesteps: 8 * 32 * 10,
-        learning_rate_end: None,
-        clip_range_end: None,
-        eval_episodes: 2,
-        ..Default::default()
-    };
-    let mut ppo = Ppo::new(3, kind, &config).unwrap();
+    let config = PpoConfig { learning_rate_end: None, clip_range_end: None, ..Default::default() };
+    let mut t = OnPolicy::new(config, &run(0, 8 * 32 * 10, 0), 3, kind).unwrap();
     let mut envs = ResumableVecEnv::new(8, Pendulum::new, Some(200)).unwrap();
     let mut eval = ResumableVecEnv::new(2, Pendulum::new, Some(200)).unwrap();
     let mut log = MemoryLogger::default();
-    let s = ppo.learn(&mut envs, &mut eval, &mut log, None).unwrap();
+    let s = t.learn(&mut envs, &mut eval, &mut log, None).unwrap();
     assert!(s.eval_return_mean.is_finite() && s.eval_return_mean < 0.0, "{s:?}");
     assert!(!log.series("train/std").is_empty());
     // A discrete-only check names both the algorithm and the env.

@@ -25,14 +25,19 @@ pub fn run_logger(run: &RunDir, total_steps: u64, progress: bool) -> anyhow::Res
     )))
 }
 
-/// Write the episodes recorded in `sink` to `<run>/episodes/part-00000.parquet` (a directory, so that
-/// it is a table location for Spark and Hive, and `rlox sql --table <run>` registers it as `episodes`);
-/// `None` when there were none.
+/// Write the episodes recorded in `sink` to `<run>/episodes/part-<NNNNN>.parquet` (a directory, so
+/// that it is a table location for Spark and Hive, and `rlox sql --table <run>` registers it as
+/// `episodes`), one part per session of the run (a resumed run adds a part with the episodes it
+/// finished); `None` when there were none.
 pub fn write_episodes(run: &RunDir, sink: &EpisodeSink) -> anyhow::Result<Option<PathBuf>> {
     if sink.is_empty() {
         return Ok(None);
     }
     let dir = run.path().join("episodes");
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    Ok(Some(sink.write(dir.join("part-00000.parquet"), &run_name(run), &WriteOptions::default())?))
+    let mut k = 0;
+    while dir.join(format!("part-{k:05}.parquet")).exists() {
+        k += 1;
+    }
+    Ok(Some(sink.write(dir.join(format!("part-{k:05}.parquet")), &run_name(run), &WriteOptions::default())?))
 }
