@@ -68,7 +68,11 @@ fn raw_draws_doubles_and_uniforms_match_numpy() {
         let mut cart = [0.0; 4];
         g.uniform_fill(-0.05, 0.05, &mut cart);
         let want: Vec<f64> = rec["uniform_cartpole"].as_array().unwrap().iter().map(f64_from_hex).collect();
-        assert_eq!(cart.map(f64::to_bits).to_vec(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "seed {seed}");
+        assert_eq!(
+            cart.map(f64::to_bits).to_vec(),
+            want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
         assert_eq!(g.uniform(-0.6, -0.4).to_bits(), f64_from_hex(&rec["uniform_mountain_car"]).to_bits());
         let pend = rec["uniform_pendulum"].as_array().unwrap();
         let pi = std::f64::consts::PI;
