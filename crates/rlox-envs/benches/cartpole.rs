@@ -8,8 +8,13 @@
 //! not an RNG. Episodes end often under random actions, so every bench includes autoresets.
 //! Throughput is in env-steps: one call of a batch of `n` envs counts `n`.
 //!
+//! Time is the CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`), not wall time: on
+//! the shared build machine other processes preempt the benchmark, and wall time would count their
+//! slices (bench/classic_control_gymnasium.py times Gymnasium with the same clock).
+//!
 //! `cargo bench -p rlox-envs --bench cartpole` (figures in bench/README.md).
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::Rng as _;
 use rlox_core::seeding::rng_from_seed;
@@ -18,6 +23,49 @@ use rlox_envs::classic_control::{
     cartpole_v1, AcrobotVec, BatchEnv, CartPoleVec, Isa, MountainCarContinuousVec, MountainCarVec, PendulumVec,
     StepBuffers,
 };
+
+/// Criterion's measurement on the thread's CPU clock (formatted as durations, like wall time).
+struct ThreadCpu {
+    wall: WallTime,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
+
+type Bench = Criterion<ThreadCpu>;
+
+fn config() -> Bench {
+    Criterion::default().with_measurement(ThreadCpu { wall: WallTime })
+}
 
 const ACTION_TABLE: usize = 1 << 14;
 const BATCH_SIZES: [usize; 4] = [1, 8, 64, 256];
@@ -32,7 +80,7 @@ fn continuous_actions(high: f32) -> Vec<f32> {
     (0..ACTION_TABLE).map(|_| rng.random_range(-high..high)).collect()
 }
 
-fn scalar_step(c: &mut Criterion) {
+fn scalar_step(c: &mut Bench) {
     let table: Vec<usize> = discrete_actions(2).into_iter().map(|a| a as usize).collect();
     let mut env = cartpole_v1();
     env.reset(Some(0)).unwrap();
@@ -85,7 +133,7 @@ impl Buffers {
 
 /// Time `env.step_into` over rotating slices of `table`.
 fn bench_batch<B: BatchEnv>(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    g: &mut criterion::BenchmarkGroup<'_, ThreadCpu>,
     name: &str,
     mut env: B,
     table: &[B::Action],
@@ -104,7 +152,7 @@ fn bench_batch<B: BatchEnv>(
     });
 }
 
-fn batch_step(c: &mut Criterion) {
+fn batch_step(c: &mut Bench) {
     let table = discrete_actions(2);
     let mut g = c.benchmark_group("cartpole_batch");
     for n in BATCH_SIZES {
@@ -119,7 +167,7 @@ fn batch_step(c: &mut Criterion) {
     g.finish();
 }
 
-fn other_batches(c: &mut Criterion) {
+fn other_batches(c: &mut Bench) {
     let mut g = c.benchmark_group("classic_control_batch");
     let n = 256;
     bench_batch(&mut g, "acrobot", AcrobotVec::new(n).unwrap(), &discrete_actions(3));
@@ -129,5 +177,9 @@ fn other_batches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scalar_step, batch_step, other_batches);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = scalar_step, batch_step, other_batches
+}
 criterion_main!(benches);

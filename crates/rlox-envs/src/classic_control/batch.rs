@@ -133,12 +133,19 @@ impl<R: Reward> StepBuffers<'_, R> {
 pub trait DiscreteAction: Copy + std::fmt::Display {
     /// The action as an index, `None` when negative or too large for `usize`.
     fn index(self) -> Option<usize>;
+    /// The bits as a `u64` (sign-extended, so a negative action is larger than any index): lets a
+    /// batch check all its actions with one vectorised pass.
+    fn raw(self) -> u64;
 }
 
 impl DiscreteAction for usize {
     #[inline(always)]
     fn index(self) -> Option<usize> {
         Some(self)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
     }
 }
 
@@ -147,12 +154,20 @@ impl DiscreteAction for i64 {
     fn index(self) -> Option<usize> {
         usize::try_from(self).ok()
     }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
+    }
 }
 
 impl DiscreteAction for i32 {
     #[inline(always)]
     fn index(self) -> Option<usize> {
         usize::try_from(self).ok()
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as i64 as u64
     }
 }
 
