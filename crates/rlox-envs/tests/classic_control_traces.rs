@@ -647,3 +647,17 @@ fn same_step_autoreset_is_next_step_without_the_extra_call() {
     assert_eq!(o1, o2, "SAME_STEP's reset observation is NEXT_STEP's, one call earlier");
     assert!(r1.iter().all(|&r| r == 0.0));
 }
+
+#[test]
+fn per_env_seeds_past_u64_max_grow_wider_as_python_integers_do() {
+    // SyncVectorEnv seeds env i with seed + i in Python integers; at u64::MAX, env 1 gets 2^64.
+    let mut v = CartPoleVec::with_seeding(2, 500, BatchSeeding::PerEnv).unwrap();
+    v.reset(Some(u64::MAX)).unwrap();
+    let mut first = CartPole::new();
+    first.reset(Some(u64::MAX)).unwrap();
+    assert_eq!(v.state(0).unwrap(), first.state());
+    let mut second = CartPole::new();
+    *rlox_core::env::NpRandom::np_random_mut(&mut second) = rlox_core::seeding::np_random_from_int_limbs(&[0, 1]).0;
+    second.reset(None).unwrap();
+    assert_eq!(v.state(1).unwrap(), second.state());
+}

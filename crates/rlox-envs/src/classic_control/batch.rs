@@ -31,7 +31,7 @@
 //! [`BatchSeeding::PerEnv`] are these two; [`BatchSeeding::gymnasium_default`] says which one
 //! `make_vec` uses for an id. A batch that was never seeded draws fresh OS entropy, as Gymnasium does.
 
-use rlox_core::seeding::{np_random, Generator};
+use rlox_core::seeding::{np_random, np_random_from_int_limbs, Generator};
 use rlox_core::{Error, Result};
 
 /// When a finished env is reset (Gymnasium's `AutoresetMode`); see the [module docs](self).
@@ -279,7 +279,9 @@ impl Book {
         }
         if let Some(s) = seed {
             for (i, r) in self.rngs.iter_mut().enumerate() {
-                *r = np_random(Some(s.wrapping_add(i as u64))).0;
+                // Gymnasium adds in Python integers: past u64::MAX the seed just grows wider.
+                let wide = s as u128 + i as u128;
+                *r = np_random_from_int_limbs(&[wide as u64, (wide >> 64) as u64]).0;
             }
         }
         self.pending_reset.fill(false);
