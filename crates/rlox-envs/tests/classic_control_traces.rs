@@ -400,13 +400,24 @@ fn seeded_resets_are_reproducible_and_in_range() {
         assert!((-std::f64::consts::PI..std::f64::consts::PI).contains(&s[0]) && (-1.0..1.0).contains(&s[1]));
     }
 
-    // A batch seeds env i with seed + i, like Gymnasium; env i matches a scalar env seeded so.
-    let mut venv = CartPoleVec::new(3).unwrap();
+    // A per-env batch seeds env i with seed + i, like Gymnasium's SyncVectorEnv; env i matches a
+    // scalar env seeded so.
+    let mut venv = CartPoleVec::with_seeding(3, 500, BatchSeeding::PerEnv).unwrap();
     venv.reset(Some(10)).unwrap();
     for i in 0..3 {
         let mut env = CartPole::new();
         env.reset(Some(10 + i as u64)).unwrap();
         assert_eq!(venv.state(i).unwrap(), env.state());
+    }
+    // The default batch draws like Gymnasium's CartPoleVectorEnv: one generator seeded with the
+    // seed, `uniform(-0.05, 0.05, size=(4, n))`, component by component.
+    let mut venv = CartPoleVec::new(3).unwrap();
+    venv.reset(Some(10)).unwrap();
+    let mut g = rlox_core::seeding::Generator::new(10);
+    let mut drawn = [0.0; 12];
+    g.uniform_fill(-0.05, 0.05, &mut drawn);
+    for i in 0..3 {
+        assert_eq!(venv.state(i).unwrap(), vec![drawn[i], drawn[3 + i], drawn[6 + i], drawn[9 + i]]);
     }
 }
 
@@ -445,7 +456,7 @@ fn batch_equals_scalar_over_long_random_runs() {
         }
     }
 
-    let mut venv = CartPoleVec::new(n).unwrap();
+    let mut venv = CartPoleVec::with_seeding(n, 500, BatchSeeding::PerEnv).unwrap();
     venv.reset(Some(7)).unwrap();
     let mut envs: Vec<_> = (0..n)
         .map(|i| {
@@ -470,4 +481,183 @@ fn batch_equals_scalar_over_long_random_runs() {
             assert_eq!(venv.state(i).unwrap(), envs[i].inner().state());
         }
     }
+}
+
+#[test]
+fn cartpole_batch_kernels_agree_bit_for_bit() {
+    // Every instruction set (those this CPU lacks fall back to the portable path) gives the same
+    // observations, flags and states over long random runs, for batch sizes that are and are not
+    // multiples of the vector width, in both seeding modes and both autoreset modes.
+    use rand::Rng as _;
+    for n in [1, 5, 8, 37, 64] {
+        for seeding in [BatchSeeding::Shared, BatchSeeding::PerEnv] {
+            for mode in [AutoresetMode::NextStep, AutoresetMode::SameStep] {
+                let run = |isa: Isa| {
+                    let mut v = CartPoleVec::with_seeding(n, 500, seeding).unwrap();
+                    v.set_isa(isa);
+                    v.set_autoreset_mode(mode);
+                    let mut rng = rlox_core::seeding::rng_from_seed(n as u64);
+                    let (mut obs, mut rew) = (vec![0.0f32; 4 * n], vec![0.0f32; n]);
+                    let (mut term, mut trunc, mut fin) = (vec![false; n], vec![false; n], vec![0.0f32; 4 * n]);
+                    v.reset_into(Some(5), &mut obs).unwrap();
+                    let mut trace = Vec::new();
+                    for _ in 0..1500 {
+                        let actions: Vec<i64> = (0..n).map(|_| rng.random_range(0..2)).collect();
+                        let out = StepBuffers {
+                            obs: &mut obs,
+                            rewards: &mut rew,
+                            terminated: &mut term,
+                            truncated: &mut trunc,
+                            final_obs: &mut fin,
+                        };
+                        v.step_into(&actions, out).unwrap();
+                        trace.extend(obs.iter().chain(&fin).map(|x| x.to_bits() as u64));
+                        trace.extend(rew.iter().map(|x| x.to_bits() as u64));
+                        trace.extend(term.iter().zip(&trunc).map(|(&a, &b)| a as u64 * 2 + b as u64));
+                        trace.extend((0..n).flat_map(|i| v.state(i).unwrap()).map(f64::to_bits));
+                    }
+                    trace
+                };
+                let portable = run(Isa::Portable);
+                assert!(portable.len() > 1000);
+                assert!(run(Isa::Avx2) == portable, "AVX2 differs from portable (n={n}, {seeding:?}, {mode:?})");
+                assert!(run(Isa::Avx512) == portable, "AVX-512 differs from portable (n={n}, {seeding:?}, {mode:?})");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_vector_kernel_runs_where_the_c_library_is_glibc_with_fma() {
+    // The batch checks its sin/cos replay against the C library once per process and falls back to
+    // the portable path on any difference, so the parity tests pass either way. On the machines rlox
+    // is built and measured on (x86-64 Linux, glibc, AVX2/FMA), the fast path must actually be taken.
+    if cfg!(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")) && Isa::best() != Isa::Portable {
+        let mut v = CartPoleVec::new(1).unwrap();
+        v.set_isa(Isa::best());
+        assert_eq!(v.isa(), Isa::best(), "the sin/cos replay disagrees with this C library");
+        v.set_isa(Isa::Avx2);
+        assert_eq!(v.isa(), Isa::Avx2);
+    }
+}
+
+#[test]
+fn batch_api_checks_buffers_and_actions_before_anything_moves() {
+    let n = 3;
+    let mut v = CartPoleVec::new(n).unwrap();
+    let (mut obs, mut rew, mut term, mut trunc) =
+        (vec![0.0f32; 4 * n], vec![0.0f64; n], vec![false; n], vec![false; n]);
+    let mut fin: Vec<f32> = Vec::new();
+    macro_rules! out {
+        () => {
+            StepBuffers {
+                obs: &mut obs,
+                rewards: &mut rew,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                final_obs: &mut fin,
+            }
+        };
+    }
+    assert!(matches!(v.step_into(&[0, 0, 0], out!()), Err(Error::NeedsReset { .. })));
+    let e = v.reset_into(Some(0), &mut obs[..5]).unwrap_err().to_string();
+    assert!(e.contains("observation buffer") && e.contains("expected 12"), "{e}");
+    v.reset_into(Some(0), &mut obs).unwrap();
+    let before: Vec<Vec<f64>> = (0..n).map(|i| v.state(i).unwrap()).collect();
+    let e = v.step_into(&[0, -1, 1], out!()).unwrap_err();
+    assert!(matches!(e, Error::InvalidAction { .. }) && e.to_string().contains("-1"), "{e}");
+    assert!(matches!(v.step_into(&[0, 2, 1], out!()), Err(Error::InvalidAction { .. })));
+    assert!(matches!(v.step_into(&[0, 1], out!()), Err(Error::Invalid { .. })), "one action per env");
+    let mut short = vec![0.0f64; n - 1];
+    let e = v
+        .step_into(
+            &[0, 1, 1],
+            StepBuffers {
+                obs: &mut obs,
+                rewards: &mut short,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                final_obs: &mut fin,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reward buffer"), "{e}");
+    v.set_autoreset_mode(AutoresetMode::SameStep);
+    let e = v.step_into(&[0, 1, 1], out!()).unwrap_err().to_string();
+    assert!(e.contains("final observation buffer"), "SAME_STEP needs final_obs: {e}");
+    let after: Vec<Vec<f64>> = (0..n).map(|i| v.state(i).unwrap()).collect();
+    assert_eq!(before, after, "rejected calls leave every env alone");
+    // Continuous batches reject NaN torques the same way.
+    let mut p = PendulumVec::new(2).unwrap();
+    let mut pobs = vec![0.0f32; 6];
+    p.reset_into(Some(1), &mut pobs).unwrap();
+    let (mut r2, mut t2, mut u2) = (vec![0.0f32; 2], vec![false; 2], vec![false; 2]);
+    let out =
+        StepBuffers { obs: &mut pobs, rewards: &mut r2, terminated: &mut t2, truncated: &mut u2, final_obs: &mut [] };
+    assert!(matches!(p.step_into(&[0.5, f32::NAN], out), Err(Error::InvalidAction { .. })));
+}
+
+#[test]
+fn same_step_autoreset_is_next_step_without_the_extra_call() {
+    // With one generator per env, SAME_STEP resets draw the same numbers as NEXT_STEP resets: at the
+    // call where an episode ends, SAME_STEP's final_obs is NEXT_STEP's observation and SAME_STEP's
+    // observation is the reset observation NEXT_STEP returns one call later. Pendulum episodes all
+    // end at step 200, so both runs take the same actions up to there.
+    let n = 4;
+    let mut next = PendulumVec::new(n).unwrap();
+    let mut same = PendulumVec::new(n).unwrap();
+    same.set_autoreset_mode(AutoresetMode::SameStep);
+    let (mut o1, mut o2, mut fin) = (vec![0.0f32; 3 * n], vec![0.0f32; 3 * n], vec![f32::NAN; 3 * n]);
+    next.reset_into(Some(9), &mut o1).unwrap();
+    same.reset_into(Some(9), &mut o2).unwrap();
+    let (mut r1, mut r2) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let (mut t1, mut u1, mut t2, mut u2) = (vec![false; n], vec![false; n], vec![false; n], vec![false; n]);
+    let actions: Vec<f32> = (0..n).map(|i| i as f32 - 1.5).collect();
+    for call in 1..=200 {
+        next.step_into(
+            &actions,
+            StepBuffers { obs: &mut o1, rewards: &mut r1, terminated: &mut t1, truncated: &mut u1, final_obs: &mut [] },
+        )
+        .unwrap();
+        same.step_into(
+            &actions,
+            StepBuffers {
+                obs: &mut o2,
+                rewards: &mut r2,
+                terminated: &mut t2,
+                truncated: &mut u2,
+                final_obs: &mut fin,
+            },
+        )
+        .unwrap();
+        assert_eq!((&r1, &t1, &u1), (&r2, &t2, &u2), "call {call}: rewards and flags");
+        if call < 200 {
+            assert_eq!(o1, o2, "call {call}");
+        } else {
+            assert!(u2.iter().all(|&x| x));
+            assert_eq!(fin, o1, "final observations");
+        }
+    }
+    next.step_into(
+        &actions,
+        StepBuffers { obs: &mut o1, rewards: &mut r1, terminated: &mut t1, truncated: &mut u1, final_obs: &mut [] },
+    )
+    .unwrap();
+    assert_eq!(o1, o2, "SAME_STEP's reset observation is NEXT_STEP's, one call earlier");
+    assert!(r1.iter().all(|&r| r == 0.0));
+}
+
+#[test]
+fn per_env_seeds_past_u64_max_grow_wider_as_python_integers_do() {
+    // SyncVectorEnv seeds env i with seed + i in Python integers; at u64::MAX, env 1 gets 2^64.
+    let mut v = CartPoleVec::with_seeding(2, 500, BatchSeeding::PerEnv).unwrap();
+    v.reset(Some(u64::MAX)).unwrap();
+    let mut first = CartPole::new();
+    first.reset(Some(u64::MAX)).unwrap();
+    assert_eq!(v.state(0).unwrap(), first.state());
+    let mut second = CartPole::new();
+    *rlox_core::env::NpRandom::np_random_mut(&mut second) = rlox_core::seeding::np_random_from_int_limbs(&[0, 1]).0;
+    second.reset(None).unwrap();
+    assert_eq!(v.state(1).unwrap(), second.state());
 }

@@ -11,11 +11,12 @@
 //! * Stepping after termination without a reset follows Gymnasium: the dynamics keep running,
 //!   `terminated` stays true and the reward is 0 (Gymnasium also logs a warning; rlox does not print).
 
-use super::{bad_discrete, check_state, needs_reset, uniform, Book, DEFAULT_SEED};
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::batch::{AutoresetMode, BatchEnv, BatchSeeding, Book, DiscreteAction, Reward, StepBuffers};
+use super::simd::Isa;
+use super::{bad_discrete, check_state, needs_reset};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Discrete, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 use std::f64::consts::PI;
@@ -75,10 +76,10 @@ pub fn observe(s: &[f64; 4]) -> [f32; 4] {
     [s[0] as f32, s[1] as f32, s[2] as f32, s[3] as f32]
 }
 
-/// A state drawn from Gymnasium's reset distribution.
+/// A state drawn from Gymnasium's reset distribution: `uniform(-0.05, 0.05, size=(4,))`.
 #[inline]
-fn sample_initial(rng: &mut Rng) -> [f64; 4] {
-    std::array::from_fn(|_| uniform(rng, -RESET_BOUND, RESET_BOUND))
+fn sample_initial(rng: &mut Generator) -> [f64; 4] {
+    std::array::from_fn(|_| rng.uniform(-RESET_BOUND, RESET_BOUND))
 }
 
 fn observation_space() -> Space {
@@ -93,7 +94,7 @@ pub struct CartPole {
     started: bool,
     /// Gymnasium's `steps_beyond_terminated`: `Some` once a terminal state was reached.
     steps_beyond_terminated: Option<u64>,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for CartPole {
@@ -108,9 +109,10 @@ impl CartPole {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env; call [`Env::reset`] before stepping. Its RNG starts from [`DEFAULT_SEED`].
+    /// A new env; call [`Env::reset`] before stepping. Until it is seeded, it draws from fresh OS
+    /// entropy (as Gymnasium does).
     pub fn new() -> Self {
-        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: rng_from_seed(DEFAULT_SEED) }
+        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -137,7 +139,7 @@ impl Env for CartPole {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 4], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         self.state = sample_initial(&mut self.rng);
         self.started = true;
@@ -185,13 +187,35 @@ impl SetState for CartPole {
     }
 }
 
+impl NpRandom for CartPole {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `CartPole-v1` as registered: [`CartPole`] inside a 500-step [`TimeLimit`].
 pub fn cartpole_v1() -> TimeLimit<CartPole> {
     TimeLimit::new(CartPole::new(), MAX_EPISODE_STEPS)
 }
 
-/// N cart-poles as structure-of-arrays, stepped by one call with `NEXT_STEP` autoreset and the
-/// time limit counted inside the batch (Gymnasium's `CartPoleVectorEnv`, bit-exact per env).
+/// N cart-poles as structure-of-arrays, stepped by one call with the time limit counted inside
+/// the batch: Gymnasium's `CartPoleVectorEnv` (what `gymnasium.make_vec("CartPole-v1", n)` builds),
+/// bit-exact per env.
+///
+/// * Seeding: [`BatchSeeding::Shared`] by default (one generator; a reset draws
+///   `uniform(-0.05, 0.05, size=(4, n))`, an autoreset of `k` envs `size=(4, k)`, component by
+///   component), or [`BatchSeeding::PerEnv`] (Gymnasium's `SyncVectorEnv` of `n` `CartPole-v1`
+///   envs, env `i` seeded with `s + i`) through [`CartPoleVec::with_seeding`].
+/// * Stepping: [`BatchEnv::step_into`] writes into caller slices (see [`super::batch`]);
+///   [`rlox_core::vec_env::VecEnv::step`] into the batch's own buffers. The dynamics of all envs run vectorised
+///   (AVX-512: eight envs per instruction, AVX2: four; see [`super::simd`]), with `sin`/`cos`
+///   replayed lane by lane with the C library's bits; the portable path calls the C library once
+///   per env. Every path gives the same bits as the scalar [`CartPole`].
+/// * Rewards: 1 per step (also on the terminal step, as Gymnasium's vector env pays), 0 on an
+///   autoreset step.
 #[derive(Debug, Clone)]
 pub struct CartPoleVec {
     x: Vec<f64>,
@@ -199,33 +223,84 @@ pub struct CartPoleVec {
     theta: Vec<f64>,
     theta_dot: Vec<f64>,
     book: Book,
+    /// Scratch: bit `i` is set when env `i` pushes right (action 1).
+    action_bits: Vec<u64>,
+    /// `NEXT_STEP`: the envs that ended at the previous call, reset at the next one.
+    pending: Vec<usize>,
+    /// Scratch: a list of envs (capacity `num_envs`, so a step never allocates).
+    scratch: Vec<usize>,
+    /// Scratch: bit `i` set when env `i` ended at this call.
+    ended_bits: Vec<u64>,
+    isa: Isa,
 }
 
 impl CartPoleVec {
-    /// `num_envs` cart-poles with the registered limit of 500 steps.
+    /// `num_envs` cart-poles with the registered limit of 500 steps, seeded as
+    /// `gymnasium.make_vec("CartPole-v1", num_envs)` is (one shared generator).
     pub fn new(num_envs: usize) -> Result<Self> {
-        Self::with_time_limit(num_envs, MAX_EPISODE_STEPS)
+        Self::with_seeding(num_envs, MAX_EPISODE_STEPS, BatchSeeding::Shared)
     }
 
-    /// `num_envs` cart-poles truncated after `max_episode_steps` steps.
+    /// `num_envs` cart-poles truncated after `max_episode_steps` steps (one shared generator).
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 4, max_episode_steps)?;
+        Self::with_seeding(num_envs, max_episode_steps, BatchSeeding::Shared)
+    }
+
+    /// `num_envs` cart-poles truncated after `max_episode_steps` steps, seeded as `seeding` says.
+    pub fn with_seeding(num_envs: usize, max_episode_steps: usize, seeding: BatchSeeding) -> Result<Self> {
+        let book = Book::new(ID, num_envs, 4, max_episode_steps, seeding)?;
         let z = vec![0.0; num_envs];
-        Ok(CartPoleVec { x: z.clone(), x_dot: z.clone(), theta: z.clone(), theta_dot: z, book })
+        Ok(CartPoleVec {
+            x: z.clone(),
+            x_dot: z.clone(),
+            theta: z.clone(),
+            theta_dot: z,
+            book,
+            action_bits: vec![0; num_envs.div_ceil(64)],
+            pending: Vec::with_capacity(num_envs),
+            scratch: Vec::with_capacity(num_envs),
+            ended_bits: vec![0; num_envs.div_ceil(64)],
+            isa: Isa::detect(),
+        })
+    }
+
+    /// Run the batch kernel with `isa` instead of the detected one (a lower one, for tests and
+    /// benchmarks); an instruction set this CPU lacks, or one whose `sin`/`cos` replay does not match
+    /// the C library here, falls back to [`Isa::Portable`].
+    pub fn set_isa(&mut self, isa: Isa) {
+        self.isa = isa;
+    }
+
+    /// The instruction set the next step will use.
+    pub fn isa(&self) -> Isa {
+        effective_isa(self.isa)
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         Ok(vec![self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]])
     }
 
-    /// Overwrite the state of env `i` (and its observation) without touching its episode clock.
+    /// Overwrite the state of env `i` (and its observation in the batch's own buffer) without
+    /// touching its episode clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 4)?;
-        self.put(i, [state[0], state[1], state[2], state[3]]);
+        let s = [state[0], state[1], state[2], state[3]];
+        self.put(i, s);
+        self.book.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&s));
         Ok(())
+    }
+
+    /// The generators: one ([`BatchSeeding::Shared`]) or one per env ([`BatchSeeding::PerEnv`]).
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably (to seed from integers wider than 64 bits, then `reset(None)`).
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
     }
 
     #[inline(always)]
@@ -234,65 +309,295 @@ impl CartPoleVec {
         self.x_dot[i] = s[1];
         self.theta[i] = s[2];
         self.theta_dot[i] = s[3];
-        self.book.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&s));
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> [f64; 4] {
+        [self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]]
+    }
+
+    /// Draw reset states for the envs in `list` (increasing) and write their observations: from the
+    /// shared generator component by component (`uniform(size=(4, k))`), or four draws from each
+    /// env's own generator. Their episode clocks restart.
+    fn reset_listed(&mut self, list: &[usize], obs: &mut [f32]) {
+        match self.book.seeding {
+            BatchSeeding::Shared => {
+                let rng = &mut self.book.rngs[0];
+                for component in [&mut self.x, &mut self.x_dot, &mut self.theta, &mut self.theta_dot] {
+                    for &i in list {
+                        component[i] = rng.uniform(-RESET_BOUND, RESET_BOUND);
+                    }
+                }
+            }
+            BatchSeeding::PerEnv => {
+                for &i in list {
+                    let s = sample_initial(&mut self.book.rngs[i]);
+                    self.put(i, s);
+                }
+            }
+        }
+        for &i in list {
+            obs[4 * i..4 * i + 4].copy_from_slice(&observe(&self.get(i)));
+            self.book.elapsed[i] = 0;
+        }
+    }
+
+    /// [`BatchEnv::step_into`] for any integer action type.
+    pub fn step_actions<A: DiscreteAction, R: Reward>(&mut self, actions: &[A], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        // One pass that vectorises (a negative action is huge as a u64), then the action bits.
+        if actions.iter().fold(0u64, |acc, a| acc | a.raw()) > 1 {
+            let bad = actions.iter().copied().find(|a| a.raw() > 1).unwrap_or(actions[0]);
+            return Err(bad_discrete(ID, bad, 2));
+        }
+        for (word, chunk) in self.action_bits.iter_mut().zip(actions.chunks(64)) {
+            *word = chunk.iter().enumerate().fold(0, |w, (j, a)| w | (a.raw() & 1) << j);
+        }
+        let StepBuffers { obs, rewards, terminated, truncated, final_obs } = out;
+
+        // 1. Every env takes its step (those pending a reset too: their result is overwritten).
+        self.ended_bits.fill(0);
+        let io = kernel::Io {
+            x: &mut self.x,
+            xd: &mut self.x_dot,
+            th: &mut self.theta,
+            thd: &mut self.theta_dot,
+            bits: &self.action_bits,
+            obs,
+            terminated,
+            truncated,
+            elapsed: &mut self.book.elapsed,
+            max_steps: self.book.max_episode_steps,
+            ended: &mut self.ended_bits,
+        };
+        kernel::step(effective_isa(self.isa), io);
+        rewards.fill(R::from_f64(1.0));
+
+        // 2. NEXT_STEP: envs that ended at the previous call are reset now (reward 0, flags false).
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.reset_listed(&pending, obs);
+            for &i in &pending {
+                rewards[i] = R::from_f64(0.0);
+                terminated[i] = false;
+                truncated[i] = false;
+                self.ended_bits[i / 64] &= !(1 << (i % 64));
+            }
+        }
+
+        // 3. The envs that ended now: reset at the next call, or (SAME_STEP) right away, their
+        //    final observation kept.
+        let mut ended = std::mem::take(&mut self.scratch);
+        ended.clear();
+        for (w, &word) in self.ended_bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                ended.push(64 * w + word.trailing_zeros() as usize);
+                word &= word - 1;
+            }
+        }
+        if self.book.autoreset == AutoresetMode::SameStep {
+            for &i in &ended {
+                final_obs[4 * i..4 * i + 4].copy_from_slice(&obs[4 * i..4 * i + 4]);
+            }
+            self.reset_listed(&ended, obs);
+            ended.clear();
+        }
+        // Both lists keep their capacity (`num_envs`), so no call allocates.
+        self.pending = ended;
+        self.scratch = pending;
+        Ok(())
     }
 }
 
-impl VecEnv for CartPoleVec {
-    type Action = usize;
+/// `isa` if this CPU runs it and the `sin`/`cos` replay matches the C library here, else portable.
+fn effective_isa(isa: Isa) -> Isa {
+    if isa != Isa::Portable && isa.supported() && super::sincos::replica_verified() {
+        isa
+    } else {
+        Isa::Portable
+    }
+}
 
+impl BatchEnv for CartPoleVec {
+    type Action = i64;
+
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         4
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        Discrete::new(2).into()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
+    }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
     }
 
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let s = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, s);
-        }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        self.pending.clear();
+        let mut all = std::mem::take(&mut self.scratch);
+        all.clear();
+        all.extend(0..self.book.len());
+        self.reset_listed(&all, obs);
+        all.clear();
+        self.scratch = all;
         Ok(())
     }
 
-    fn step(&mut self, actions: &[usize]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        if let Some(&a) = actions.iter().find(|&&a| a >= 2) {
-            return Err(bad_discrete(ID, a, 2));
+    fn step_into<R: Reward>(&mut self, actions: &[i64], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_actions(actions, out)
+    }
+}
+
+super::impl_vec_env_discrete!(CartPoleVec, 2, observation_space);
+
+/// The vectorised step of the cart-pole dynamics (the same expressions as [`dynamics`]).
+mod kernel {
+    use super::super::simd::{Isa, Lanes};
+    use super::super::sincos;
+    use super::*;
+
+    /// What one batch step reads and writes (all slices of the batch's length, `bits` and `ended`
+    /// of one bit per env).
+    pub(super) struct Io<'a> {
+        pub x: &'a mut [f64],
+        pub xd: &'a mut [f64],
+        pub th: &'a mut [f64],
+        pub thd: &'a mut [f64],
+        /// Bit `i`: env `i` pushes right.
+        pub bits: &'a [u64],
+        pub obs: &'a mut [f32],
+        pub terminated: &'a mut [bool],
+        pub truncated: &'a mut [bool],
+        /// The `TimeLimit` clocks, advanced by one.
+        pub elapsed: &'a mut [u32],
+        pub max_steps: u32,
+        /// Out (zeroed by the caller): bit `i` set when env `i` terminated or was truncated.
+        pub ended: &'a mut [u64],
+    }
+
+    /// Step every env: state in place, observations (env-major), flags, clocks, `ended` bits.
+    pub(super) fn step(isa: Isa, mut io: Io<'_>) {
+        let n = io.x.len();
+        assert!(io.xd.len() == n && io.th.len() == n && io.thd.len() == n && io.obs.len() == 4 * n);
+        assert!(io.terminated.len() == n && io.truncated.len() == n && io.elapsed.len() == n);
+        assert!(io.bits.len() * 64 >= n && io.ended.len() * 64 >= n);
+        let done = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `effective_isa` checked the CPU and the sin/cos replay; the slices were checked above.
+            Isa::Avx512 => unsafe { avx512(&mut io) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { avx2(&mut io) },
+            _ => 0,
+        };
+        // The envs the vector loop did not cover: one at a time with the C library's sin/cos.
+        for i in done..n {
+            let a = (io.bits[i / 64] >> (i % 64)) as usize & 1;
+            let (ns, t) = dynamics([io.x[i], io.xd[i], io.th[i], io.thd[i]], a);
+            io.x[i] = ns[0];
+            io.xd[i] = ns[1];
+            io.th[i] = ns[2];
+            io.thd[i] = ns[3];
+            io.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&ns));
+            let e = io.elapsed[i] + 1;
+            io.elapsed[i] = e;
+            let u = e >= io.max_steps;
+            io.terminated[i] = t;
+            io.truncated[i] = u;
+            io.ended[i / 64] |= ((t | u) as u64) << (i % 64);
         }
-        for (i, &action) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let s = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, s);
-                self.book.record_reset(i);
-            } else {
-                let s = [self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]];
-                let (s, terminated) = dynamics(s, action);
-                self.put(i, s);
-                self.book.record(i, 1.0, terminated);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+    unsafe fn avx512(io: &mut Io<'_>) -> usize {
+        // SAFETY: forwarded; this function runs only where AVX-512 is available.
+        unsafe { lanes::<super::super::simd::x86::F64x8>(io) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(io: &mut Io<'_>) -> usize {
+        // SAFETY: forwarded; this function runs only where AVX2 and FMA are available.
+        unsafe { lanes::<super::super::simd::x86::F64x4>(io) }
+    }
+
+    /// The vector loop over whole groups of `V::N` envs; returns how many envs it stepped.
+    ///
+    /// # Safety
+    /// `V` must be usable on this CPU; the slices have the lengths `step` checked.
+    #[inline(always)]
+    pub(super) unsafe fn lanes<V: Lanes>(io: &mut Io<'_>) -> usize {
+        let n = io.x.len();
+        let whole = n / V::N * V::N;
+        let tab = sincos::table_ptr();
+        let lane_mask = (1u64 << V::N) - 1;
+        let (x, xd, th, thd) = (io.x.as_mut_ptr(), io.xd.as_mut_ptr(), io.th.as_mut_ptr(), io.thd.as_mut_ptr());
+        let (obs, term, trunc, elapsed) =
+            (io.obs.as_mut_ptr(), io.terminated.as_mut_ptr(), io.truncated.as_mut_ptr(), io.elapsed.as_mut_ptr());
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: i + N <= n for every slice read and written below (obs has 4n entries).
+            unsafe {
+                let s_x = V::load(x.add(i));
+                let s_xd = V::load(xd.add(i));
+                let s_th = V::load(th.add(i));
+                let s_thd = V::load(thd.add(i));
+                let right = V::mask_from_bits(((io.bits[i / 64] >> (i % 64)) & lane_mask) as u32);
+                let force = V::select(right, V::splat(FORCE_MAG), V::splat(-FORCE_MAG));
+
+                let (sintheta, costheta) = sincos::sincos(s_th, tab);
+                let temp =
+                    force.add(V::splat(POLEMASS_LENGTH).mul(s_thd.mul(s_thd)).mul(sintheta)).div(V::splat(TOTAL_MASS));
+                let num = V::splat(GRAVITY).mul(sintheta).sub(costheta.mul(temp));
+                let den = V::splat(LENGTH).mul(
+                    V::splat(4.0 / 3.0).sub(V::splat(MASSPOLE).mul(costheta.mul(costheta)).div(V::splat(TOTAL_MASS))),
+                );
+                let thetaacc = num.div(den);
+                let xacc = temp.sub(V::splat(POLEMASS_LENGTH).mul(thetaacc).mul(costheta).div(V::splat(TOTAL_MASS)));
+
+                let nx = s_x.add(V::splat(TAU).mul(s_xd));
+                let nxd = s_xd.add(V::splat(TAU).mul(xacc));
+                let nth = s_th.add(V::splat(TAU).mul(s_thd));
+                let nthd = s_thd.add(V::splat(TAU).mul(thetaacc));
+
+                let t = V::or(
+                    V::or(nx.lt(V::splat(-X_THRESHOLD)), nx.gt(V::splat(X_THRESHOLD))),
+                    V::or(nth.lt(V::splat(-THETA_THRESHOLD_RADIANS)), nth.gt(V::splat(THETA_THRESHOLD_RADIANS))),
+                );
+
+                nx.store(x.add(i));
+                nxd.store(xd.add(i));
+                nth.store(th.add(i));
+                nthd.store(thd.add(i));
+                V::store_rows4_f32(nx, nxd, nth, nthd, obs.add(4 * i));
+
+                // Flags and clocks, lane by lane (the compiler unrolls this).
+                let tb = V::bits(t);
+                let mut ended = 0u64;
+                for l in 0..V::N {
+                    let e = *elapsed.add(i + l) + 1;
+                    *elapsed.add(i + l) = e;
+                    let te = (tb >> l) & 1 != 0;
+                    let tr = e >= io.max_steps;
+                    *term.add(i + l) = te;
+                    *trunc.add(i + l) = tr;
+                    ended |= ((te | tr) as u64) << l;
+                }
+                io.ended[i / 64] |= ended << (i % 64);
             }
+            i += V::N;
         }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+        whole
     }
 }
