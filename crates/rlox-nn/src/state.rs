@@ -42,7 +42,8 @@ pub fn arrays_to_safetensors_bytes(arrays: &Arrays) -> Result<Vec<u8>> {
                 .map_err(|e| Error::invalid("checkpoint arrays", format!("{name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| Error::invalid("checkpoint arrays", format!("cannot serialise: {e}")))
+    safetensors::serialize(views, None)
+        .map_err(|e| Error::invalid("checkpoint arrays", format!("cannot serialise: {e}")))
 }
 
 /// The arrays of a safetensors file's bytes; `origin` (the file) is named in errors.
@@ -63,7 +64,12 @@ pub fn arrays_from_safetensors_bytes(bytes: &[u8], origin: &Path) -> Result<Arra
 /// Put `opt`'s state for `module` into `arrays` as `<name>.<param>.<buffer>`; returns its step counts.
 /// An optimizer whose state cannot be exported (burn's, on a non-CPU device) is an error: such a run
 /// cannot resume exactly.
-pub fn export_optimizer<M: Module>(opt: &Optimizer, module: &M, name: &str, arrays: &mut Arrays) -> Result<OptimizerMeta> {
+pub fn export_optimizer<M: Module>(
+    opt: &Optimizer,
+    module: &M,
+    name: &str,
+    arrays: &mut Arrays,
+) -> Result<OptimizerMeta> {
     let state = opt.export_state(module).ok_or_else(|| {
         Error::invalid(
             "checkpoint",

@@ -15,10 +15,10 @@ use rlox_posttrain::config::{DataConfig, Optimization, RunConfig};
 use rlox_posttrain::datasets::PaddedBatch;
 use rlox_posttrain::dpo::{Dpo, DpoConfig, TokenizedPair};
 use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
-use rlox_posttrain::trainer::{optimizer_step, MethodKind};
 use rlox_posttrain::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
 use rlox_posttrain::losses::{grpo_aggregate, grpo_per_token_loss, GrpoLossSettings, GrpoLossType};
 use rlox_posttrain::rewards::RewardSpec;
+use rlox_posttrain::trainer::{optimizer_step, MethodKind};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -162,8 +162,7 @@ fn main() -> rlox_posttrain::Result<()> {
     let mut tokens = 0;
     for k in 0..=steps {
         let t = Instant::now();
-        let idx: Vec<usize> =
-            (0..gcfg.method.prompts_per_step).map(|i| i % grpo.method.prompts.len()).collect();
+        let idx: Vec<usize> = (0..gcfg.method.prompts_per_step).map(|i| i % grpo.method.prompts.len()).collect();
         let r = grpo.generate_and_score(&idx, k as u64)?;
         let b = grpo.rollout_batch(&r);
         let tg = t.elapsed().as_secs_f64();

@@ -28,7 +28,9 @@ use crate::trainer::{MethodKind, Metrics};
 use crate::{Error, Result};
 use rlox_core::checkpoint::{read_file, CheckpointDir, TRAINER_STATE};
 use rlox_lm::CausalLm;
-use rlox_nn::state::{arrays_from_safetensors_bytes, arrays_to_safetensors_bytes, import_optimizer, Arrays, OptimizerMeta};
+use rlox_nn::state::{
+    arrays_from_safetensors_bytes, arrays_to_safetensors_bytes, import_optimizer, Arrays, OptimizerMeta,
+};
 use rlox_nn::{Device, Module, Optimizer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -77,7 +79,16 @@ impl From<f64> for JsonF64 {
         if v.is_finite() {
             JsonF64::Finite(v)
         } else {
-            JsonF64::Named(if v.is_nan() { "NaN" } else if v > 0.0 { "inf" } else { "-inf" }.into())
+            JsonF64::Named(
+                if v.is_nan() {
+                    "NaN"
+                } else if v > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                }
+                .into(),
+            )
         }
     }
 }

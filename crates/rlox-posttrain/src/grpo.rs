@@ -532,14 +532,16 @@ impl Method for Grpo {
             let idx = self.sampler.next(c.prompts_per_step);
             let rollout = self.generate_and_score(model, &idx, derive_seed(self.seed, 1000 + step))?;
             let batch = self.rollout_batch(&rollout);
-            let old_logps =
-                if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch)?) } else { None };
+            let old_logps = if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch)?) } else { None };
             let ref_logps = match &self.reference {
                 Some(m) => Some(self.frozen_logps(m, &batch)?),
                 None => None,
             };
             if let Some(store) = &self.store {
-                store.write_step(step as i64, &rollout_groups(step as i64, &self.prompts, &rollout, c.num_generations))?;
+                store.write_step(
+                    step as i64,
+                    &rollout_groups(step as i64, &self.prompts, &rollout, c.num_generations),
+                )?;
             }
             self.generation_seconds += t.elapsed().as_secs_f64();
             self.round = Some(Round { rollout, batch, old_logps, ref_logps });
@@ -548,8 +550,13 @@ impl Method for Grpo {
             Error::invalid("grpo", format!("step {step} is inside a generation round that was not generated"))
         })?;
         let r = &round.rollout;
-        let (loss, stats) =
-            self.compute_loss(model, &round.batch, &r.advantages, round.old_logps.as_deref(), round.ref_logps.as_deref())?;
+        let (loss, stats) = self.compute_loss(
+            model,
+            &round.batch,
+            &r.advantages,
+            round.old_logps.as_deref(),
+            round.ref_logps.as_deref(),
+        )?;
         let mut metrics = self.rollout_metrics(r);
         metrics.extend([
             ("kl".to_string(), stats.kl),

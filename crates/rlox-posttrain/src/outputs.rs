@@ -55,7 +55,13 @@ impl Outputs {
 
     /// Reopen the run in `run_dir` as it was at a checkpoint taken after `records` metric records and
     /// with the JSON Lines files at the byte lengths `appended`.
-    pub fn resume(run_dir: &Path, records: u64, appended: &BTreeMap<String, u64>, progress: bool, total: u64) -> Result<Self> {
+    pub fn resume(
+        run_dir: &Path,
+        records: u64,
+        appended: &BTreeMap<String, u64>,
+        progress: bool,
+        total: u64,
+    ) -> Result<Self> {
         Self::open(RunDir::open(run_dir)?, records, appended, progress, total)
     }
 

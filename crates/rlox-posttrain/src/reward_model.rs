@@ -101,8 +101,9 @@ impl TrainedModel for RewardModel {
         let lm = self.lm.load(dir, device)?;
         let path = dir.join(SCORE_FILE);
         let bytes = read_file(dir, SCORE_FILE)?;
-        let score = rlox_nn::checkpoint::load_safetensors_bytes(self.score.clone(), &bytes, &path.display().to_string())
-            .map_err(|e| checkpoint_error(&path, e))?;
+        let score =
+            rlox_nn::checkpoint::load_safetensors_bytes(self.score.clone(), &bytes, &path.display().to_string())
+                .map_err(|e| checkpoint_error(&path, e))?;
         Ok(RewardModel { lm, score })
     }
 }
@@ -134,7 +135,10 @@ impl Method for Reward {
             return Err(Error::invalid("rm.per_device_train_batch_size", "must be > 0"));
         }
         if config.data.eval_file.is_some() {
-            return Err(Error::invalid("rm.eval_file", "reward modelling does not evaluate (yet): leave eval_file out"));
+            return Err(Error::invalid(
+                "rm.eval_file",
+                "reward modelling does not evaluate (yet): leave eval_file out",
+            ));
         }
         let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
         let trunc = Truncation { max_length: c.max_length, ..Default::default() };
@@ -160,10 +164,8 @@ impl Method for Reward {
         let batch = concatenated_batch(&pairs, self.pad);
         let r = model.rewards(&batch)?;
         let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
-        let margins: Option<Vec<f64>> = pairs
-            .iter()
-            .any(|p| p.margin.is_some())
-            .then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
+        let margins: Option<Vec<f64>> =
+            pairs.iter().any(|p| p.margin.is_some()).then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
         let device = r.device();
         let loss = reward_model_loss_tensor(
             rc,

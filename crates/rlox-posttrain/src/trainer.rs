@@ -314,7 +314,9 @@ impl<M: Method> Trainer<M> {
         checkpoint::load_optimizer(&dir, &mut optimizer, &model, &state.optimizer)?;
         let TrainerState { step, records, appended, last, first_eval, last_eval, method_state, .. } = state;
         self.model = model;
-        self.method.restore(method_state).map_err(|e| checkpoint::checkpoint_error(&checkpoint::state_file(&dir), e))?;
+        self.method
+            .restore(method_state)
+            .map_err(|e| checkpoint::checkpoint_error(&checkpoint::state_file(&dir), e))?;
         let outputs = Outputs::resume(run_dir, records, &appended, self.config.run.progress, total)?;
         let progress = Progress {
             step,
@@ -346,8 +348,15 @@ impl<M: Method> Trainer<M> {
             let lr = learning_rate(opt.learning_rate, p.step, total, opt.warmup_steps, opt.constant_lr);
             let out = self.method.step(&self.model, p.step)?;
             let loss = out.loss.clone().detach().into_scalar::<f32>() as f64;
-            let (model, grad_norm) =
-                optimizer_step(self.model.clone(), &out.loss, &mut optimizer, lr, opt.max_grad_norm, M::KIND, p.step + 1)?;
+            let (model, grad_norm) = optimizer_step(
+                self.model.clone(),
+                &out.loss,
+                &mut optimizer,
+                lr,
+                opt.max_grad_norm,
+                M::KIND,
+                p.step + 1,
+            )?;
             self.model = model;
             p.step += 1;
             tokens += out.tokens;
@@ -395,7 +404,8 @@ impl<M: Method> Trainer<M> {
         for (key, metric) in M::SUMMARY {
             map.insert((*key).into(), serde_json::json!(last(metric)));
         }
-        let as_map = |m: &Metrics| m.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>();
+        let as_map =
+            |m: &Metrics| m.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>();
         if let (Some(first), Some(last)) = (&p.first_eval, &p.last_eval) {
             map.insert("eval_first".into(), as_map(first).into());
             map.insert("eval_final".into(), as_map(last).into());

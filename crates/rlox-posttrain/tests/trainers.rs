@@ -68,7 +68,14 @@ fn prefs(dir: &Path) -> PathBuf {
 
 /// A run of method `M` on the fixture (or a fresh model of its tokenizer with `init`): `total_steps`
 /// steps at learning rate `lr`, logging every step, into `dir/runs`.
-fn config<M: Method>(dir: &Path, train: PathBuf, init: bool, lr: f64, total_steps: u64, method: M::Config) -> RunConfig<M::Config> {
+fn config<M: Method>(
+    dir: &Path,
+    train: PathBuf,
+    init: bool,
+    lr: f64,
+    total_steps: u64,
+    method: M::Config,
+) -> RunConfig<M::Config> {
     let (run, _) = M::defaults();
     RunConfig {
         run: RunSettings { total_steps, log_every: 1, runs_dir: dir.join("runs"), progress: false, ..run },
@@ -294,8 +301,11 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(tok.decode(&ok[0].chosen, false).unwrap(), "yes<|im_end|>\n");
     // A GRPO dataset missing the column a reward function needs.
     let train = write(dir.path(), "g.jsonl", &[serde_json::json!({"prompt": "Compute 1+1."})]);
-    let method =
-        GrpoConfig { reward_funcs: vec![RewardSpec::Arithmetic { weight: 1.0 }], num_generations: 2, ..Default::default() };
+    let method = GrpoConfig {
+        reward_funcs: vec![RewardSpec::Arithmetic { weight: 1.0 }],
+        num_generations: 2,
+        ..Default::default()
+    };
     let cfg = config::<Grpo>(dir.path(), train, false, 1e-6, 1, method);
     let e = GrpoTrainer::new(&cfg).err().unwrap().to_string();
     assert!(e.contains("g.jsonl:1") && e.contains("`answer`"), "{e}");
