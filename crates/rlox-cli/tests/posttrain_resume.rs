@@ -106,9 +106,11 @@ struct Case {
 impl Case {
     fn config(&self, dir: &Path, runs: &Path) -> PathBuf {
         let text = std::fs::read_to_string(repo().join(format!("configs/{}_tiny.toml", self.method))).unwrap();
-        let text = text.replace("output_dir = \"runs\"", &format!("output_dir = \"{}\"", runs.display()));
+        let kept: Vec<&str> =
+            text.lines().filter(|l| !l.starts_with("runs_dir") && !l.starts_with("checkpoint_every")).collect();
         let path = dir.join(format!("{}.toml", self.method));
-        std::fs::write(&path, format!("{}\n{text}", self.extra)).unwrap();
+        let head = format!("runs_dir = \"{}\"\n{}\n", runs.display(), self.extra);
+        std::fs::write(&path, head + &kept.join("\n")).unwrap();
         path
     }
 
@@ -201,24 +203,24 @@ impl Case {
 
 #[test]
 fn sft_resumes_exactly_after_kills() {
-    Case { method: "sft", extra: "save_steps = 2", steps: 40, pause_at: 4 }.check();
+    Case { method: "sft", extra: "checkpoint_every = 2", steps: 40, pause_at: 4 }.check();
 }
 
 #[test]
 fn reward_model_resumes_exactly_after_kills() {
-    Case { method: "rm", extra: "save_steps = 2", steps: 30, pause_at: 4 }.check();
+    Case { method: "rm", extra: "checkpoint_every = 2", steps: 30, pause_at: 4 }.check();
 }
 
 #[test]
 fn dpo_resumes_exactly_after_kills() {
-    Case { method: "dpo", extra: "save_steps = 2", steps: 30, pause_at: 4 }.check();
+    Case { method: "dpo", extra: "checkpoint_every = 2", steps: 30, pause_at: 4 }.check();
 }
 
 /// Two optimizer steps per generation round: a checkpoint due at step 3 is taken at the round's end (4).
 /// With held-out prompts, so that evaluations (and `eval_samples.jsonl`) resume too.
 #[test]
 fn grpo_resumes_exactly_after_kills() {
-    let extra = "save_steps = 3\neval_steps = 4\neval_file = \"configs/data/prompts_tiny.jsonl\"\neval_num_samples = 2";
+    let extra = "checkpoint_every = 3\neval_every = 4\neval_file = \"configs/data/prompts_tiny.jsonl\"\neval_num_samples = 2";
     Case { method: "grpo", extra, steps: 24, pause_at: 6 }.check();
 }
 

@@ -420,7 +420,7 @@ fn configs_load_resolve_and_round_trip() {
     let dpo = round_trip::<Dpo>("dpo_tiny");
     // Given in the file (TRL's names), and DPO's defaults for the rest.
     assert_eq!((dpo.run.name.as_str(), dpo.run.total_steps, dpo.run.log_every), ("dpo-tiny", 30, 5));
-    assert_eq!((dpo.run.seed, dpo.run.checkpoint_every, dpo.optimization.learning_rate), (42, 0, 5e-4));
+    assert_eq!((dpo.run.seed, dpo.run.checkpoint_every, dpo.optimization.learning_rate), (42, 10, 5e-4));
     assert_eq!((dpo.method.beta, dpo.method.per_device_train_batch_size), (0.1, 8));
 
     let load = |text: &str| {
