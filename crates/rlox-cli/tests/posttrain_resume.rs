@@ -211,16 +211,19 @@ fn reward_model_resumes_exactly_after_kills() {
     Case { method: "rm", extra: "checkpoint_every = 2", steps: 30, pause_at: 4 }.check();
 }
 
+/// With held-out pairs, so that evaluations resume too.
 #[test]
 fn dpo_resumes_exactly_after_kills() {
-    Case { method: "dpo", extra: "checkpoint_every = 2", steps: 30, pause_at: 4 }.check();
+    let extra = "checkpoint_every = 2\neval_every = 5\neval_file = \"configs/data/prefs_tiny.jsonl\"";
+    Case { method: "dpo", extra, steps: 30, pause_at: 4 }.check();
 }
 
 /// Two optimizer steps per generation round: a checkpoint due at step 3 is taken at the round's end (4).
 /// With held-out prompts, so that evaluations (and `eval_samples.jsonl`) resume too.
 #[test]
 fn grpo_resumes_exactly_after_kills() {
-    let extra = "checkpoint_every = 3\neval_every = 4\neval_file = \"configs/data/prompts_tiny.jsonl\"\neval_num_samples = 2";
+    let extra =
+        "checkpoint_every = 3\neval_every = 4\neval_file = \"configs/data/prompts_tiny.jsonl\"\neval_num_samples = 2";
     Case { method: "grpo", extra, steps: 24, pause_at: 6 }.check();
 }
 

@@ -73,7 +73,7 @@ fn main() -> rlox_posttrain::Result<()> {
         },
     };
     let mut model = rlox_lm::load_model(&model_dir, &device)?;
-    let dpo = Dpo::new(&cfg, &model, None, pairs.clone(), tok.pad_token_id)?;
+    let dpo = Dpo::new(&cfg, &model, None, pairs.clone(), Vec::new(), tok.pad_token_id)?;
     let all: Vec<usize> = (0..pairs.len()).collect();
     let (_, st) = dpo.compute_loss(&model, &all)?;
     let mut metrics = serde_json::Map::new();

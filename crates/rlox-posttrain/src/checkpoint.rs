@@ -127,6 +127,8 @@ pub fn checkpoint_error(path: &Path, e: Error) -> Error {
     match e {
         Error::Invalid { why, .. } => Error::checkpoint(path, why),
         Error::Checkpoint { why, .. } => Error::checkpoint(path, why),
+        Error::Config { message, .. } => Error::checkpoint(path, message),
+        Error::Io { source, .. } => Error::checkpoint(path, source.to_string()),
         other => Error::checkpoint(path, other.to_string()),
     }
 }

@@ -52,8 +52,9 @@ pub struct DataConfig {
     pub train_file: PathBuf,
     /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
     pub dataset_train_split: String,
-    /// Held-out data, scored at the start, every `eval_every` steps and at the end (the methods that
-    /// evaluate: GRPO; the others refuse it).
+    /// Held-out data in the training data's form, scored at the start, every `eval_every` steps and at
+    /// the end (`eval/*` metrics: SFT's loss, the reward model's loss and accuracy, DPO's loss and
+    /// rewards, GRPO's rewards of greedy completions).
     pub eval_file: Option<PathBuf>,
 }
 
@@ -115,6 +116,9 @@ pub struct RunConfig<C> {
     pub method: C,
 }
 
+/// Run settings that only RL trainers use.
+const RL_ONLY: [&str; 2] = ["eval_episodes", "n_eval_episodes"];
+
 /// The `[model]` table of a flat config.
 #[derive(Serialize)]
 struct ModelSection<'a> {
@@ -130,6 +134,14 @@ impl<C: Serialize + DeserializeOwned> RunConfig<C> {
 
     /// Build from a flat table already parsed (a file, or values from Python).
     pub fn from_table(mut table: FlatTable, defaults: &(RunSettings, Optimization)) -> Result<Self> {
+        for key in RL_ONLY {
+            if let Some((_, line)) = table.remove(key) {
+                return Err(table.error_at(
+                    line,
+                    format!("`{key}` is an RL setting (episodes per evaluation); post-training evaluates on eval_file"),
+                ));
+            }
+        }
         trl_names(&mut table)?;
         let run = RunSettings::take(&mut table, &defaults.0)?;
         let model = table.take_table::<ModelConfig>("model")?.unwrap_or_default();
@@ -156,8 +168,13 @@ impl<C: Serialize + DeserializeOwned> RunConfig<C> {
     /// The config as one flat TOML table in rlox's names (a run directory's `config.toml`), which
     /// [`RunConfig::load`] reads back to the same values.
     pub fn to_toml(&self) -> Result<String> {
+        let mut run =
+            toml::Table::try_from(&self.run).map_err(|e| rlox_core::Error::invalid("config", e.to_string()))?;
+        for key in RL_ONLY {
+            run.remove(key);
+        }
         rlox_core::config::flat_to_toml_string(&[
-            &self.run,
+            &run,
             &self.data,
             &self.optimization,
             &self.method,

@@ -6,7 +6,8 @@
 //! initial policy (or a separate `ref_model`, or values precomputed once before training with
 //! `precompute_ref_log_probs`), and applies the loss of [`crate::losses::dpo_loss_tensor`] (batch mean).
 //! Logged with TRL's names: `loss`, `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`,
-//! `rewards/margins`, `logps/chosen`, `logps/rejected`, plus `grad_norm` and `learning_rate`.
+//! `rewards/margins`, `logps/chosen`, `logps/rejected`, plus `grad_norm` and `learning_rate`; with an
+//! `eval_file`, the same as `eval/loss`, `eval/rewards/chosen`, ... (means over the eval pairs).
 //!
 //! Defaults are TRL 1.x's `DPOConfig` / `TrainingArguments`: beta 0.1, sigmoid loss, learning rate 1e-6,
 //! AdamW (weight decay 0), linear decay, no warm-up, batch 8, gradient clipping at norm 1, logging every
@@ -17,7 +18,9 @@ use crate::datasets::{preference_examples, tokenize_pair, Dataset, PaddedBatch, 
 use crate::logprobs::{sequence_logps, tensor1, to_f64};
 use crate::losses::{dpo_loss_tensor, DpoBatch, DpoLossType, DpoMetrics};
 use crate::model::Loaded;
-use crate::trainer::{EpochSampler, Method, MethodKind, SamplerState, StepOutput, Trainer};
+use crate::trainer::{
+    EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+};
 use crate::{Error, Result};
 use rlox_core::run::RunSettings;
 use rlox_lm::CausalLm;
@@ -162,63 +165,87 @@ pub struct DpoStepStats {
 pub struct Dpo {
     config: DpoConfig,
     reference: Option<CausalLm>,
-    precomputed: Option<Vec<(f64, f64)>>,
-    /// The tokenised pairs.
+    /// The tokenised training pairs.
     pub pairs: Vec<TokenizedPair>,
+    eval_pairs: Vec<TokenizedPair>,
+    /// Reference log-probs computed once (`precompute_ref_log_probs`): of the training and eval pairs.
+    precomputed: Option<[Vec<(f64, f64)>; 2]>,
     pad: u32,
     sampler: EpochSampler,
 }
 
+/// Which pairs.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Train = 0,
+    Eval = 1,
+}
+
 impl Dpo {
-    /// DPO on tokenised `pairs`; `reference` `None` freezes a copy of `model` (the initial policy).
+    /// DPO on tokenised training and eval pairs; `reference` `None` freezes a copy of `model` (the
+    /// initial policy).
     pub fn new(
         config: &RunConfig<DpoConfig>,
         model: &CausalLm,
         reference: Option<CausalLm>,
         pairs: Vec<TokenizedPair>,
+        eval_pairs: Vec<TokenizedPair>,
         pad: u32,
     ) -> Result<Self> {
         let c = &config.method;
         c.validate()?;
-        if config.data.eval_file.is_some() {
-            return Err(Error::invalid("dpo.eval_file", "DPO does not evaluate (yet): leave eval_file out"));
-        }
         if pairs.is_empty() {
             return Err(Error::invalid("dpo.train_file", "the dataset has no pairs"));
         }
         let sampler = EpochSampler::new(pairs.len(), c.shuffle, config.run.seed);
         let reference = Some(reference.unwrap_or_else(|| model.valid()));
-        let mut dpo = Dpo { config: c.clone(), reference, precomputed: None, pairs, pad, sampler };
+        let mut dpo = Dpo { config: c.clone(), reference, pairs, eval_pairs, precomputed: None, pad, sampler };
         if c.precompute_ref_log_probs {
-            let all: Vec<usize> = (0..dpo.pairs.len()).collect();
-            let mut v = Vec::new();
-            for chunk in all.chunks(c.per_device_train_batch_size) {
-                v.extend(dpo.reference_logps(chunk)?);
-            }
-            dpo.precomputed = Some(v);
+            let train = dpo.all_reference_logps(Split::Train)?;
+            dpo.precomputed = Some([train, dpo.all_reference_logps(Split::Eval)?]);
             dpo.reference = None;
         }
         Ok(dpo)
     }
 
-    fn reference_logps(&self, idx: &[usize]) -> Result<Vec<(f64, f64)>> {
+    fn split(&self, split: Split) -> &[TokenizedPair] {
+        match split {
+            Split::Train => &self.pairs,
+            Split::Eval => &self.eval_pairs,
+        }
+    }
+
+    fn all_reference_logps(&self, split: Split) -> Result<Vec<(f64, f64)>> {
+        let all: Vec<usize> = (0..self.split(split).len()).collect();
+        let mut v = Vec::with_capacity(all.len());
+        for chunk in all.chunks(self.config.per_device_train_batch_size) {
+            v.extend(self.reference_logps(split, chunk)?);
+        }
+        Ok(v)
+    }
+
+    fn reference_logps(&self, split: Split, idx: &[usize]) -> Result<Vec<(f64, f64)>> {
         if let Some(pre) = &self.precomputed {
-            return Ok(idx.iter().map(|&i| pre[i]).collect());
+            return Ok(idx.iter().map(|&i| pre[split as usize][i]).collect());
         }
         let r = self.reference.as_ref().expect("a reference model or precomputed log-probs");
-        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
+        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.split(split)[i]).collect();
         let lp = to_f64(sequence_logps(r, &concatenated_batch(&pairs, self.pad))?);
         let n = idx.len();
         Ok((0..n).map(|k| (lp[k], lp[n + k])).collect())
     }
 
-    /// The loss tensor and statistics of `model` on the pairs `idx`.
+    /// The loss tensor and statistics of `model` on the training pairs `idx`.
     pub fn compute_loss(&self, model: &CausalLm, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
-        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
+        self.loss_on(model, Split::Train, idx)
+    }
+
+    fn loss_on(&self, model: &CausalLm, split: Split, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
+        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.split(split)[i]).collect();
         let n = pairs.len();
         let batch = concatenated_batch(&pairs, self.pad);
         let logps = sequence_logps(model, &batch)?;
-        let refs = self.reference_logps(idx)?;
+        let refs = self.reference_logps(split, idx)?;
         let device = logps.device();
         let pc = logps.clone().narrow(0, 0, n);
         let pr = logps.clone().narrow(0, n, n);
@@ -264,12 +291,18 @@ impl Method for Dpo {
     fn build(config: &RunConfig<DpoConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
         config.method.validate()?;
         let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
-        let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &config.method.truncation())?;
+        let trunc = config.method.truncation();
+        let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &trunc)?;
+        let eval_pairs = match &config.data.eval_file {
+            Some(p) => tokenize_preferences(&Dataset::load(p)?, &loaded.tokenizer, &trunc)?,
+            None => Vec::new(),
+        };
         let reference = match &config.method.ref_model {
             Some(p) => Some(rlox_lm::load_model(p, &loaded.device.clone().inner())?),
             None => None,
         };
-        let dpo = Dpo::new(config, &loaded.model, reference, pairs, loaded.tokenizer.pad_token_id)?;
+        let pad = loaded.tokenizer.pad_token_id;
+        let dpo = Dpo::new(config, &loaded.model, reference, pairs, eval_pairs, pad)?;
         Ok((dpo, loaded.model))
     }
 
@@ -283,6 +316,22 @@ impl Method for Dpo {
         let (loss, stats) = self.compute_loss(model, &idx)?;
         let metrics = stats.metrics.named().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Ok(StepOutput { loss, metrics, tokens: stats.tokens, samples: Vec::new() })
+    }
+
+    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+        if self.eval_pairs.is_empty() {
+            return Ok(None);
+        }
+        let policy = model.valid();
+        let all: Vec<usize> = (0..self.eval_pairs.len()).collect();
+        let mut mean = MeanMetrics::default();
+        for chunk in all.chunks(self.config.per_device_train_batch_size) {
+            let (_, stats) = self.loss_on(&policy, Split::Eval, chunk)?;
+            let mut metrics: Metrics = vec![("loss".into(), stats.loss)];
+            metrics.extend(stats.metrics.named().into_iter().map(|(k, v)| (k.to_string(), v)));
+            mean.add(&metrics, chunk.len() as f64);
+        }
+        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
     }
 
     fn state(&self) -> SamplerState {

@@ -9,7 +9,8 @@
 //!
 //! Loss `-log σ(r_c - r_r - margin)` (margin from the optional `margin` column), plus
 //! `center_rewards_coefficient * mean((r_c + r_r)^2)` when set. Logged: `loss`, `accuracy`, `margin`
-//! (mean `r_c - r_r`), `grad_norm`, `learning_rate`. Defaults: TRL's `RewardConfig` (batch 8, learning
+//! (mean `r_c - r_r`), `grad_norm`, `learning_rate`; with an `eval_file`, `eval/loss`, `eval/accuracy`,
+//! `eval/margin` over the eval pairs. Defaults: TRL's `RewardConfig` (batch 8, learning
 //! rate 1e-5 as TRL's reward example, AdamW with weight decay 0, logging every 10 steps) with one epoch.
 
 use crate::checkpoint::{checkpoint_error, TrainedModel};
@@ -19,7 +20,9 @@ use crate::dpo::{concatenated_batch, tokenize_preferences, TokenizedPair};
 use crate::logprobs::{tensor1, to_f64};
 use crate::losses::{reward_accuracy, reward_model_loss_tensor};
 use crate::model::Loaded;
-use crate::trainer::{EpochSampler, Method, MethodKind, SamplerState, StepOutput, Trainer};
+use crate::trainer::{
+    EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+};
 use crate::{Error, Result};
 use rlox_core::checkpoint::{atomic_write, read_file};
 use rlox_core::run::RunSettings;
@@ -112,8 +115,33 @@ impl TrainedModel for RewardModel {
 pub struct Reward {
     config: RewardConfig,
     pairs: Vec<TokenizedPair>,
+    eval_pairs: Vec<TokenizedPair>,
     pad: u32,
     sampler: EpochSampler,
+}
+
+impl Reward {
+    /// The loss on `pairs`, its metrics (`accuracy`, `margin`) and the batch's tokens.
+    fn loss(&self, model: &RewardModel, pairs: &[&TokenizedPair]) -> Result<(Tensor<1>, Metrics, usize)> {
+        let n = pairs.len();
+        let batch = concatenated_batch(pairs, self.pad);
+        let r = model.rewards(&batch)?;
+        let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
+        let margins: Option<Vec<f64>> =
+            pairs.iter().any(|p| p.margin.is_some()).then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
+        let device = r.device();
+        let loss = reward_model_loss_tensor(
+            rc,
+            rr,
+            margins.as_ref().map(|m| tensor1(m, &device)),
+            self.config.center_rewards_coefficient,
+        );
+        let rv = to_f64(r.detach());
+        let (cv, jv) = (&rv[..n], &rv[n..]);
+        let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
+        let metrics = vec![("accuracy".to_string(), reward_accuracy(cv, jv)), ("margin".to_string(), margin)];
+        Ok((loss, metrics, batch.valid.iter().flatten().filter(|&&v| v).count()))
+    }
 }
 
 impl Method for Reward {
@@ -134,22 +162,20 @@ impl Method for Reward {
         if c.per_device_train_batch_size == 0 {
             return Err(Error::invalid("rm.per_device_train_batch_size", "must be > 0"));
         }
-        if config.data.eval_file.is_some() {
-            return Err(Error::invalid(
-                "rm.eval_file",
-                "reward modelling does not evaluate (yet): leave eval_file out",
-            ));
-        }
         let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
         let trunc = Truncation { max_length: c.max_length, ..Default::default() };
         let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &trunc)?;
         if pairs.is_empty() {
             return Err(Error::invalid("rm.train_file", "no pairs"));
         }
+        let eval_pairs = match &config.data.eval_file {
+            Some(p) => tokenize_preferences(&Dataset::load(p)?, &loaded.tokenizer, &trunc)?,
+            None => Vec::new(),
+        };
         let v = loaded.model.config.vocab_size;
         let score = Linear::new(v, 1, true, 1.0 / (v as f64).sqrt(), &loaded.device);
         let sampler = EpochSampler::new(pairs.len(), true, config.run.seed);
-        let reward = Reward { config: c.clone(), pairs, pad: loaded.tokenizer.pad_token_id, sampler };
+        let reward = Reward { config: c.clone(), pairs, eval_pairs, pad: loaded.tokenizer.pad_token_id, sampler };
         Ok((reward, RewardModel { lm: loaded.model, score }))
     }
 
@@ -160,25 +186,23 @@ impl Method for Reward {
     fn step(&mut self, model: &RewardModel, _step: u64) -> Result<StepOutput> {
         let idx = self.sampler.next(self.config.per_device_train_batch_size);
         let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
-        let n = pairs.len();
-        let batch = concatenated_batch(&pairs, self.pad);
-        let r = model.rewards(&batch)?;
-        let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
-        let margins: Option<Vec<f64>> =
-            pairs.iter().any(|p| p.margin.is_some()).then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
-        let device = r.device();
-        let loss = reward_model_loss_tensor(
-            rc,
-            rr,
-            margins.as_ref().map(|m| tensor1(m, &device)),
-            self.config.center_rewards_coefficient,
-        );
-        let rv = to_f64(r.detach());
-        let (cv, jv) = (&rv[..n], &rv[n..]);
-        let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
-        let metrics = vec![("accuracy".to_string(), reward_accuracy(cv, jv)), ("margin".to_string(), margin)];
-        let tokens = batch.valid.iter().flatten().filter(|&&v| v).count();
+        let (loss, metrics, tokens) = self.loss(model, &pairs)?;
         Ok(StepOutput { loss, metrics, tokens, samples: Vec::new() })
+    }
+
+    fn evaluate(&mut self, model: &RewardModel) -> Result<Option<Evaluation>> {
+        if self.eval_pairs.is_empty() {
+            return Ok(None);
+        }
+        let model = model.valid();
+        let mut mean = MeanMetrics::default();
+        for chunk in self.eval_pairs.chunks(self.config.per_device_train_batch_size) {
+            let pairs: Vec<&TokenizedPair> = chunk.iter().collect();
+            let (loss, mut metrics, _) = self.loss(&model, &pairs)?;
+            metrics.insert(0, ("loss".into(), loss.into_scalar::<f32>() as f64));
+            mean.add(&metrics, pairs.len() as f64);
+        }
+        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
     }
 
     fn state(&self) -> SamplerState {

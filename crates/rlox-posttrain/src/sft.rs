@@ -8,7 +8,8 @@
 //! across the examples of a row and attention is not reset between them (a packed example can attend
 //! to the one before it; keep packing off when that matters).
 //!
-//! Logged: `loss`, `grad_norm`, `learning_rate`, `num_tokens` (tokens seen so far, TRL's name).
+//! Logged: `loss`, `grad_norm`, `learning_rate`, `num_tokens` (tokens seen so far, TRL's name); with an
+//! `eval_file`, `eval/loss` (the mean loss per loss-carrying token over the eval set).
 //! Defaults are TRL 1.x's `SFTConfig`: learning rate 2e-5, AdamW (weight decay 0), linear decay,
 //! batch 8, `max_length` 1024, 3 epochs, gradient clipping at norm 1, logging every 10 steps.
 
@@ -16,11 +17,11 @@ use crate::config::{Optimization, RunConfig};
 use crate::datasets::{sft_examples, tokenize_pair, Dataset, PaddedBatch, Text, Truncation};
 use crate::logprobs::{completion_logps, mask_tensor};
 use crate::model::Loaded;
-use crate::trainer::{EpochSampler, Method, MethodKind, SamplerState, StepOutput, Trainer};
+use crate::trainer::{EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, SamplerState, StepOutput, Trainer};
 use crate::{Error, Result};
 use rlox_core::run::RunSettings;
 use rlox_lm::{CausalLm, LmTokenizer};
-use rlox_nn::Tensor;
+use rlox_nn::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// SFT's own settings (the run settings, model, data and optimisation are in [`RunConfig`]).
@@ -141,6 +142,7 @@ pub fn nll_loss(model: &CausalLm, batch: &PaddedBatch) -> Result<(Tensor<1>, usi
 pub struct Sft {
     /// Training sequences (packed if configured).
     pub seqs: Vec<LossSeq>,
+    eval: Vec<LossSeq>,
     pad: u32,
     config: SftConfig,
     sampler: EpochSampler,
@@ -175,20 +177,25 @@ impl Method for Sft {
         if c.per_device_train_batch_size == 0 {
             return Err(Error::invalid("sft.per_device_train_batch_size", "must be > 0"));
         }
-        if config.data.eval_file.is_some() {
-            return Err(Error::invalid("sft.eval_file", "SFT does not evaluate (yet): leave eval_file out"));
-        }
-        let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
-        let mut seqs = tokenize_sft(&ds, &loaded.tokenizer, c.completion_only_loss, c.max_length)?;
-        if c.packing {
+        let prepare = |ds: &Dataset| -> Result<Vec<LossSeq>> {
+            let seqs = tokenize_sft(ds, &loaded.tokenizer, c.completion_only_loss, c.max_length)?;
+            if !c.packing {
+                return Ok(seqs);
+            }
             let m = c.max_length.ok_or_else(|| Error::invalid("sft.max_length", "packing needs max_length"))?;
-            seqs = pack(&seqs, m);
-        }
+            Ok(pack(&seqs, m))
+        };
+        let seqs = prepare(&Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?)?;
         if seqs.is_empty() {
             return Err(Error::invalid("sft.train_file", "no examples"));
         }
+        let eval = match &config.data.eval_file {
+            Some(p) => prepare(&Dataset::load(p)?)?,
+            None => Vec::new(),
+        };
         let sampler = EpochSampler::new(seqs.len(), true, config.run.seed);
-        let sft = Sft { seqs, pad: loaded.tokenizer.pad_token_id, config: c.clone(), sampler, num_tokens: 0 };
+        let pad = loaded.tokenizer.pad_token_id;
+        let sft = Sft { seqs, eval, pad, config: c.clone(), sampler, num_tokens: 0 };
         Ok((sft, loaded.model))
     }
 
@@ -204,6 +211,20 @@ impl Method for Sft {
         self.num_tokens += tokens as u64;
         let metrics = vec![("num_tokens".to_string(), self.num_tokens as f64)];
         Ok(StepOutput { loss, metrics, tokens, samples: Vec::new() })
+    }
+
+    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let policy = model.valid();
+        let mut mean = MeanMetrics::default();
+        for chunk in self.eval.chunks(self.config.per_device_train_batch_size) {
+            let seqs: Vec<&LossSeq> = chunk.iter().collect();
+            let (loss, tokens) = nll_loss(&policy, &loss_batch(&seqs, self.pad))?;
+            mean.add(&[("loss".into(), loss.into_scalar::<f32>() as f64)], tokens as f64);
+        }
+        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
     }
 
     fn state(&self) -> SftState {

@@ -87,6 +87,31 @@ pub struct Evaluation {
     pub samples: Vec<serde_json::Value>,
 }
 
+/// Means of metrics over the batches of an evaluation, each batch weighted (by its pairs or tokens).
+#[derive(Debug, Default)]
+pub struct MeanMetrics {
+    sums: Metrics,
+    weight: f64,
+}
+
+impl MeanMetrics {
+    /// Add one batch's metrics with weight `w`.
+    pub fn add(&mut self, metrics: &[(String, f64)], w: f64) {
+        if self.sums.is_empty() {
+            self.sums = metrics.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
+        }
+        for ((_, sum), (_, v)) in self.sums.iter_mut().zip(metrics) {
+            *sum += w * v;
+        }
+        self.weight += w;
+    }
+
+    /// The weighted means, named `eval/<name>`.
+    pub fn finish(self) -> Metrics {
+        self.sums.into_iter().map(|(k, s)| (format!("eval/{k}"), s / self.weight)).collect()
+    }
+}
+
 /// One post-training method, as the shared loop drives it (see the module docs).
 pub trait Method: Sized {
     /// The method's own hyper-parameters (one section of the flat config).

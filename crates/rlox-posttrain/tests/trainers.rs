@@ -93,7 +93,8 @@ fn dpo_config(dir: &Path, train: PathBuf) -> RunConfig<DpoConfig> {
 #[test]
 fn dpo_starts_at_ln2_and_learns() {
     let dir = tempdir();
-    let cfg = dpo_config(dir.path(), prefs(dir.path()));
+    let mut cfg = dpo_config(dir.path(), prefs(dir.path()));
+    cfg.data.eval_file = Some(prefs(dir.path()));
     let mut t = DpoTrainer::new(&cfg).unwrap();
     let (_, s0) = t.compute_loss(&[0, 1, 2, 3]).unwrap();
     // The policy is its own reference at step 0: h = 0, loss = ln 2, implicit rewards 0.
@@ -105,6 +106,13 @@ fn dpo_starts_at_ln2_and_learns() {
     assert!(s1.loss < s0.loss - 0.05, "loss {} -> {}", s0.loss, s1.loss);
     assert!(s1.metrics.rewards_margins > 0.0);
     let run = PathBuf::from(summary["run_dir"].as_str().unwrap());
+    // Evaluated on the (here: training) pairs before and after: ln 2 at the start, lower at the end.
+    let eval = |which: &str, key: &str| summary[which][key].as_f64().unwrap();
+    assert!((eval("eval_first", "eval/loss") - std::f64::consts::LN_2).abs() < 1e-6, "{summary}");
+    // The eval loss is the mean over the eval batches (pairs 0-3 and 4-7).
+    let (_, s2) = t.compute_loss(&[4, 5, 6, 7]).unwrap();
+    assert!((eval("eval_final", "eval/loss") - (s1.loss + s2.loss) / 2.0).abs() < 1e-6, "{summary}");
+    assert_eq!(eval("eval_final", "eval/rewards/accuracies"), 1.0, "{summary}");
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     for name in [
         "rewards/chosen",
@@ -239,7 +247,8 @@ fn sft_from_scratch_and_reward_model_learn() {
         .map(|i| serde_json::json!({"prompt": format!("Compute {i}+1."), "completion": format!("<answer>{}</answer>", i + 1)}))
         .collect();
     let train = write(dir.path(), "sft.jsonl", &rows);
-    let cfg = config::<Sft>(dir.path(), train.clone(), true, 3e-3, 30, SftConfig::default());
+    let mut cfg = config::<Sft>(dir.path(), train.clone(), true, 3e-3, 30, SftConfig::default());
+    cfg.data.eval_file = Some(train.clone());
     let mut t = SftTrainer::new(&cfg).unwrap();
     // Completion-only loss: the prompt's tokens carry none.
     let s = &t.method.seqs[0];
@@ -263,11 +272,16 @@ fn sft_from_scratch_and_reward_model_learn() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("loss")?.as_f64())
         .collect();
     assert!(losses.last().unwrap() < &(losses[0] * 0.5), "{losses:?}");
+    let eval_loss = |which: &str| summary[which]["eval/loss"].as_f64().unwrap();
+    assert!(eval_loss("eval_final") < 0.5 * eval_loss("eval_first"), "{summary}");
 
     let method = RewardConfig { center_rewards_coefficient: Some(0.01), ..Default::default() };
-    let rm = config::<Reward>(dir.path(), prefs(dir.path()), false, 1e-3, 10, method);
+    let mut rm = config::<Reward>(dir.path(), prefs(dir.path()), false, 1e-3, 10, method);
+    rm.data.eval_file = Some(prefs(dir.path()));
     let s = RewardTrainer::new(&rm).unwrap().train().unwrap();
     assert!(s["accuracy"].as_f64().unwrap() >= 0.75, "{s}");
+    assert!(s["eval_final"]["eval/accuracy"].as_f64().unwrap() >= 0.75, "{s}");
+    assert!(s["eval_final"]["eval/loss"].as_f64().unwrap() < s["eval_first"]["eval/loss"].as_f64().unwrap(), "{s}");
     assert!(PathBuf::from(s["checkpoint"].as_str().unwrap()).join("score.safetensors").exists());
 }
 
