@@ -19,7 +19,7 @@ use crate::logprobs::{sequence_logps, tensor1, to_f64};
 use crate::losses::{dpo_loss_tensor, DpoBatch, DpoLossType, DpoMetrics};
 use crate::model::Loaded;
 use crate::trainer::{
-    EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+    evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
 };
 use crate::{Error, Result};
 use rlox_core::run::RunSettings;
@@ -319,19 +319,13 @@ impl Method for Dpo {
     }
 
     fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
-        if self.eval_pairs.is_empty() {
-            return Ok(None);
-        }
         let policy = model.valid();
-        let all: Vec<usize> = (0..self.eval_pairs.len()).collect();
-        let mut mean = MeanMetrics::default();
-        for chunk in all.chunks(self.config.per_device_train_batch_size) {
-            let (_, stats) = self.loss_on(&policy, Split::Eval, chunk)?;
+        evaluate_batches(self.eval_pairs.len(), self.config.per_device_train_batch_size, |idx| {
+            let (_, stats) = self.loss_on(&policy, Split::Eval, idx)?;
             let mut metrics: Metrics = vec![("loss".into(), stats.loss)];
             metrics.extend(stats.metrics.named().into_iter().map(|(k, v)| (k.to_string(), v)));
-            mean.add(&metrics, chunk.len() as f64);
-        }
-        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
+            Ok((metrics, idx.len() as f64))
+        })
     }
 
     fn state(&self) -> SamplerState {

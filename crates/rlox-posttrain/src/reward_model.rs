@@ -21,7 +21,7 @@ use crate::logprobs::{tensor1, to_f64};
 use crate::losses::{reward_accuracy, reward_model_loss_tensor};
 use crate::model::Loaded;
 use crate::trainer::{
-    EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+    evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
 };
 use crate::{Error, Result};
 use rlox_core::checkpoint::{atomic_write, read_file};
@@ -191,18 +191,13 @@ impl Method for Reward {
     }
 
     fn evaluate(&mut self, model: &RewardModel) -> Result<Option<Evaluation>> {
-        if self.eval_pairs.is_empty() {
-            return Ok(None);
-        }
         let model = model.valid();
-        let mut mean = MeanMetrics::default();
-        for chunk in self.eval_pairs.chunks(self.config.per_device_train_batch_size) {
-            let pairs: Vec<&TokenizedPair> = chunk.iter().collect();
+        evaluate_batches(self.eval_pairs.len(), self.config.per_device_train_batch_size, |idx| {
+            let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.eval_pairs[i]).collect();
             let (loss, mut metrics, _) = self.loss(&model, &pairs)?;
             metrics.insert(0, ("loss".into(), loss.into_scalar::<f32>() as f64));
-            mean.add(&metrics, pairs.len() as f64);
-        }
-        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
+            Ok((metrics, pairs.len() as f64))
+        })
     }
 
     fn state(&self) -> SamplerState {

@@ -17,7 +17,9 @@ use crate::config::{Optimization, RunConfig};
 use crate::datasets::{sft_examples, tokenize_pair, Dataset, PaddedBatch, Text, Truncation};
 use crate::logprobs::{completion_logps, mask_tensor};
 use crate::model::Loaded;
-use crate::trainer::{EpochSampler, Evaluation, MeanMetrics, Method, MethodKind, SamplerState, StepOutput, Trainer};
+use crate::trainer::{
+    evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, SamplerState, StepOutput, Trainer,
+};
 use crate::{Error, Result};
 use rlox_core::run::RunSettings;
 use rlox_lm::{CausalLm, LmTokenizer};
@@ -214,17 +216,12 @@ impl Method for Sft {
     }
 
     fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
-        if self.eval.is_empty() {
-            return Ok(None);
-        }
         let policy = model.valid();
-        let mut mean = MeanMetrics::default();
-        for chunk in self.eval.chunks(self.config.per_device_train_batch_size) {
-            let seqs: Vec<&LossSeq> = chunk.iter().collect();
+        evaluate_batches(self.eval.len(), self.config.per_device_train_batch_size, |idx| {
+            let seqs: Vec<&LossSeq> = idx.iter().map(|&i| &self.eval[i]).collect();
             let (loss, tokens) = nll_loss(&policy, &loss_batch(&seqs, self.pad))?;
-            mean.add(&[("loss".into(), loss.into_scalar::<f32>() as f64)], tokens as f64);
-        }
-        Ok(Some(Evaluation { metrics: mean.finish(), samples: Vec::new() }))
+            Ok((vec![("loss".into(), loss.into_scalar::<f32>() as f64)], tokens as f64))
+        })
     }
 
     fn state(&self) -> SftState {

@@ -87,29 +87,30 @@ pub struct Evaluation {
     pub samples: Vec<serde_json::Value>,
 }
 
-/// Means of metrics over the batches of an evaluation, each batch weighted (by its pairs or tokens).
-#[derive(Debug, Default)]
-pub struct MeanMetrics {
-    sums: Metrics,
-    weight: f64,
-}
-
-impl MeanMetrics {
-    /// Add one batch's metrics with weight `w`.
-    pub fn add(&mut self, metrics: &[(String, f64)], w: f64) {
-        if self.sums.is_empty() {
-            self.sums = metrics.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
+/// An evaluation over `len` examples in batches of `batch` indices: `score` gives a batch's metrics
+/// and its weight (pairs, tokens, ...); the result is the weighted means, named `eval/<name>`.
+pub fn evaluate_batches(
+    len: usize,
+    batch: usize,
+    mut score: impl FnMut(&[usize]) -> Result<(Metrics, f64)>,
+) -> Result<Option<Evaluation>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    let all: Vec<usize> = (0..len).collect();
+    let (mut sums, mut weight): (Metrics, f64) = (Vec::new(), 0.0);
+    for chunk in all.chunks(batch.max(1)) {
+        let (metrics, w) = score(chunk)?;
+        if sums.is_empty() {
+            sums = metrics.iter().map(|(k, _)| (format!("eval/{k}"), 0.0)).collect();
         }
-        for ((_, sum), (_, v)) in self.sums.iter_mut().zip(metrics) {
+        for ((_, sum), (_, v)) in sums.iter_mut().zip(&metrics) {
             *sum += w * v;
         }
-        self.weight += w;
+        weight += w;
     }
-
-    /// The weighted means, named `eval/<name>`.
-    pub fn finish(self) -> Metrics {
-        self.sums.into_iter().map(|(k, s)| (format!("eval/{k}"), s / self.weight)).collect()
-    }
+    let metrics = sums.into_iter().map(|(k, s)| (k, s / weight)).collect();
+    Ok(Some(Evaluation { metrics, samples: Vec::new() }))
 }
 
 /// One post-training method, as the shared loop drives it (see the module docs).
