@@ -1,25 +1,27 @@
-//! `rlox sft | rm | dpo | grpo | r1-zero --config FILE.toml [--max-steps N]`: post-training runs
-//! from TOML configs (the fields of rlox-posttrain's `SftConfig`, `RewardConfig`, `DpoConfig`,
-//! `GrpoConfig`, `R1ZeroConfig`; TRL's key names are accepted too, see `rlox_posttrain::config`). Each
-//! writes a run directory and prints its summary.
+//! `rlox sft | rm | dpo | grpo --config FILE.toml [--max-steps N]`, `... --resume RUN_DIR`, and
+//! `rlox r1-zero --config FILE.toml`: post-training runs (parse the arguments, call
+//! `rlox_posttrain::run`, print the summary). Config files take rlox's or TRL's key names (see
+//! `rlox_posttrain::config`); each run writes a run directory, and `--resume` continues one from its
+//! latest checkpoint, in the same directory, with its own config.
 
 use crate::output::{print_json, Format};
+use anyhow::bail;
 use clap::Args;
-use rlox_posttrain::dpo::{DpoConfig, DpoTrainer};
-use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
 use rlox_posttrain::r1_zero::{run_r1_zero, R1ZeroConfig};
-use rlox_posttrain::reward_model::{RewardConfig, RewardTrainer};
-use rlox_posttrain::sft::{SftConfig, SftTrainer};
+use rlox_posttrain::{ConfigSource, Launch, MethodKind};
 use std::path::PathBuf;
 
 /// Arguments shared by the post-training commands.
 #[derive(Args, Debug)]
 pub struct PostArgs {
     /// The run config (TOML).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+    config: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint (method and config from the run).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
     /// Override the number of optimizer steps (GRPO steps for r1-zero).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     max_steps: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -41,51 +43,35 @@ pub enum Method {
     R1Zero,
 }
 
-fn report(summary: &serde_json::Value, format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => print_json(summary),
-        Format::Text => {
-            println!("{}", serde_json::to_string_pretty(summary)?);
-            Ok(())
-        }
-    }
-}
-
 /// Run one post-training command.
 pub fn run(method: Method, a: PostArgs) -> anyhow::Result<()> {
-    let summary = match method {
-        Method::Sft => {
-            let mut c: SftConfig = rlox_posttrain::config::load(&a.config)?;
-            if let Some(n) = a.max_steps {
-                c.max_steps = n;
-            }
-            SftTrainer::new(&c)?.train()?
+    let kind = match method {
+        Method::Sft => Some(MethodKind::Sft),
+        Method::Rm => Some(MethodKind::Rm),
+        Method::Dpo => Some(MethodKind::Dpo),
+        Method::Grpo => Some(MethodKind::Grpo),
+        Method::R1Zero => None,
+    };
+    let summary = match (kind, a.resume) {
+        (Some(kind), Some(dir)) => rlox_posttrain::run(kind, Launch::Resume(dir))?,
+        (Some(kind), None) => {
+            let config = ConfigSource::File(a.config.expect("clap requires --config without --resume"));
+            rlox_posttrain::run(kind, Launch::New { config, max_steps: a.max_steps })?
         }
-        Method::Rm => {
-            let mut c: RewardConfig = rlox_posttrain::config::load(&a.config)?;
-            if let Some(n) = a.max_steps {
-                c.max_steps = n;
-            }
-            RewardTrainer::new(&c)?.train()?
+        (None, Some(_)) => {
+            bail!("r1-zero does not resume; continue its sft-*/ or grpo-*/ run with `rlox sft|grpo --resume`")
         }
-        Method::Dpo => {
-            let mut c: DpoConfig = rlox_posttrain::config::load(&a.config)?;
-            if let Some(n) = a.max_steps {
-                c.max_steps = n;
-            }
-            DpoTrainer::new(&c)?.train()?
-        }
-        Method::Grpo => {
-            let mut c: GrpoConfig = rlox_posttrain::config::load(&a.config)?;
-            if let Some(n) = a.max_steps {
-                c.max_steps = n;
-            }
-            GrpoTrainer::new(&c)?.train()?
-        }
-        Method::R1Zero => {
-            let c: R1ZeroConfig = rlox_core::config::load_toml(&a.config)?;
+        (None, None) => {
+            let path = a.config.expect("clap requires --config without --resume");
+            let c: R1ZeroConfig = rlox_core::config::load_toml(&path)?;
             run_r1_zero(&c, a.max_steps)?
         }
     };
-    report(&summary, a.format)
+    match a.format {
+        Format::Json => print_json(&summary),
+        Format::Text => {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+    }
 }

@@ -14,11 +14,9 @@
 //! its last checkpoint continues with the numbers an uninterrupted run would have produced.
 
 use crate::rollout::{EpisodeStats, VecEnvState};
-use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::{Error, Result};
 use rlox_nn::burn::module::Module;
-use rlox_nn::{Optimizer, OptimizerState, ParamState};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use rlox_nn::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,7 +27,7 @@ pub use rlox_core::checkpoint::{CheckpointDir, CheckpointWriter};
 pub const STATE_FILE: &str = "state.safetensors";
 
 /// Named `f32` arrays (name -> (shape, values)), stored in [`STATE_FILE`].
-pub type Blobs = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub type Blobs = rlox_nn::state::Arrays;
 
 /// The typed `trainer_state.json` of every RL trainer; `X` is the algorithm's own small state (SAC's
 /// entropy coefficient, the OU noise, ...; `()` when there is none).
@@ -62,56 +60,8 @@ pub struct TrainerState<X> {
     pub algo: X,
 }
 
-/// The step counts of an optimizer (its buffers are arrays in [`STATE_FILE`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OptimizerMeta {
-    /// [`Optimizer::steps`].
-    pub steps: u64,
-    /// Steps per parameter, in the module's visiting order (0: never stepped).
-    pub param_steps: Vec<i32>,
-    /// State buffers per parameter.
-    pub buffers: usize,
-}
-
-/// A ChaCha stream's position: re-seed with `seed`, then jump to `word_pos`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RngState {
-    /// The seed the stream was created from.
-    pub seed: u64,
-    /// `get_word_pos()` as a decimal string (a u128 does not fit JSON numbers).
-    pub word_pos: String,
-}
-
-/// A seeded stream that remembers its seed, so its position can be saved.
-#[derive(Debug, Clone)]
-pub struct SeededRng {
-    seed: u64,
-    /// The stream.
-    pub rng: Rng,
-}
-
-impl SeededRng {
-    /// A fresh stream.
-    pub fn new(seed: u64) -> Self {
-        SeededRng { seed, rng: rng_from_seed(seed) }
-    }
-
-    /// Its position.
-    pub fn state(&self) -> RngState {
-        RngState { seed: self.seed, word_pos: self.rng.get_word_pos().to_string() }
-    }
-
-    /// Back at a saved position.
-    pub fn from_state(s: &RngState) -> Result<Self> {
-        let pos: u128 = s
-            .word_pos
-            .parse()
-            .map_err(|_| Error::invalid("checkpoint rng.word_pos", format!("'{}' is not a number", s.word_pos)))?;
-        let mut rng = rng_from_seed(s.seed);
-        rng.set_word_pos(pos);
-        Ok(SeededRng { seed: s.seed, rng })
-    }
-}
+pub use rlox_nn::state::OptimizerMeta;
+pub use rlox_core::seeding::{RngState, SeededRng};
 
 /// The stream `name` of a loaded state, or an error naming the checkpoint.
 pub fn rng_named(rngs: &BTreeMap<String, RngState>, name: &str, dir: &Path) -> Result<SeededRng> {
@@ -136,26 +86,10 @@ pub fn load_module<M: Module>(dir: &Path, name: &str, module: M) -> Result<M> {
         .map_err(|e| Error::checkpoint(dir.join(&file), e.to_string()))
 }
 
-/// Put `opt`'s state for `module` into `blobs` under `name`; returns its step counts. An optimizer whose
-/// state cannot be exported (burn's, on a non-CPU device) is an error: such a run cannot resume exactly.
+/// Put `opt`'s state for `module` into `blobs` under `name`; returns its step counts (see
+/// [`rlox_nn::state::export_optimizer`]).
 pub fn save_optimizer<M: Module>(opt: &Optimizer, module: &M, name: &str, blobs: &mut Blobs) -> Result<OptimizerMeta> {
-    let state = opt.export_state(module).ok_or_else(|| {
-        Error::invalid(
-            "checkpoint",
-            format!("the `{name}` optimizer runs on a device whose optimizer state rlox cannot export"),
-        )
-    })?;
-    let buffers = state.params.iter().map(|p| p.buffers.len()).max().unwrap_or(0);
-    let mut param_steps = Vec::with_capacity(state.params.len());
-    for (k, p) in state.params.into_iter().enumerate() {
-        param_steps.push(p.steps);
-        for (j, b) in p.buffers.into_iter().enumerate() {
-            if p.steps > 0 {
-                blobs.insert(format!("{name}.{k}.{j}"), (vec![b.len()], b));
-            }
-        }
-    }
-    Ok(OptimizerMeta { steps: state.steps, param_steps, buffers })
+    rlox_nn::state::export_optimizer(opt, module, name, blobs)
 }
 
 /// Restore what [`save_optimizer`] wrote (checkpoint `dir` is named in errors).
@@ -167,61 +101,18 @@ pub fn load_optimizer<M: Module>(
     meta: &OptimizerMeta,
     dir: &Path,
 ) -> Result<()> {
-    let mut params = Vec::with_capacity(meta.param_steps.len());
-    for (k, &steps) in meta.param_steps.iter().enumerate() {
-        if steps == 0 {
-            params.push(ParamState::default());
-            continue;
-        }
-        let buffers = (0..meta.buffers)
-            .map(|j| {
-                blobs.get(&format!("{name}.{k}.{j}")).map(|(_, v)| v.clone()).ok_or_else(|| {
-                    Error::checkpoint(dir.join(STATE_FILE), format!("optimizer array {name}.{k}.{j} is missing"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        params.push(ParamState { buffers, steps });
-    }
-    opt.import_state(module, OptimizerState { params, steps: meta.steps })
-        .map_err(|e| Error::checkpoint(dir.join(STATE_FILE), e.to_string()))
+    rlox_nn::state::import_optimizer(opt, module, name, blobs, meta, &dir.join(STATE_FILE))
 }
 
 /// Write `blobs` as [`STATE_FILE`] in the checkpoint being written.
 pub fn write_blobs(w: &CheckpointWriter, blobs: &Blobs) -> Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = blobs
-        .iter()
-        .map(|(name, (shape, values))| {
-            (name.clone(), shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::invalid("checkpoint state", format!("{name}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let out = safetensors::serialize(views, None)
-        .map_err(|e| Error::invalid("checkpoint state", format!("cannot serialise: {e}")))?;
-    w.write(STATE_FILE, &out)
+    w.write(STATE_FILE, &rlox_nn::state::arrays_to_safetensors_bytes(blobs)?)
 }
 
 /// Read [`STATE_FILE`] of checkpoint `dir`.
 pub fn read_blobs(dir: &Path) -> Result<Blobs> {
-    let path = dir.join(STATE_FILE);
     let bytes = rlox_core::checkpoint::read_file(dir, STATE_FILE)?;
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::checkpoint(&path, format!("not a readable safetensors file (truncated?): {e}")))?;
-    let mut blobs = Blobs::new();
-    for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::checkpoint(&path, format!("{name} is {:?}, expected F32", view.dtype())));
-        }
-        let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        blobs.insert(name, (view.shape().to_vec(), values));
-    }
-    Ok(blobs)
+    rlox_nn::state::arrays_from_safetensors_bytes(&bytes, &dir.join(STATE_FILE))
 }
 
 /// The array `name` of `blobs` with exactly `len` values, or an error naming the checkpoint file.

@@ -15,6 +15,8 @@
 //! * [`schedule`]: learning-rate (and exploration) schedules: constant, linear decay.
 //! * [`checkpoint`]: a module's parameters as safetensors, written atomically; loading checks names
 //!   and shapes and reports mismatches as errors (never a panic).
+//! * [`state`]: training state beside the weights (an optimizer's exact state, named arrays) as
+//!   safetensors, for checkpoints that resume exactly.
 //! * [`attention`]: exact FlashAttention-style attention on the CPU (tiled forward and backward,
 //!   online softmax, O(N) memory), as a burn autodiff operation with its own backward.
 //! * [`fused`]: the fast path for small MLPs: forward, backward and optimizer step on flat buffers
@@ -34,6 +36,7 @@ pub mod mlp;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod state;
 pub mod testing;
 
 pub use burn;

@@ -11,12 +11,14 @@
 //!   and tokens per second, one thread.
 
 use rlox_nn::Module;
+use rlox_posttrain::config::{DataConfig, Optimization, RunConfig};
 use rlox_posttrain::datasets::PaddedBatch;
-use rlox_posttrain::dpo::{DpoConfig, DpoTrainer, TokenizedPair};
+use rlox_posttrain::dpo::{Dpo, DpoConfig, TokenizedPair};
 use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
 use rlox_posttrain::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
 use rlox_posttrain::losses::{grpo_aggregate, grpo_per_token_loss, GrpoLossSettings, GrpoLossType};
 use rlox_posttrain::rewards::RewardSpec;
+use rlox_posttrain::trainer::{optimizer_step, MethodKind};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,17 +61,21 @@ fn main() -> rlox_posttrain::Result<()> {
         let mine = rlox_posttrain::dpo::tokenize_preferences(&ds, &tok, &Default::default())?;
         out.insert("tokenization_matches".into(), (mine == pairs).into());
     }
-    let cfg = DpoConfig {
-        beta: d["beta"].as_f64().unwrap_or(0.1),
-        learning_rate: d["learning_rate"].as_f64().unwrap_or(1e-6),
-        per_device_train_batch_size: pairs.len(),
-        max_steps: 1000,
-        ..Default::default()
+    let cfg = RunConfig {
+        run: Default::default(),
+        model: Default::default(),
+        data: DataConfig::default(),
+        optimization: Optimization::with_learning_rate(d["learning_rate"].as_f64().unwrap_or(1e-6)),
+        method: DpoConfig {
+            beta: d["beta"].as_f64().unwrap_or(0.1),
+            per_device_train_batch_size: pairs.len(),
+            ..Default::default()
+        },
     };
-    let model = rlox_lm::load_model(&model_dir, &device)?;
-    let mut dpo = DpoTrainer::from_parts(&cfg, model, None, pairs.clone(), tok.pad_token_id, model_dir.clone())?;
+    let mut model = rlox_lm::load_model(&model_dir, &device)?;
+    let dpo = Dpo::new(&cfg, &model, None, pairs.clone(), Vec::new(), tok.pad_token_id)?;
     let all: Vec<usize> = (0..pairs.len()).collect();
-    let (_, st) = dpo.compute_loss(&all)?;
+    let (_, st) = dpo.compute_loss(&model, &all)?;
     let mut metrics = serde_json::Map::new();
     for (k, v) in st.metrics.named() {
         metrics.insert(k.to_string(), v.into());
@@ -79,9 +85,12 @@ fn main() -> rlox_posttrain::Result<()> {
         json!({"loss": st.loss, "metrics": metrics, "ref_logps": st.ref_logps.iter().map(|(c, r)| vec![*c, *r]).collect::<Vec<_>>()}),
     );
     let mut times = Vec::new();
+    let mut opt = cfg.optimization.optimizer.build();
     for k in 0..=steps {
         let t = Instant::now();
-        dpo.train_step(&all, cfg.learning_rate)?;
+        let (loss, _) = dpo.compute_loss(&model, &all)?;
+        let lr = cfg.optimization.learning_rate;
+        model = optimizer_step(model, &loss, &mut opt, lr, 1.0, MethodKind::Dpo, k as u64 + 1)?.0;
         if k > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -132,26 +141,28 @@ fn main() -> rlox_posttrain::Result<()> {
         .map(|p| json!({"prompt": p}).to_string() + "\n")
         .collect();
     std::fs::write(&data, lines).expect("write prompts");
-    let gcfg = GrpoConfig {
-        model: rlox_posttrain::common::ModelConfig { path: model_dir.clone(), init: None },
-        train_file: data,
-        reward_funcs: vec![RewardSpec::Length { weight: 1.0, free_chars: 10, coef: 1.0 }],
-        num_generations: g["num_generations"].as_u64().unwrap_or(4) as usize,
-        prompts_per_step: g["prompts_per_step"].as_u64().unwrap_or(2) as usize,
-        max_completion_length: g["max_completion_length"].as_u64().unwrap_or(48) as usize,
-        ignore_eos: true,
-        beta: s.beta,
-        max_steps: 1000,
-        write_rollouts: false,
-        output_dir: dir.join("runs"),
-        ..Default::default()
+    let gcfg = RunConfig {
+        run: rlox_core::run::RunSettings { runs_dir: dir.join("runs"), total_steps: 1000, ..Default::default() },
+        model: rlox_posttrain::model::ModelConfig { path: model_dir.clone(), init: None },
+        data: DataConfig { train_file: data, ..Default::default() },
+        optimization: Optimization::default(),
+        method: GrpoConfig {
+            reward_funcs: vec![RewardSpec::Length { weight: 1.0, free_chars: 10, coef: 1.0 }],
+            num_generations: g["num_generations"].as_u64().unwrap_or(4) as usize,
+            prompts_per_step: g["prompts_per_step"].as_u64().unwrap_or(2) as usize,
+            max_completion_length: g["max_completion_length"].as_u64().unwrap_or(48) as usize,
+            ignore_eos: true,
+            beta: s.beta,
+            write_rollouts: false,
+            ..Default::default()
+        },
     };
     let mut grpo = GrpoTrainer::new(&gcfg)?;
     let (mut gen_t, mut step_t) = (Vec::new(), Vec::new());
     let mut tokens = 0;
     for k in 0..=steps {
         let t = Instant::now();
-        let idx: Vec<usize> = (0..gcfg.prompts_per_step).map(|i| i % grpo.prompts.len()).collect();
+        let idx: Vec<usize> = (0..gcfg.method.prompts_per_step).map(|i| i % grpo.method.prompts.len()).collect();
         let r = grpo.generate_and_score(&idx, k as u64)?;
         let b = grpo.rollout_batch(&r);
         let tg = t.elapsed().as_secs_f64();

@@ -6,36 +6,34 @@
 //! initial policy (or a separate `ref_model`, or values precomputed once before training with
 //! `precompute_ref_log_probs`), and applies the loss of [`crate::losses::dpo_loss_tensor`] (batch mean).
 //! Logged with TRL's names: `loss`, `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`,
-//! `rewards/margins`, `logps/chosen`, `logps/rejected`, plus `grad_norm` and `learning_rate`.
+//! `rewards/margins`, `logps/chosen`, `logps/rejected`, plus `grad_norm` and `learning_rate`; with an
+//! `eval_file`, the same as `eval/loss`, `eval/rewards/chosen`, ... (means over the eval pairs).
 //!
 //! Defaults are TRL 1.x's `DPOConfig` / `TrainingArguments`: beta 0.1, sigmoid loss, learning rate 1e-6,
-//! AdamW (weight decay 0), linear decay, no warm-up, batch 8, gradient clipping at norm 1.
+//! AdamW (weight decay 0), linear decay, no warm-up, batch 8, gradient clipping at norm 1, logging every
+//! 10 steps.
 
-use crate::common::{learning_rate, optimizer_step, ModelConfig, Run};
+use crate::config::{Optimization, RunConfig};
 use crate::datasets::{preference_examples, tokenize_pair, Dataset, PaddedBatch, Truncation};
 use crate::logprobs::{sequence_logps, tensor1, to_f64};
 use crate::losses::{dpo_loss_tensor, DpoBatch, DpoLossType, DpoMetrics};
+use crate::model::Loaded;
+use crate::trainer::{
+    evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+};
 use crate::{Error, Result};
-use rand::seq::SliceRandom;
-use rlox_core::seeding::{derive_seed, rng_from_seed};
+use rlox_core::run::RunSettings;
 use rlox_lm::CausalLm;
-use rlox_nn::{DeviceKind, Module, Optimizer, OptimizerConfig, Tensor};
+use rlox_nn::{Module, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::Instant;
 
-/// DPO settings.
+/// DPO's own settings (the run settings, model, data and optimisation are in [`RunConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DpoConfig {
-    /// The policy (and, unless `ref_model` is set, the reference).
-    pub model: ModelConfig,
-    /// A separate reference model directory.
+    /// A separate reference model directory (else the initial policy is the reference).
     pub ref_model: Option<PathBuf>,
-    /// Preference dataset (`.jsonl`, `.json`, `.parquet` or a directory).
-    pub train_file: PathBuf,
-    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
-    pub dataset_train_split: String,
     /// KL strength. *TRL*: 0.1.
     pub beta: f64,
     /// The loss. *TRL*: sigmoid.
@@ -52,43 +50,16 @@ pub struct DpoConfig {
     pub max_length: Option<usize>,
     /// Pairs per step. *TRL*: 8.
     pub per_device_train_batch_size: usize,
-    /// Peak learning rate. *TRL*: 1e-6.
-    pub learning_rate: f64,
-    /// Warm-up steps. *TRL*: 0.
-    pub warmup_steps: u64,
-    /// Keep the learning rate constant after warm-up instead of decaying linearly. *TRL*: linear.
-    pub constant_lr: bool,
-    /// Optimizer steps (0: `num_train_epochs` passes over the data).
-    pub max_steps: u64,
-    /// Passes over the data when `max_steps` is 0. *TRL*: 3.
+    /// Passes over the data when `total_steps` (`max_steps`) is 0. *TRL*: 3.
     pub num_train_epochs: u64,
-    /// Global gradient-norm clip (0: off). *TRL*: 1.
-    pub max_grad_norm: f64,
-    /// The optimizer. *TRL*: AdamW, weight decay 0.
-    pub optimizer: OptimizerConfig,
-    /// Shuffle the pairs each epoch.
+    /// Shuffle the pairs each epoch. *TRL*: true.
     pub shuffle: bool,
-    /// Seed (shuffling).
-    pub seed: u64,
-    /// Log every this many steps.
-    pub logging_steps: u64,
-    /// Checkpoint every this many steps (0: only at the end).
-    pub save_steps: u64,
-    /// Where run directories go.
-    pub output_dir: PathBuf,
-    /// Run name prefix.
-    pub run_name: String,
-    /// Device.
-    pub device: DeviceKind,
 }
 
 impl Default for DpoConfig {
     fn default() -> Self {
         DpoConfig {
-            model: ModelConfig::default(),
             ref_model: None,
-            train_file: PathBuf::new(),
-            dataset_train_split: "train".into(),
             beta: 0.1,
             loss_type: DpoLossType::Sigmoid,
             label_smoothing: 0.0,
@@ -97,20 +68,8 @@ impl Default for DpoConfig {
             max_completion_length: None,
             max_length: Some(1024),
             per_device_train_batch_size: 8,
-            learning_rate: 1e-6,
-            warmup_steps: 0,
-            constant_lr: false,
-            max_steps: 0,
             num_train_epochs: 3,
-            max_grad_norm: 1.0,
-            optimizer: OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
             shuffle: true,
-            seed: 42,
-            logging_steps: 10,
-            save_steps: 0,
-            output_dir: PathBuf::from("runs"),
-            run_name: "dpo".into(),
-            device: DeviceKind::Cpu,
         }
     }
 }
@@ -122,10 +81,7 @@ impl DpoConfig {
             |ok: bool, what: &str, why: &str| if ok { Ok(()) } else { Err(Error::invalid(format!("dpo.{what}"), why)) };
         check(self.beta > 0.0, "beta", "must be > 0")?;
         check((0.0..0.5).contains(&self.label_smoothing), "label_smoothing", "must be in [0, 0.5)")?;
-        check(self.per_device_train_batch_size > 0, "per_device_train_batch_size", "must be > 0")?;
-        check(self.learning_rate >= 0.0, "learning_rate", "must be >= 0")?;
-        check(self.max_steps > 0 || self.num_train_epochs > 0, "max_steps", "set max_steps or num_train_epochs")?;
-        check(self.logging_steps > 0, "logging_steps", "must be > 0")
+        check(self.per_device_train_batch_size > 0, "per_device_train_batch_size", "must be > 0")
     }
 
     fn truncation(&self) -> Truncation {
@@ -136,6 +92,12 @@ impl DpoConfig {
         }
     }
 }
+
+/// A whole DPO run's config.
+pub type DpoRunConfig = RunConfig<DpoConfig>;
+
+/// The DPO trainer.
+pub type DpoTrainer = Trainer<Dpo>;
 
 /// One tokenised pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +148,7 @@ pub fn concatenated_batch(pairs: &[&TokenizedPair], pad: u32) -> PaddedBatch {
     PaddedBatch::new(&rows, pad)
 }
 
-/// What one DPO step reports.
+/// What one DPO loss evaluation reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DpoStepStats {
     /// Batch-mean loss.
@@ -195,98 +157,95 @@ pub struct DpoStepStats {
     pub metrics: DpoMetrics,
     /// Reference log-probs `(chosen, rejected)` per pair.
     pub ref_logps: Vec<(f64, f64)>,
-    /// Gradient norm before clipping (0 before a step).
-    pub grad_norm: f64,
     /// Tokens in the batch (prompt + completion, both sides).
     pub tokens: usize,
 }
 
-/// The DPO trainer.
-pub struct DpoTrainer {
+/// DPO's data, reference and state.
+pub struct Dpo {
     config: DpoConfig,
-    /// The policy being trained.
-    pub model: CausalLm,
     reference: Option<CausalLm>,
-    precomputed: Option<Vec<(f64, f64)>>,
-    /// The tokenised pairs.
+    /// The tokenised training pairs.
     pub pairs: Vec<TokenizedPair>,
+    eval_pairs: Vec<TokenizedPair>,
+    /// Reference log-probs computed once (`precompute_ref_log_probs`): of the training and eval pairs.
+    precomputed: Option<[Vec<(f64, f64)>; 2]>,
     pad: u32,
-    optimizer: Optimizer,
-    step: u64,
-    tokenizer_dir: PathBuf,
+    sampler: EpochSampler,
 }
 
-impl DpoTrainer {
-    /// Load the model(s) and the dataset named in `config`.
-    pub fn new(config: &DpoConfig) -> Result<Self> {
-        config.validate()?;
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
-        let loaded = config.model.load(&device)?;
-        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
-        let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &config.truncation())?;
-        let reference = match &config.ref_model {
-            Some(p) => Some(rlox_lm::load_model(p, &device.clone().inner())?),
-            None => None,
-        };
-        Self::from_parts(config, loaded.model, reference, pairs, loaded.tokenizer.pad_token_id, loaded.tokenizer_dir)
-    }
+/// Which pairs.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Train = 0,
+    Eval = 1,
+}
 
-    /// A trainer from a model already loaded on an autodiff device and tokenised pairs; `reference`
-    /// `None` freezes a copy of `model`.
-    pub fn from_parts(
-        config: &DpoConfig,
-        model: CausalLm,
+impl Dpo {
+    /// DPO on tokenised training and eval pairs; `reference` `None` freezes a copy of `model` (the
+    /// initial policy).
+    pub fn new(
+        config: &RunConfig<DpoConfig>,
+        model: &CausalLm,
         reference: Option<CausalLm>,
         pairs: Vec<TokenizedPair>,
+        eval_pairs: Vec<TokenizedPair>,
         pad: u32,
-        tokenizer_dir: PathBuf,
     ) -> Result<Self> {
-        config.validate()?;
+        let c = &config.method;
+        c.validate()?;
         if pairs.is_empty() {
             return Err(Error::invalid("dpo.train_file", "the dataset has no pairs"));
         }
+        let sampler = EpochSampler::new(pairs.len(), c.shuffle, config.run.seed);
         let reference = Some(reference.unwrap_or_else(|| model.valid()));
-        let mut t = DpoTrainer {
-            config: config.clone(),
-            model,
-            reference,
-            precomputed: None,
-            pairs,
-            pad,
-            optimizer: config.optimizer.build(),
-            step: 0,
-            tokenizer_dir,
-        };
-        if config.precompute_ref_log_probs {
-            let all: Vec<usize> = (0..t.pairs.len()).collect();
-            let mut v = Vec::new();
-            for chunk in all.chunks(config.per_device_train_batch_size) {
-                v.extend(t.reference_logps(chunk)?);
-            }
-            t.precomputed = Some(v);
-            t.reference = None;
+        let mut dpo = Dpo { config: c.clone(), reference, pairs, eval_pairs, precomputed: None, pad, sampler };
+        if c.precompute_ref_log_probs {
+            let train = dpo.all_reference_logps(Split::Train)?;
+            dpo.precomputed = Some([train, dpo.all_reference_logps(Split::Eval)?]);
+            dpo.reference = None;
         }
-        Ok(t)
+        Ok(dpo)
     }
 
-    fn reference_logps(&self, idx: &[usize]) -> Result<Vec<(f64, f64)>> {
+    fn split(&self, split: Split) -> &[TokenizedPair] {
+        match split {
+            Split::Train => &self.pairs,
+            Split::Eval => &self.eval_pairs,
+        }
+    }
+
+    fn all_reference_logps(&self, split: Split) -> Result<Vec<(f64, f64)>> {
+        let all: Vec<usize> = (0..self.split(split).len()).collect();
+        let mut v = Vec::with_capacity(all.len());
+        for chunk in all.chunks(self.config.per_device_train_batch_size) {
+            v.extend(self.reference_logps(split, chunk)?);
+        }
+        Ok(v)
+    }
+
+    fn reference_logps(&self, split: Split, idx: &[usize]) -> Result<Vec<(f64, f64)>> {
         if let Some(pre) = &self.precomputed {
-            return Ok(idx.iter().map(|&i| pre[i]).collect());
+            return Ok(idx.iter().map(|&i| pre[split as usize][i]).collect());
         }
         let r = self.reference.as_ref().expect("a reference model or precomputed log-probs");
-        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
+        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.split(split)[i]).collect();
         let lp = to_f64(sequence_logps(r, &concatenated_batch(&pairs, self.pad))?);
         let n = idx.len();
         Ok((0..n).map(|k| (lp[k], lp[n + k])).collect())
     }
 
-    /// The loss tensor and statistics on the pairs `idx`, without stepping.
-    pub fn compute_loss(&self, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
-        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
+    /// The loss tensor and statistics of `model` on the training pairs `idx`.
+    pub fn compute_loss(&self, model: &CausalLm, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
+        self.loss_on(model, Split::Train, idx)
+    }
+
+    fn loss_on(&self, model: &CausalLm, split: Split, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
+        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.split(split)[i]).collect();
         let n = pairs.len();
         let batch = concatenated_batch(&pairs, self.pad);
-        let logps = sequence_logps(&self.model, &batch)?;
-        let refs = self.reference_logps(idx)?;
+        let logps = sequence_logps(model, &batch)?;
+        let refs = self.reference_logps(split, idx)?;
         let device = logps.device();
         let pc = logps.clone().narrow(0, 0, n);
         let pr = logps.clone().narrow(0, n, n);
@@ -311,90 +270,76 @@ impl DpoTrainer {
         let metrics = DpoMetrics::compute(&DpoBatch { pc: &pcv, pr: &prv, rc: &rc, rr: &rr, lc: &lc, lr: &lr }, c.beta);
         let tokens = batch.valid.iter().flatten().filter(|&&v| v).count();
         let value = loss.clone().detach().into_scalar::<f32>() as f64;
-        Ok((loss, DpoStepStats { loss: value, metrics, ref_logps: refs, grad_norm: 0.0, tokens }))
-    }
-
-    /// One optimizer step on the pairs `idx`.
-    pub fn train_step(&mut self, idx: &[usize], lr: f64) -> Result<DpoStepStats> {
-        let (loss, mut stats) = self.compute_loss(idx)?;
-        let (model, norm) =
-            optimizer_step(self.model.clone(), &loss, &mut self.optimizer, lr, self.config.max_grad_norm, "dpo")?;
-        self.model = model;
-        self.step += 1;
-        stats.grad_norm = norm;
-        Ok(stats)
-    }
-
-    /// Total optimizer steps of the configured run.
-    pub fn total_steps(&self) -> u64 {
-        if self.config.max_steps > 0 {
-            self.config.max_steps
-        } else {
-            let per_epoch = self.pairs.len().div_ceil(self.config.per_device_train_batch_size) as u64;
-            per_epoch * self.config.num_train_epochs
-        }
-    }
-
-    /// Train, logging into a new run directory; returns the summary.
-    pub fn train(&mut self) -> Result<serde_json::Value> {
-        let c = self.config.clone();
-        let mut run = Run::create(&c.output_dir, &c.run_name, &c, &self.tokenizer_dir)?;
-        let total = self.total_steps();
-        let mut rng = rng_from_seed(derive_seed(c.seed, 2));
-        let mut order: Vec<usize> = Vec::new();
-        let t0 = Instant::now();
-        let mut last = None;
-        let mut tokens = 0usize;
-        while self.step < total {
-            while order.len() < c.per_device_train_batch_size {
-                let mut epoch: Vec<usize> = (0..self.pairs.len()).collect();
-                if c.shuffle {
-                    epoch.shuffle(&mut rng);
-                }
-                order.extend(epoch);
-            }
-            let idx: Vec<usize> = order.drain(..c.per_device_train_batch_size.min(order.len())).collect();
-            let lr = learning_rate(c.learning_rate, self.step, total, c.warmup_steps, c.constant_lr);
-            let ts = Instant::now();
-            let stats = self.train_step(&idx, lr)?;
-            tokens += stats.tokens;
-            if self.step.is_multiple_of(c.logging_steps) || self.step == total {
-                let mut m: Vec<(&str, f64)> =
-                    vec![("loss", stats.loss), ("grad_norm", stats.grad_norm), ("learning_rate", lr)];
-                m.extend(stats.metrics.named());
-                m.push(("step_time", ts.elapsed().as_secs_f64()));
-                run.log(self.step, &m)?;
-            }
-            if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) {
-                run.checkpoint(&self.model, &format!("step-{}", self.step))?;
-            }
-            last = Some(stats);
-        }
-        let wall = t0.elapsed().as_secs_f64();
-        let ckpt = run.checkpoint(&self.model, "final")?;
-        let last = last.ok_or_else(|| Error::invalid("dpo", "no steps were run"))?;
-        let summary = serde_json::json!({
-            "method": "dpo",
-            "run_dir": run.dir.path().display().to_string(),
-            "checkpoint": ckpt.display().to_string(),
-            "steps": self.step,
-            "final_loss": last.loss,
-            "rewards/accuracies": last.metrics.rewards_accuracies,
-            "rewards/margins": last.metrics.rewards_margins,
-            "wall_seconds": wall,
-            "seconds_per_step": wall / self.step.max(1) as f64,
-            "tokens_per_second": tokens as f64 / wall.max(1e-9),
-        });
-        run.finish(&summary)?;
-        Ok(summary)
+        Ok((loss, DpoStepStats { loss: value, metrics, ref_logps: refs, tokens }))
     }
 }
 
-impl crate::config::RequiredKeys for DpoConfig {
-    fn required(&self) -> Vec<(&'static str, bool)> {
-        vec![
-            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
-            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
-        ]
+impl Method for Dpo {
+    type Config = DpoConfig;
+    type Model = CausalLm;
+    type State = SamplerState;
+    const KIND: MethodKind = MethodKind::Dpo;
+    const SUMMARY: &'static [(&'static str, &'static str)] =
+        &[("rewards/accuracies", "rewards/accuracies"), ("rewards/margins", "rewards/margins")];
+
+    /// TRL's `DPOConfig`: run name `dpo`, seed 42, logging every 10 steps, learning rate 1e-6.
+    fn defaults() -> (RunSettings, Optimization) {
+        let run = RunSettings { name: "dpo".into(), seed: 42, log_every: 10, ..Default::default() };
+        (run, Optimization::with_learning_rate(1e-6))
+    }
+
+    fn build(config: &RunConfig<DpoConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
+        config.method.validate()?;
+        let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
+        let trunc = config.method.truncation();
+        let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &trunc)?;
+        let eval_pairs = match &config.data.eval_file {
+            Some(p) => tokenize_preferences(&Dataset::load(p)?, &loaded.tokenizer, &trunc)?,
+            None => Vec::new(),
+        };
+        let reference = match &config.method.ref_model {
+            Some(p) => Some(rlox_lm::load_model(p, &loaded.device.clone().inner())?),
+            None => None,
+        };
+        let pad = loaded.tokenizer.pad_token_id;
+        let dpo = Dpo::new(config, &loaded.model, reference, pairs, eval_pairs, pad)?;
+        Ok((dpo, loaded.model))
+    }
+
+    fn epoch_steps(&self) -> Option<u64> {
+        let per_epoch = self.pairs.len().div_ceil(self.config.per_device_train_batch_size) as u64;
+        Some(per_epoch * self.config.num_train_epochs)
+    }
+
+    fn step(&mut self, model: &CausalLm, _step: u64) -> Result<StepOutput> {
+        let idx = self.sampler.next(self.config.per_device_train_batch_size);
+        let (loss, stats) = self.compute_loss(model, &idx)?;
+        let metrics = stats.metrics.named().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Ok(StepOutput { loss, metrics, tokens: stats.tokens, samples: Vec::new() })
+    }
+
+    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+        let policy = model.valid();
+        evaluate_batches(self.eval_pairs.len(), self.config.per_device_train_batch_size, |idx| {
+            let (_, stats) = self.loss_on(&policy, Split::Eval, idx)?;
+            let mut metrics: Metrics = vec![("loss".into(), stats.loss)];
+            metrics.extend(stats.metrics.named().into_iter().map(|(k, v)| (k.to_string(), v)));
+            Ok((metrics, idx.len() as f64))
+        })
+    }
+
+    fn state(&self) -> SamplerState {
+        self.sampler.state()
+    }
+
+    fn restore(&mut self, state: SamplerState) -> Result<()> {
+        self.sampler.restore(state)
+    }
+}
+
+impl Trainer<Dpo> {
+    /// The loss tensor and statistics of the current policy on the pairs `idx`, without stepping.
+    pub fn compute_loss(&self, idx: &[usize]) -> Result<(Tensor<1>, DpoStepStats)> {
+        self.method.compute_loss(&self.model, idx)
     }
 }

@@ -14,6 +14,11 @@
 //! 6. `num_iterations` (μ) optimizer steps on the same rollout, each minimising
 //!    [`crate::losses::grpo_per_token_loss`] reduced by `loss_type`.
 //!
+//! Step `k` of the run trains on round `k / num_iterations`; with `num_iterations > 1` checkpoints are
+//! taken only between rounds (one that falls due inside a round is taken at its end), so that a resumed
+//! run starts a fresh round. Evaluation (greedy completions of `eval_file`'s prompts) runs at the start,
+//! every `eval_every` (`eval_steps`) steps and at the end.
+//!
 //! Each round's groups are written to a Parquet rollout store (`rollouts/run=<name>/step=<n>/`) through
 //! [`rlox_data::rollouts::RolloutStore`]. Logged with TRL's names: `reward`, `reward_std`,
 //! `rewards/<fn>/mean`, `rewards/<fn>/std`, `frac_reward_zero_std`, `completions/mean_length`,
@@ -23,45 +28,35 @@
 //! written to `eval_samples.jsonl`), plus `eval/sampled/reward`, `eval/sampled/<fn>` when `eval_num_samples > 0`.
 //!
 //! Defaults are TRL 1.x's `GRPOConfig` where it has one (beta 0, epsilon 0.2, num_generations 8,
-//! temperature 1, scale_rewards group, num_iterations 1, learning rate 1e-6, AdamW with weight decay 0).
+//! temperature 1, scale_rewards group, num_iterations 1, learning rate 1e-6, AdamW with weight decay 0,
+//! logging every step); 100 steps.
 
-use crate::common::{learning_rate, optimizer_step, ModelConfig, Run};
+use crate::config::{Optimization, RunConfig};
 use crate::datasets::{prompt_examples, tokenize_prompt, Dataset, PaddedBatch, Row, Text};
 use crate::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
 use crate::losses::{
     grpo_advantages, grpo_aggregate, grpo_loss, grpo_per_token_loss, GrpoLossSettings, GrpoLossStats, GrpoLossType,
     ScaleRewards,
 };
+use crate::model::Loaded;
 use crate::rewards::{score_all, RewardFn, RewardSpec, ScoredBatch};
+use crate::trainer::{EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer};
 use crate::{Error, Result};
-use rand::seq::SliceRandom;
-use rlox_core::seeding::{derive_seed, rng_from_seed, Rng};
+use rlox_core::run::RunSettings;
+use rlox_core::seeding::derive_seed;
 use rlox_data::records::{Completion, RolloutGroup};
 use rlox_data::rollouts::RolloutStore;
 use rlox_lm::generate::FinishReason;
 use rlox_lm::{generate, CausalLm, GenerationConfig, LmTokenizer};
-use rlox_nn::{DeviceKind, Module, Optimizer, OptimizerConfig, Tensor};
+use rlox_nn::{Module, Tensor};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
-/// Named scalar metrics, in logging order.
-pub type Metrics = Vec<(String, f64)>;
-
-/// GRPO settings.
+/// GRPO's own settings (the run settings, model, data and optimisation are in [`RunConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpoConfig {
-    /// The policy (also the reference when `beta != 0`).
-    pub model: ModelConfig,
-    /// Prompt-only dataset; extra columns go to the reward functions.
-    pub train_file: PathBuf,
-    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
-    pub dataset_train_split: String,
-    /// Held-out prompts scored with greedy decoding every `eval_steps`.
-    pub eval_file: Option<PathBuf>,
-    /// Evaluate every this many steps (0: only at the start and the end).
-    pub eval_steps: u64,
     /// Besides the greedy completion, sample this many completions per eval prompt with the training
     /// sampler (`temperature`, `top_p`, `top_k`; the same seed at every evaluation) and log their mean
     /// scores as `eval/sampled/reward`, `eval/sampled/<fn>`: the accuracy of the policy GRPO trains,
@@ -100,44 +95,15 @@ pub struct GrpoConfig {
     /// Do not stop at EOS (every completion gets `max_completion_length` tokens; for benchmarks, like
     /// `min_new_tokens` in transformers).
     pub ignore_eos: bool,
-    /// Peak learning rate. *TRL*: 1e-6.
-    pub learning_rate: f64,
-    /// Warm-up steps.
-    pub warmup_steps: u64,
-    /// Constant learning rate after warm-up (else linear decay).
-    pub constant_lr: bool,
-    /// Optimizer steps.
-    pub max_steps: u64,
-    /// Global gradient-norm clip (0: off). *TRL*: 1.
-    pub max_grad_norm: f64,
-    /// The optimizer. *TRL*: AdamW, weight decay 0.
-    pub optimizer: OptimizerConfig,
-    /// Seed (prompt order, sampling).
-    pub seed: u64,
-    /// Log every this many steps.
-    pub logging_steps: u64,
     /// Completions written to `samples.jsonl` per logging step.
     pub num_samples_logged: usize,
-    /// Checkpoint every this many steps (0: only at the end).
-    pub save_steps: u64,
     /// Write rollouts as Parquet under the run directory.
     pub write_rollouts: bool,
-    /// Where run directories go.
-    pub output_dir: PathBuf,
-    /// Run name prefix.
-    pub run_name: String,
-    /// Device.
-    pub device: DeviceKind,
 }
 
 impl Default for GrpoConfig {
     fn default() -> Self {
         GrpoConfig {
-            model: ModelConfig::default(),
-            train_file: PathBuf::new(),
-            dataset_train_split: "train".into(),
-            eval_file: None,
-            eval_steps: 0,
             eval_num_samples: 0,
             reward_funcs: vec![RewardSpec::Format { weight: 1.0 }],
             num_generations: 8,
@@ -155,20 +121,8 @@ impl Default for GrpoConfig {
             num_iterations: 1,
             mask_truncated_completions: false,
             ignore_eos: false,
-            learning_rate: 1e-6,
-            warmup_steps: 0,
-            constant_lr: false,
-            max_steps: 100,
-            max_grad_norm: 1.0,
-            optimizer: OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
-            seed: 42,
-            logging_steps: 1,
             num_samples_logged: 2,
-            save_steps: 0,
             write_rollouts: true,
-            output_dir: PathBuf::from("runs"),
-            run_name: "grpo".into(),
-            device: DeviceKind::Cpu,
         }
     }
 }
@@ -196,8 +150,7 @@ impl GrpoConfig {
         check(self.epsilon_high.is_none_or(|e| e > 0.0), "epsilon_high", "must be > 0")?;
         check(self.num_iterations > 0, "num_iterations", "must be > 0")?;
         check(!self.reward_funcs.is_empty(), "reward_funcs", "give at least one reward function")?;
-        check(self.max_steps > 0, "max_steps", "must be > 0")?;
-        check(self.logging_steps > 0, "logging_steps", "must be > 0")
+        Ok(())
     }
 
     /// The loss settings.
@@ -211,6 +164,12 @@ impl GrpoConfig {
         }
     }
 }
+
+/// A whole GRPO run's config.
+pub type GrpoRunConfig = RunConfig<GrpoConfig>;
+
+/// The GRPO trainer.
+pub type GrpoTrainer = Trainer<Grpo>;
 
 /// A prompt ready for generation.
 #[derive(Debug, Clone)]
@@ -277,20 +236,19 @@ pub struct Rollout {
     pub group_std: Vec<f64>,
 }
 
-/// What one optimizer step reports.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GrpoStepStats {
-    /// Loss (tensor value) and the f64 loss statistics (kl, clip fractions) of the same step.
-    pub loss: GrpoLossStats,
-    /// Gradient norm before clipping.
-    pub grad_norm: f64,
+/// One generation round: the rollout and what its optimizer steps share.
+struct Round {
+    rollout: Rollout,
+    batch: PaddedBatch,
+    old_logps: Option<Vec<f64>>,
+    ref_logps: Option<Vec<f64>>,
 }
 
-/// The GRPO trainer.
-pub struct GrpoTrainer {
+/// GRPO's prompts, rewards, reference and state.
+pub struct Grpo {
     config: GrpoConfig,
-    /// The policy.
-    pub model: CausalLm,
+    seed: u64,
+    run_name: String,
     reference: Option<CausalLm>,
     /// Reward functions and weights.
     pub reward_fns: Vec<(Box<dyn RewardFn>, f64)>,
@@ -298,89 +256,29 @@ pub struct GrpoTrainer {
     pub prompts: Vec<PromptItem>,
     eval_prompts: Vec<PromptItem>,
     tokenizer: LmTokenizer,
-    tokenizer_dir: PathBuf,
-    optimizer: Optimizer,
-    step: u64,
-    rng: Rng,
-    order: Vec<usize>,
+    sampler: EpochSampler,
+    store: Option<RolloutStore>,
+    round: Option<Round>,
+    generation_seconds: f64,
 }
 
-impl GrpoTrainer {
-    /// Load everything named in `config`.
-    pub fn new(config: &GrpoConfig) -> Result<Self> {
-        config.validate()?;
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
-        let loaded = config.model.load(&device)?;
-        Self::from_parts(config, loaded.model, loaded.tokenizer, loaded.tokenizer_dir)
-    }
-
-    /// A trainer around a model on an autodiff device.
-    pub fn from_parts(
-        config: &GrpoConfig,
-        model: CausalLm,
-        tokenizer: LmTokenizer,
-        tokenizer_dir: PathBuf,
-    ) -> Result<Self> {
-        config.validate()?;
-        let reward_fns: Vec<(Box<dyn RewardFn>, f64)> = config.reward_funcs.iter().map(RewardSpec::build).collect();
-        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
-        let prompts = load_prompts(&ds, &tokenizer, config.max_prompt_length, &reward_fns)?;
-        if prompts.is_empty() {
-            return Err(Error::invalid("grpo.train_file", "the dataset has no prompts"));
-        }
-        let eval_prompts = match &config.eval_file {
-            Some(p) => load_prompts(&Dataset::load(p)?, &tokenizer, config.max_prompt_length, &reward_fns)?,
-            None => Vec::new(),
-        };
-        // No reference model at all when beta = 0 (TRL 1.x).
-        let reference = (config.beta != 0.0).then(|| model.valid());
-        Ok(GrpoTrainer {
-            config: config.clone(),
-            model,
-            reference,
-            reward_fns,
-            prompts,
-            eval_prompts,
-            tokenizer,
-            tokenizer_dir,
-            optimizer: config.optimizer.build(),
-            step: 0,
-            rng: rng_from_seed(derive_seed(config.seed, 2)),
-            order: Vec::new(),
-        })
-    }
-
-    /// Whether a reference model is held (only when `beta != 0`).
-    pub fn has_reference(&self) -> bool {
-        self.reference.is_some()
-    }
-
-    fn eos(&self) -> Vec<u32> {
+impl Grpo {
+    fn eos(&self, model: &CausalLm) -> Vec<u32> {
         if self.config.ignore_eos {
             return Vec::new();
         }
         let mut eos = self.tokenizer.eos_token_ids.clone();
-        eos.extend(&self.model.config.eos_token_ids);
+        eos.extend(&model.config.eos_token_ids);
         eos.sort_unstable();
         eos.dedup();
         eos
     }
 
-    fn next_prompts(&mut self) -> Vec<usize> {
-        let n = self.config.prompts_per_step;
-        while self.order.len() < n {
-            let mut epoch: Vec<usize> = (0..self.prompts.len()).collect();
-            epoch.shuffle(&mut self.rng);
-            self.order.extend(epoch);
-        }
-        self.order.drain(..n).collect()
-    }
-
     /// Sample G completions for each prompt in `idx` and score them (no parameter update).
-    pub fn generate_and_score(&self, idx: &[usize], seed: u64) -> Result<Rollout> {
+    pub fn generate_and_score(&self, model: &CausalLm, idx: &[usize], seed: u64) -> Result<Rollout> {
         let c = &self.config;
         let g = c.num_generations;
-        let policy = self.model.valid();
+        let policy = model.valid();
         let prompt_index: Vec<usize> = idx.iter().flat_map(|&i| std::iter::repeat_n(i, g)).collect();
         let ids: Vec<Vec<u32>> = prompt_index.iter().map(|&i| self.prompts[i].ids.clone()).collect();
         let gen = GenerationConfig {
@@ -388,7 +286,7 @@ impl GrpoTrainer {
             temperature: c.temperature,
             top_p: c.top_p,
             top_k: c.top_k,
-            eos_token_ids: self.eos(),
+            eos_token_ids: self.eos(model),
             pad_token_id: self.tokenizer.pad_token_id,
             seed,
             ..Default::default()
@@ -442,6 +340,7 @@ impl GrpoTrainer {
     /// The loss on a rollout given old and reference log-probs (`[B*G*C]` each), without stepping.
     pub fn compute_loss(
         &self,
+        model: &CausalLm,
         batch: &PaddedBatch,
         advantages: &[f64],
         old_logps: Option<&[f64]>,
@@ -450,7 +349,7 @@ impl GrpoTrainer {
         let c = &self.config;
         let rows = advantages.len();
         let cols = batch.completion_len;
-        let logp = completion_logps(&self.model, batch, c.temperature as f64)?;
+        let logp = completion_logps(model, batch, c.temperature as f64)?;
         let device = logp.device();
         let old = match old_logps {
             Some(o) => tensor2(o, rows, &device),
@@ -471,26 +370,22 @@ impl GrpoTrainer {
         Ok((loss, stats))
     }
 
-    /// Greedy completions of the eval prompts; mean weighted reward and per-function means.
-    pub fn evaluate(&self) -> Result<Metrics> {
-        Ok(self.evaluate_with_completions()?.0)
-    }
-
-    /// [`Self::evaluate`] plus one row per eval prompt (`prompt`, `completion`, `reward`, each function's
-    /// score), written to `eval_samples.jsonl` so a user can see what the greedy policy gets wrong.
-    fn evaluate_with_completions(&self) -> Result<(Metrics, Vec<serde_json::Value>)> {
+    /// Greedy completions of the eval prompts: the mean weighted reward and per-function means, and one
+    /// row per eval prompt (`prompt`, `completion`, `reward`, each function's score) for
+    /// `eval_samples.jsonl`, so that a user can see what the greedy policy gets wrong.
+    fn evaluate_with_completions(&self, model: &CausalLm) -> Result<(Metrics, Vec<serde_json::Value>)> {
         if self.eval_prompts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let greedy = GenerationConfig {
             max_new_tokens: self.config.max_completion_length,
             temperature: 0.0,
-            eos_token_ids: self.eos(),
+            eos_token_ids: self.eos(model),
             pad_token_id: self.tokenizer.pad_token_id,
             ..Default::default()
         };
         let every: Vec<usize> = (0..self.eval_prompts.len()).collect();
-        let (texts, s) = self.generate_and_score_eval(&every, &greedy)?;
+        let (texts, s) = self.generate_and_score_eval(model, &every, &greedy)?;
         let mut out = eval_metrics("eval", &self.reward_fns, &s);
         let n = self.config.eval_num_samples;
         if n > 0 {
@@ -498,11 +393,11 @@ impl GrpoTrainer {
                 temperature: self.config.temperature,
                 top_p: self.config.top_p,
                 top_k: self.config.top_k,
-                seed: derive_seed(self.config.seed, 0xE7A1),
+                seed: derive_seed(self.seed, 0xE7A1),
                 ..greedy
             };
             let repeated: Vec<usize> = every.iter().flat_map(|&i| std::iter::repeat_n(i, n)).collect();
-            let (_, sampled) = self.generate_and_score_eval(&repeated, &sampler)?;
+            let (_, sampled) = self.generate_and_score_eval(model, &repeated, &sampler)?;
             out.extend(eval_metrics("eval/sampled", &self.reward_fns, &sampled));
         }
         let samples = (0..texts.len())
@@ -521,8 +416,13 @@ impl GrpoTrainer {
     }
 
     /// Complete the eval prompts `order[k]` (64 at a time, sequence `k` on random stream `k`) and score them.
-    fn generate_and_score_eval(&self, order: &[usize], gen: &GenerationConfig) -> Result<(Vec<String>, ScoredBatch)> {
-        let policy = self.model.valid();
+    fn generate_and_score_eval(
+        &self,
+        model: &CausalLm,
+        order: &[usize],
+        gen: &GenerationConfig,
+    ) -> Result<(Vec<String>, ScoredBatch)> {
+        let policy = model.valid();
         let mut texts = Vec::with_capacity(order.len());
         for (c, chunk) in order.chunks(64).enumerate() {
             let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
@@ -537,131 +437,7 @@ impl GrpoTrainer {
         Ok((texts, scored))
     }
 
-    /// Evaluate, log the metrics at `step` and append the completions to `eval_samples.jsonl`.
-    fn log_evaluation(&self, run: &mut Run, step: u64) -> Result<Metrics> {
-        let (metrics, samples) = self.evaluate_with_completions()?;
-        if !metrics.is_empty() {
-            let m: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            run.log(step, &m)?;
-            run.append_jsonl("eval_samples.jsonl", step, &samples)?;
-        }
-        Ok(metrics)
-    }
-
-    /// Train for `max_steps` optimizer steps, logging into a new run directory; returns the summary.
-    pub fn train(&mut self) -> Result<serde_json::Value> {
-        let c = self.config.clone();
-        let mut run = Run::create(&c.output_dir, &c.run_name, &c, &self.tokenizer_dir)?;
-        let names: Vec<String> = self.reward_fns.iter().map(|(f, _)| f.name().to_string()).collect();
-        let store = if c.write_rollouts {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            Some(RolloutStore::new(run.dir.path().join("rollouts"), &c.run_name, &refs, Default::default())?)
-        } else {
-            None
-        };
-        let t0 = Instant::now();
-        let mut eval_history = Vec::new();
-        let first_eval = self.log_evaluation(&mut run, 0)?;
-        if !first_eval.is_empty() {
-            eval_history.push((0u64, first_eval.clone()));
-        }
-        let (mut gen_s, mut train_s, mut tokens) = (0.0, 0.0, 0usize);
-        let mut last_reward = f64::NAN;
-        while self.step < c.max_steps {
-            let tg = Instant::now();
-            let idx = self.next_prompts();
-            let seed = derive_seed(c.seed, 1000 + self.step);
-            let r = self.generate_and_score(&idx, seed)?;
-            let batch = self.rollout_batch(&r);
-            let old = if c.num_iterations > 1 { Some(self.frozen_logps(&self.model.valid(), &batch)?) } else { None };
-            let refp = match &self.reference {
-                Some(m) => Some(self.frozen_logps(m, &batch)?),
-                None => None,
-            };
-            gen_s += tg.elapsed().as_secs_f64();
-            tokens += batch.valid.iter().flatten().filter(|&&v| v).count() * c.num_iterations;
-            if let Some(store) = &store {
-                store.write_step(
-                    self.step as i64,
-                    &rollout_groups(self.step as i64, &self.prompts, &r, c.num_generations),
-                )?;
-            }
-            for it in 0..c.num_iterations {
-                if self.step >= c.max_steps {
-                    break;
-                }
-                let tt = Instant::now();
-                let lr = learning_rate(c.learning_rate, self.step, c.max_steps, c.warmup_steps, c.constant_lr);
-                let (loss, stats) = self.compute_loss(&batch, &r.advantages, old.as_deref(), refp.as_deref())?;
-                let (model, norm) =
-                    optimizer_step(self.model.clone(), &loss, &mut self.optimizer, lr, c.max_grad_norm, "grpo")?;
-                self.model = model;
-                self.step += 1;
-                train_s += tt.elapsed().as_secs_f64();
-                if self.step.is_multiple_of(c.logging_steps) || self.step == c.max_steps {
-                    let mut m = self.rollout_metrics(&r, &names);
-                    m.extend([
-                        ("loss".to_string(), stats.loss),
-                        ("grad_norm".to_string(), norm),
-                        ("learning_rate".to_string(), lr),
-                        ("kl".to_string(), stats.kl),
-                        ("clip_ratio/low_mean".to_string(), stats.clip_low),
-                        ("clip_ratio/high_mean".to_string(), stats.clip_high),
-                        ("clip_ratio/region_mean".to_string(), stats.clip_region),
-                    ]);
-                    let refs: Vec<(&str, f64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                    run.log(self.step, &refs)?;
-                    if it == 0 {
-                        let rows: Vec<serde_json::Value> = (0..r.texts.len().min(c.num_samples_logged))
-                            .map(|k| {
-                                serde_json::json!({
-                                    "prompt": self.prompts[r.prompt_index[k]].text,
-                                    "completion": r.texts[k],
-                                    "reward": r.rewards[k],
-                                    "advantage": r.advantages[k],
-                                })
-                            })
-                            .collect();
-                        run.samples(self.step, &rows)?;
-                    }
-                }
-                if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) {
-                    run.checkpoint(&self.model, &format!("step-{}", self.step))?;
-                }
-            }
-            last_reward = mean_finite(&r.rewards);
-            if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < c.max_steps {
-                let e = self.log_evaluation(&mut run, self.step)?;
-                if !e.is_empty() {
-                    eval_history.push((self.step, e));
-                }
-            }
-        }
-        let final_eval = self.log_evaluation(&mut run, self.step)?;
-        if !final_eval.is_empty() {
-            eval_history.push((self.step, final_eval.clone()));
-        }
-        let wall = t0.elapsed().as_secs_f64();
-        let ckpt = run.checkpoint(&self.model, "final")?;
-        let summary = serde_json::json!({
-            "method": "grpo",
-            "run_dir": run.dir.path().display().to_string(),
-            "checkpoint": ckpt.display().to_string(),
-            "steps": self.step,
-            "last_train_reward": last_reward,
-            "eval_first": first_eval.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "eval_final": final_eval.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "wall_seconds": wall,
-            "seconds_per_step": wall / self.step.max(1) as f64,
-            "generation_seconds": gen_s,
-            "train_seconds": train_s,
-            "tokens_per_second": tokens as f64 / (gen_s + train_s).max(1e-9),
-        });
-        run.finish(&summary)?;
-        Ok(summary)
-    }
-
-    fn rollout_metrics(&self, r: &Rollout, names: &[String]) -> Vec<(String, f64)> {
+    fn rollout_metrics(&self, r: &Rollout) -> Metrics {
         let lens: Vec<f64> = r.completion_ids.iter().map(|c| c.len() as f64).collect();
         let n = lens.len().max(1) as f64;
         let mut m = vec![
@@ -676,7 +452,8 @@ impl GrpoTrainer {
             ("completions/max_length".to_string(), lens.iter().copied().fold(0.0, f64::max)),
             ("completions/clipped_ratio".to_string(), r.terminated.iter().filter(|&&t| !t).count() as f64 / n),
         ];
-        for (k, name) in names.iter().enumerate() {
+        for (k, (f, _)) in self.reward_fns.iter().enumerate() {
+            let name = f.name();
             let v = &r.per_function[k];
             m.push((format!("rewards/{name}/mean"), mean_finite(v)));
             let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
@@ -684,6 +461,199 @@ impl GrpoTrainer {
         }
         m
     }
+}
+
+impl Method for Grpo {
+    type Config = GrpoConfig;
+    type Model = CausalLm;
+    type State = SamplerState;
+    const KIND: MethodKind = MethodKind::Grpo;
+    const SUMMARY: &'static [(&'static str, &'static str)] = &[("last_train_reward", "reward")];
+
+    /// TRL's `GRPOConfig`: run name `grpo`, seed 42, logging every step, learning rate 1e-6; 100 steps.
+    fn defaults() -> (RunSettings, Optimization) {
+        let run = RunSettings { name: "grpo".into(), seed: 42, total_steps: 100, log_every: 1, ..Default::default() };
+        (run, Optimization::with_learning_rate(1e-6))
+    }
+
+    fn build(config: &RunConfig<GrpoConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
+        let c = &config.method;
+        c.validate()?;
+        let reward_fns: Vec<(Box<dyn RewardFn>, f64)> = c.reward_funcs.iter().map(RewardSpec::build).collect();
+        let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
+        let prompts = load_prompts(&ds, &loaded.tokenizer, c.max_prompt_length, &reward_fns)?;
+        if prompts.is_empty() {
+            return Err(Error::invalid("grpo.train_file", "the dataset has no prompts"));
+        }
+        let eval_prompts = match &config.data.eval_file {
+            Some(p) => load_prompts(&Dataset::load(p)?, &loaded.tokenizer, c.max_prompt_length, &reward_fns)?,
+            None => Vec::new(),
+        };
+        // No reference model at all when beta = 0 (TRL 1.x).
+        let reference = (c.beta != 0.0).then(|| loaded.model.valid());
+        let grpo = Grpo {
+            config: c.clone(),
+            seed: config.run.seed,
+            run_name: config.run.name.clone(),
+            reference,
+            reward_fns,
+            sampler: EpochSampler::new(prompts.len(), true, config.run.seed),
+            prompts,
+            eval_prompts,
+            tokenizer: loaded.tokenizer,
+            store: None,
+            round: None,
+            generation_seconds: 0.0,
+        };
+        Ok((grpo, loaded.model))
+    }
+
+    fn epoch_steps(&self) -> Option<u64> {
+        None
+    }
+
+    /// Open the rollout store; a resumed run first drops the rounds written after its checkpoint.
+    fn begin(&mut self, run_dir: &Path, step: u64) -> Result<()> {
+        if !self.config.write_rollouts {
+            return Ok(());
+        }
+        let root = run_dir.join("rollouts");
+        remove_rounds_from(&root, step)?;
+        let names: Vec<&str> = self.reward_fns.iter().map(|(f, _)| f.name()).collect();
+        self.store = Some(RolloutStore::new(root, &self.run_name, &names, Default::default())?);
+        Ok(())
+    }
+
+    fn step(&mut self, model: &CausalLm, step: u64) -> Result<StepOutput> {
+        let c = self.config.clone();
+        let first_of_round = step.is_multiple_of(c.num_iterations as u64);
+        if first_of_round {
+            let t = Instant::now();
+            let idx = self.sampler.next(c.prompts_per_step);
+            let rollout = self.generate_and_score(model, &idx, derive_seed(self.seed, 1000 + step))?;
+            let batch = self.rollout_batch(&rollout);
+            let old_logps = if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch)?) } else { None };
+            let ref_logps = match &self.reference {
+                Some(m) => Some(self.frozen_logps(m, &batch)?),
+                None => None,
+            };
+            if let Some(store) = &self.store {
+                store.write_step(
+                    step as i64,
+                    &rollout_groups(step as i64, &self.prompts, &rollout, c.num_generations),
+                )?;
+            }
+            self.generation_seconds += t.elapsed().as_secs_f64();
+            self.round = Some(Round { rollout, batch, old_logps, ref_logps });
+        }
+        let round = self.round.as_ref().ok_or_else(|| {
+            Error::invalid("grpo", format!("step {step} is inside a generation round that was not generated"))
+        })?;
+        let r = &round.rollout;
+        let (loss, stats) = self.compute_loss(
+            model,
+            &round.batch,
+            &r.advantages,
+            round.old_logps.as_deref(),
+            round.ref_logps.as_deref(),
+        )?;
+        let mut metrics = self.rollout_metrics(r);
+        metrics.extend([
+            ("kl".to_string(), stats.kl),
+            ("clip_ratio/low_mean".to_string(), stats.clip_low),
+            ("clip_ratio/high_mean".to_string(), stats.clip_high),
+            ("clip_ratio/region_mean".to_string(), stats.clip_region),
+        ]);
+        let samples = if first_of_round {
+            (0..r.texts.len().min(c.num_samples_logged))
+                .map(|k| {
+                    serde_json::json!({
+                        "prompt": self.prompts[r.prompt_index[k]].text,
+                        "completion": r.texts[k],
+                        "reward": r.rewards[k],
+                        "advantage": r.advantages[k],
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tokens = round.batch.valid.iter().flatten().filter(|&&v| v).count();
+        Ok(StepOutput { loss, metrics, tokens, samples })
+    }
+
+    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+        if self.eval_prompts.is_empty() {
+            return Ok(None);
+        }
+        let (metrics, samples) = self.evaluate_with_completions(model)?;
+        Ok(Some(Evaluation { metrics, samples }))
+    }
+
+    fn at_boundary(&self, steps_done: u64) -> bool {
+        steps_done.is_multiple_of(self.config.num_iterations as u64)
+    }
+
+    fn state(&self) -> SamplerState {
+        self.sampler.state()
+    }
+
+    fn restore(&mut self, state: SamplerState) -> Result<()> {
+        self.sampler.restore(state)
+    }
+
+    fn summary_extra(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![("generation_seconds", self.generation_seconds.into())]
+    }
+}
+
+impl Trainer<Grpo> {
+    /// Whether a reference model is held (only when `beta != 0`).
+    pub fn has_reference(&self) -> bool {
+        self.method.reference.is_some()
+    }
+
+    /// Sample G completions for each prompt in `idx` with the current policy and score them.
+    pub fn generate_and_score(&self, idx: &[usize], seed: u64) -> Result<Rollout> {
+        self.method.generate_and_score(&self.model, idx, seed)
+    }
+
+    /// The padded batch and loss mask of a rollout.
+    pub fn rollout_batch(&self, r: &Rollout) -> PaddedBatch {
+        self.method.rollout_batch(r)
+    }
+
+    /// The loss of the current policy on a rollout (see [`Grpo::compute_loss`]).
+    pub fn compute_loss(
+        &self,
+        batch: &PaddedBatch,
+        advantages: &[f64],
+        old_logps: Option<&[f64]>,
+        ref_logps: Option<&[f64]>,
+    ) -> Result<(Tensor<1>, GrpoLossStats)> {
+        self.method.compute_loss(&self.model, batch, advantages, old_logps, ref_logps)
+    }
+
+    /// Greedy (and sampled) scores of the current policy on the eval prompts.
+    pub fn evaluate(&self) -> Result<Metrics> {
+        Ok(self.method.evaluate_with_completions(&self.model)?.0)
+    }
+}
+
+/// Remove the rollout partitions `step=<n>` with `n >= step` under `root` (of every run name).
+fn remove_rounds_from(root: &Path, step: u64) -> Result<()> {
+    let Ok(runs) = std::fs::read_dir(root) else { return Ok(()) };
+    for run in runs.flatten() {
+        let Ok(steps) = std::fs::read_dir(run.path()) else { continue };
+        for s in steps.flatten() {
+            let name = s.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("step=").and_then(|n| n.parse::<u64>().ok());
+            if n.is_some_and(|n| n >= step) {
+                std::fs::remove_dir_all(s.path()).map_err(|e| Error::io(s.path(), e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `<prefix>/reward` and `<prefix>/<fn>`: the means of a scored eval batch.
@@ -721,13 +691,4 @@ pub fn rollout_groups(step: i64, prompts: &[PromptItem], r: &Rollout, g: usize) 
         });
     }
     groups
-}
-
-impl crate::config::RequiredKeys for GrpoConfig {
-    fn required(&self) -> Vec<(&'static str, bool)> {
-        vec![
-            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
-            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
-        ]
-    }
 }

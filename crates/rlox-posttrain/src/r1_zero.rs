@@ -7,16 +7,17 @@
 //! run `sft-*/`, the GRPO run `grpo-*/` (metrics, rollouts, samples, greedy eval completions, checkpoints),
 //! `plots/r1_zero.{png,svg}` and `summary.json` (SFT-model and final eval scores).
 
-use crate::common::{InitConfig, ModelConfig};
+use crate::config::{DataConfig, Optimization, RunConfig};
 use crate::grpo::{GrpoConfig, GrpoTrainer};
 use crate::losses::{GrpoLossType, ScaleRewards};
+use crate::model::{InitConfig, ModelConfig};
 use crate::rewards::RewardSpec;
 use crate::sft::{SftConfig, SftTrainer};
 use crate::tasks::{generate_tasks, to_jsonl, TaskConfig, TaskKind};
 use crate::{Error, Result};
 use rlox_core::checkpoint::atomic_write;
 use rlox_core::plot::{LineChart, Series};
-use rlox_core::run::RunDir;
+use rlox_core::run::{RunDir, RunSettings};
 use rlox_nn::OptimizerConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -210,20 +211,30 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
         atomic_write(data.join(format!("{name}.jsonl")), to_jsonl(rows).as_bytes())?;
     }
     let adamw = OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
-    let sft = SftConfig {
-        model: ModelConfig { path: c.tokenizer_dir.clone(), init: Some(c.init.clone()) },
-        train_file: data.join("sft.jsonl"),
-        max_length: Some(c.init.max_position_embeddings),
-        per_device_train_batch_size: c.sft_batch_size,
-        learning_rate: c.sft_learning_rate,
-        warmup_steps: 10,
-        max_steps: c.sft_steps,
-        optimizer: adamw,
+    let run = |name: &str, total_steps: u64, eval_every: u64, log_every: u64| RunSettings {
+        name: name.into(),
         seed: c.seed,
-        logging_steps: 10,
-        output_dir: dir.path().to_path_buf(),
-        run_name: "sft".into(),
+        runs_dir: dir.path().to_path_buf(),
+        total_steps,
+        eval_every,
+        log_every,
         ..Default::default()
+    };
+    let sft = RunConfig {
+        run: run("sft", c.sft_steps, 0, 10),
+        model: ModelConfig { path: c.tokenizer_dir.clone(), init: Some(c.init.clone()) },
+        data: DataConfig { train_file: data.join("sft.jsonl"), ..Default::default() },
+        optimization: Optimization {
+            learning_rate: c.sft_learning_rate,
+            warmup_steps: 10,
+            optimizer: adamw,
+            ..Default::default()
+        },
+        method: SftConfig {
+            max_length: Some(c.init.max_position_embeddings),
+            per_device_train_batch_size: c.sft_batch_size,
+            ..Default::default()
+        },
     };
     let sft_summary = SftTrainer::new(&sft)?.train()?;
     let sft_ckpt = PathBuf::from(sft_summary["checkpoint"].as_str().unwrap_or_default());
@@ -231,30 +242,33 @@ pub fn run_r1_zero(c: &R1ZeroConfig, max_steps: Option<u64>) -> Result<serde_jso
         TaskKind::Arithmetic => vec![RewardSpec::Format { weight: 1.0 }, RewardSpec::Arithmetic { weight: 1.0 }],
         TaskKind::Countdown => vec![RewardSpec::Format { weight: 1.0 }, RewardSpec::Countdown { weight: 1.0 }],
     };
-    let grpo = GrpoConfig {
+    let grpo = RunConfig {
+        run: run("grpo", max_steps.unwrap_or(c.grpo_steps), c.eval_steps, 1),
         model: ModelConfig { path: sft_ckpt, init: None },
-        train_file: data.join("train.jsonl"),
-        eval_file: Some(data.join("eval.jsonl")),
-        eval_steps: c.eval_steps,
-        eval_num_samples: c.eval_num_samples,
-        reward_funcs,
-        num_generations: c.num_generations,
-        prompts_per_step: c.prompts_per_step,
-        max_prompt_length: None,
-        max_completion_length: c.max_completion_length,
-        temperature: c.temperature,
-        beta: c.beta,
-        scale_rewards: ScaleRewards::Group,
-        loss_type: c.loss_type,
-        learning_rate: c.grpo_learning_rate,
-        constant_lr: true,
-        max_steps: max_steps.unwrap_or(c.grpo_steps),
-        optimizer: adamw,
-        seed: c.seed,
-        logging_steps: 1,
-        output_dir: dir.path().to_path_buf(),
-        run_name: "grpo".into(),
-        ..Default::default()
+        data: DataConfig {
+            train_file: data.join("train.jsonl"),
+            eval_file: Some(data.join("eval.jsonl")),
+            ..Default::default()
+        },
+        optimization: Optimization {
+            learning_rate: c.grpo_learning_rate,
+            constant_lr: true,
+            optimizer: adamw,
+            ..Default::default()
+        },
+        method: GrpoConfig {
+            eval_num_samples: c.eval_num_samples,
+            reward_funcs,
+            num_generations: c.num_generations,
+            prompts_per_step: c.prompts_per_step,
+            max_prompt_length: None,
+            max_completion_length: c.max_completion_length,
+            temperature: c.temperature,
+            beta: c.beta,
+            scale_rewards: ScaleRewards::Group,
+            loss_type: c.loss_type,
+            ..Default::default()
+        },
     };
     let grpo_summary = GrpoTrainer::new(&grpo)?.train()?;
     let grpo_dir = PathBuf::from(grpo_summary["run_dir"].as_str().unwrap_or_default());

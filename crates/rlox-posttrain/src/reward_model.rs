@@ -9,89 +9,61 @@
 //!
 //! Loss `-log σ(r_c - r_r - margin)` (margin from the optional `margin` column), plus
 //! `center_rewards_coefficient * mean((r_c + r_r)^2)` when set. Logged: `loss`, `accuracy`, `margin`
-//! (mean `r_c - r_r`), `grad_norm`, `learning_rate`. Defaults: batch 8, one epoch, AdamW (weight decay 0),
-//! learning rate 1e-5.
+//! (mean `r_c - r_r`), `grad_norm`, `learning_rate`; with an `eval_file`, `eval/loss`, `eval/accuracy`,
+//! `eval/margin` over the eval pairs. Defaults: TRL's `RewardConfig` (batch 8, learning
+//! rate 1e-5 as TRL's reward example, AdamW with weight decay 0, logging every 10 steps) with one epoch.
 
-use crate::common::{learning_rate, ModelConfig, Run};
+use crate::checkpoint::{checkpoint_error, TrainedModel};
+use crate::config::{Optimization, RunConfig};
 use crate::datasets::{Dataset, PaddedBatch, Truncation};
 use crate::dpo::{concatenated_batch, tokenize_preferences, TokenizedPair};
 use crate::logprobs::{tensor1, to_f64};
 use crate::losses::{reward_accuracy, reward_model_loss_tensor};
+use crate::model::Loaded;
+use crate::trainer::{
+    evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer,
+};
 use crate::{Error, Result};
-use rand::seq::SliceRandom;
-use rlox_core::seeding::{derive_seed, rng_from_seed};
+use rlox_core::checkpoint::{atomic_write, read_file};
+use rlox_core::run::RunSettings;
 use rlox_lm::model::Linear;
 use rlox_lm::CausalLm;
 use rlox_nn::burn;
-use rlox_nn::{DeviceKind, Int, Module, Optimizer, OptimizerConfig, Tensor, TensorData};
+use rlox_nn::{Device, Int, Module, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::Path;
 
-/// Reward-model settings.
+/// Reward modelling's own settings (the run settings, model, data and optimisation are in [`RunConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewardConfig {
-    /// The base model.
-    pub model: ModelConfig,
-    /// Preference data (`prompt`, `chosen`, `rejected`, optional `margin`).
-    pub train_file: PathBuf,
-    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
-    pub dataset_train_split: String,
     /// Reward-centering coefficient (Eisenstein et al. 2023); `None`: off. *TRL*: None.
     pub center_rewards_coefficient: Option<f64>,
     /// Prompt plus completion at most this long. *TRL*: 1024.
     pub max_length: Option<usize>,
     /// Pairs per step. *TRL*: 8.
     pub per_device_train_batch_size: usize,
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// Warm-up steps.
-    pub warmup_steps: u64,
-    /// Optimizer steps (0: `num_train_epochs` passes).
-    pub max_steps: u64,
-    /// Passes over the data when `max_steps` is 0.
+    /// Passes over the data when `total_steps` (`max_steps`) is 0. *TRL's reward example*: 1.
     pub num_train_epochs: u64,
-    /// Global gradient-norm clip (0: off).
-    pub max_grad_norm: f64,
-    /// The optimizer.
-    pub optimizer: OptimizerConfig,
-    /// Seed (head initialisation, shuffling).
-    pub seed: u64,
-    /// Log every this many steps.
-    pub logging_steps: u64,
-    /// Where run directories go.
-    pub output_dir: PathBuf,
-    /// Run name prefix.
-    pub run_name: String,
-    /// Device.
-    pub device: DeviceKind,
 }
 
 impl Default for RewardConfig {
     fn default() -> Self {
         RewardConfig {
-            model: ModelConfig::default(),
-            train_file: PathBuf::new(),
-            dataset_train_split: "train".into(),
             center_rewards_coefficient: None,
             max_length: Some(1024),
             per_device_train_batch_size: 8,
-            learning_rate: 1e-5,
-            warmup_steps: 0,
-            max_steps: 0,
             num_train_epochs: 1,
-            max_grad_norm: 1.0,
-            optimizer: OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
-            seed: 42,
-            logging_steps: 10,
-            output_dir: PathBuf::from("runs"),
-            run_name: "reward".into(),
-            device: DeviceKind::Cpu,
         }
     }
 }
+
+/// A whole reward-model run's config.
+pub type RewardRunConfig = RunConfig<RewardConfig>;
+
+/// The reward-model trainer.
+pub type RewardTrainer = Trainer<Reward>;
 
 /// A causal LM with a scalar head on the last token's logits.
 #[derive(Module, Debug)]
@@ -101,6 +73,9 @@ pub struct RewardModel {
     /// `vocab -> 1`.
     pub score: Linear,
 }
+
+/// The head's file in a checkpoint, beside the LM in Hugging Face layout.
+pub const SCORE_FILE: &str = "score.safetensors";
 
 impl RewardModel {
     /// Rewards `[B]` of the sequences of `batch` (read at each row's last real token).
@@ -119,131 +94,117 @@ impl RewardModel {
     }
 }
 
-/// The reward-model trainer.
-pub struct RewardTrainer {
-    config: RewardConfig,
-    /// The model.
-    pub model: RewardModel,
-    pairs: Vec<TokenizedPair>,
-    pad: u32,
-    optimizer: Optimizer,
-    step: u64,
-    tokenizer_dir: PathBuf,
+impl TrainedModel for RewardModel {
+    fn save(&self, dir: &Path, tokenizer_dir: &Path) -> Result<()> {
+        self.lm.save(dir, tokenizer_dir)?;
+        atomic_write(dir.join(SCORE_FILE), &rlox_nn::to_safetensors_bytes(&self.score, &BTreeMap::new())?)
+    }
+
+    fn load(&self, dir: &Path, device: &Device) -> Result<Self> {
+        let lm = self.lm.load(dir, device)?;
+        let path = dir.join(SCORE_FILE);
+        let bytes = read_file(dir, SCORE_FILE)?;
+        let score =
+            rlox_nn::checkpoint::load_safetensors_bytes(self.score.clone(), &bytes, &path.display().to_string())
+                .map_err(|e| checkpoint_error(&path, e))?;
+        Ok(RewardModel { lm, score })
+    }
 }
 
-impl RewardTrainer {
-    /// Load the model and data named in `config`.
-    pub fn new(config: &RewardConfig) -> Result<Self> {
-        if config.per_device_train_batch_size == 0 || config.logging_steps == 0 {
-            return Err(Error::invalid("reward", "per_device_train_batch_size and logging_steps must be > 0"));
+/// Reward modelling's data and state.
+pub struct Reward {
+    config: RewardConfig,
+    pairs: Vec<TokenizedPair>,
+    eval_pairs: Vec<TokenizedPair>,
+    pad: u32,
+    sampler: EpochSampler,
+}
+
+impl Reward {
+    /// The loss on `pairs`, its metrics (`accuracy`, `margin`) and the batch's tokens.
+    fn loss(&self, model: &RewardModel, pairs: &[&TokenizedPair]) -> Result<(Tensor<1>, Metrics, usize)> {
+        let n = pairs.len();
+        let batch = concatenated_batch(pairs, self.pad);
+        let r = model.rewards(&batch)?;
+        let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
+        let margins: Option<Vec<f64>> =
+            pairs.iter().any(|p| p.margin.is_some()).then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
+        let device = r.device();
+        let loss = reward_model_loss_tensor(
+            rc,
+            rr,
+            margins.as_ref().map(|m| tensor1(m, &device)),
+            self.config.center_rewards_coefficient,
+        );
+        let rv = to_f64(r.detach());
+        let (cv, jv) = (&rv[..n], &rv[n..]);
+        let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
+        let metrics = vec![("accuracy".to_string(), reward_accuracy(cv, jv)), ("margin".to_string(), margin)];
+        Ok((loss, metrics, batch.valid.iter().flatten().filter(|&&v| v).count()))
+    }
+}
+
+impl Method for Reward {
+    type Config = RewardConfig;
+    type Model = RewardModel;
+    type State = SamplerState;
+    const KIND: MethodKind = MethodKind::Rm;
+    const SUMMARY: &'static [(&'static str, &'static str)] = &[("accuracy", "accuracy")];
+
+    /// Run name `reward`, seed 42, logging every 10 steps, learning rate 1e-5.
+    fn defaults() -> (RunSettings, Optimization) {
+        let run = RunSettings { name: "reward".into(), seed: 42, log_every: 10, ..Default::default() };
+        (run, Optimization::with_learning_rate(1e-5))
+    }
+
+    fn build(config: &RunConfig<RewardConfig>, loaded: Loaded) -> Result<(Self, RewardModel)> {
+        let c = &config.method;
+        if c.per_device_train_batch_size == 0 {
+            return Err(Error::invalid("rm.per_device_train_batch_size", "must be > 0"));
         }
-        let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
-        let loaded = config.model.load(&device)?;
-        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
-        let trunc = Truncation { max_length: config.max_length, ..Default::default() };
+        let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
+        let trunc = Truncation { max_length: c.max_length, ..Default::default() };
         let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &trunc)?;
         if pairs.is_empty() {
-            return Err(Error::invalid("reward.train_file", "no pairs"));
+            return Err(Error::invalid("rm.train_file", "no pairs"));
         }
+        let eval_pairs = match &config.data.eval_file {
+            Some(p) => tokenize_preferences(&Dataset::load(p)?, &loaded.tokenizer, &trunc)?,
+            None => Vec::new(),
+        };
         let v = loaded.model.config.vocab_size;
-        let score = Linear::new(v, 1, true, 1.0 / (v as f64).sqrt(), &device);
-        Ok(RewardTrainer {
-            config: config.clone(),
-            model: RewardModel { lm: loaded.model, score },
-            pairs,
-            pad: loaded.tokenizer.pad_token_id,
-            optimizer: config.optimizer.build(),
-            step: 0,
-            tokenizer_dir: loaded.tokenizer_dir,
+        let score = Linear::new(v, 1, true, 1.0 / (v as f64).sqrt(), &loaded.device);
+        let sampler = EpochSampler::new(pairs.len(), true, config.run.seed);
+        let reward = Reward { config: c.clone(), pairs, eval_pairs, pad: loaded.tokenizer.pad_token_id, sampler };
+        Ok((reward, RewardModel { lm: loaded.model, score }))
+    }
+
+    fn epoch_steps(&self) -> Option<u64> {
+        Some(self.pairs.len().div_ceil(self.config.per_device_train_batch_size) as u64 * self.config.num_train_epochs)
+    }
+
+    fn step(&mut self, model: &RewardModel, _step: u64) -> Result<StepOutput> {
+        let idx = self.sampler.next(self.config.per_device_train_batch_size);
+        let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
+        let (loss, metrics, tokens) = self.loss(model, &pairs)?;
+        Ok(StepOutput { loss, metrics, tokens, samples: Vec::new() })
+    }
+
+    fn evaluate(&mut self, model: &RewardModel) -> Result<Option<Evaluation>> {
+        let model = model.valid();
+        evaluate_batches(self.eval_pairs.len(), self.config.per_device_train_batch_size, |idx| {
+            let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.eval_pairs[i]).collect();
+            let (loss, mut metrics, _) = self.loss(&model, &pairs)?;
+            metrics.insert(0, ("loss".into(), loss.into_scalar::<f32>() as f64));
+            Ok((metrics, pairs.len() as f64))
         })
     }
 
-    /// Train; returns the summary.
-    pub fn train(&mut self) -> Result<serde_json::Value> {
-        let c = self.config.clone();
-        let mut run = Run::create(&c.output_dir, &c.run_name, &c, &self.tokenizer_dir)?;
-        let bs = c.per_device_train_batch_size;
-        let total =
-            if c.max_steps > 0 { c.max_steps } else { self.pairs.len().div_ceil(bs) as u64 * c.num_train_epochs };
-        let mut rng = rng_from_seed(derive_seed(c.seed, 2));
-        let mut order = Vec::new();
-        let t0 = Instant::now();
-        let (mut last_loss, mut last_acc) = (f64::NAN, f64::NAN);
-        while self.step < total {
-            while order.len() < bs {
-                let mut e: Vec<usize> = (0..self.pairs.len()).collect();
-                e.shuffle(&mut rng);
-                order.extend(e);
-            }
-            let idx: Vec<usize> = order.drain(..bs.min(order.len())).collect();
-            let pairs: Vec<&TokenizedPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
-            let n = pairs.len();
-            let batch = concatenated_batch(&pairs, self.pad);
-            let r = self.model.rewards(&batch)?;
-            let (rc, rr) = (r.clone().narrow(0, 0, n), r.clone().narrow(0, n, n));
-            let margins: Option<Vec<f64>> = pairs
-                .iter()
-                .any(|p| p.margin.is_some())
-                .then(|| pairs.iter().map(|p| p.margin.unwrap_or(0.0)).collect());
-            let device = r.device();
-            let loss = reward_model_loss_tensor(
-                rc,
-                rr,
-                margins.as_ref().map(|m| tensor1(m, &device)),
-                c.center_rewards_coefficient,
-            );
-            let rv = to_f64(r.detach());
-            let (cv, jv) = (&rv[..n], &rv[n..]);
-            last_acc = reward_accuracy(cv, jv);
-            last_loss = loss.clone().detach().into_scalar::<f32>() as f64;
-            if !last_loss.is_finite() {
-                return Err(Error::invalid("reward", format!("the loss became {last_loss} at step {}", self.step + 1)));
-            }
-            let lr = learning_rate(c.learning_rate, self.step, total, c.warmup_steps, false);
-            let mut grads = rlox_nn::backward(&loss, &self.model);
-            let norm = if c.max_grad_norm > 0.0 {
-                rlox_nn::clip_grad_norm(&self.model, &mut grads, c.max_grad_norm)
-            } else {
-                rlox_nn::global_grad_norm(&self.model, &grads)
-            };
-            self.model = self.optimizer.step(lr, self.model.clone(), grads);
-            self.step += 1;
-            if self.step.is_multiple_of(c.logging_steps) || self.step == total {
-                let margin = cv.iter().zip(jv).map(|(a, b)| a - b).sum::<f64>() / n as f64;
-                run.log(
-                    self.step,
-                    &[
-                        ("loss", last_loss),
-                        ("accuracy", last_acc),
-                        ("margin", margin),
-                        ("grad_norm", norm),
-                        ("learning_rate", lr),
-                    ],
-                )?;
-            }
-        }
-        let ckpt = run.checkpoint(&self.model.lm, "final")?;
-        rlox_nn::save_safetensors(&self.model.score, ckpt.join("score.safetensors"), &BTreeMap::new())?;
-        let wall = t0.elapsed().as_secs_f64();
-        let summary = serde_json::json!({
-            "method": "reward",
-            "run_dir": run.dir.path().display().to_string(),
-            "checkpoint": ckpt.display().to_string(),
-            "steps": self.step,
-            "final_loss": last_loss,
-            "accuracy": last_acc,
-            "wall_seconds": wall,
-        });
-        run.finish(&summary)?;
-        Ok(summary)
+    fn state(&self) -> SamplerState {
+        self.sampler.state()
     }
-}
 
-impl crate::config::RequiredKeys for RewardConfig {
-    fn required(&self) -> Vec<(&'static str, bool)> {
-        vec![
-            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
-            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
-        ]
+    fn restore(&mut self, state: SamplerState) -> Result<()> {
+        self.sampler.restore(state)
     }
 }

@@ -1,14 +1,17 @@
 //! The trainers on the tiny Qwen2 fixture of rlox-lm: step-0 identities, learning on a few steps, the
 //! run directory's contents, and bad input.
 
-use rlox_posttrain::common::ModelConfig;
+use rlox_core::run::RunSettings;
+use rlox_posttrain::config::{DataConfig, Optimization, RunConfig};
 use rlox_posttrain::datasets::{Dataset, Text, Truncation};
-use rlox_posttrain::dpo::{tokenize_preferences, DpoConfig, DpoTrainer};
-use rlox_posttrain::grpo::{GrpoConfig, GrpoTrainer};
+use rlox_posttrain::dpo::{tokenize_preferences, Dpo, DpoConfig, DpoTrainer};
+use rlox_posttrain::grpo::{Grpo, GrpoConfig, GrpoTrainer};
 use rlox_posttrain::losses::DpoLossType;
-use rlox_posttrain::reward_model::{RewardConfig, RewardTrainer};
+use rlox_posttrain::model::ModelConfig;
+use rlox_posttrain::reward_model::{Reward, RewardConfig, RewardTrainer};
 use rlox_posttrain::rewards::RewardSpec;
-use rlox_posttrain::sft::{SftConfig, SftTrainer};
+use rlox_posttrain::sft::{Sft, SftConfig, SftTrainer};
+use rlox_posttrain::trainer::Method;
 use std::path::{Path, PathBuf};
 
 /// A fresh empty directory under the system temp dir (no `tempfile` dev-dependency: it would change
@@ -63,23 +66,35 @@ fn prefs(dir: &Path) -> PathBuf {
     write(dir, "prefs.jsonl", &rows)
 }
 
-fn dpo_config(dir: &Path, train: PathBuf) -> DpoConfig {
-    DpoConfig {
-        model: ModelConfig { path: fixture(), init: None },
-        train_file: train,
-        learning_rate: 1e-3,
-        max_steps: 8,
-        per_device_train_batch_size: 4,
-        logging_steps: 1,
-        output_dir: dir.join("runs"),
-        ..Default::default()
+/// A run of method `M` on the fixture (or a fresh model of its tokenizer with `init`): `total_steps`
+/// steps at learning rate `lr`, logging every step, into `dir/runs`.
+fn config<M: Method>(
+    dir: &Path,
+    train: PathBuf,
+    init: bool,
+    lr: f64,
+    total_steps: u64,
+    method: M::Config,
+) -> RunConfig<M::Config> {
+    let (run, _) = M::defaults();
+    RunConfig {
+        run: RunSettings { total_steps, log_every: 1, runs_dir: dir.join("runs"), progress: false, ..run },
+        model: ModelConfig { path: fixture(), init: init.then(Default::default) },
+        data: DataConfig { train_file: train, ..Default::default() },
+        optimization: Optimization::with_learning_rate(lr),
+        method,
     }
+}
+
+fn dpo_config(dir: &Path, train: PathBuf) -> RunConfig<DpoConfig> {
+    config::<Dpo>(dir, train, false, 1e-3, 8, DpoConfig { per_device_train_batch_size: 4, ..Default::default() })
 }
 
 #[test]
 fn dpo_starts_at_ln2_and_learns() {
     let dir = tempdir();
-    let cfg = dpo_config(dir.path(), prefs(dir.path()));
+    let mut cfg = dpo_config(dir.path(), prefs(dir.path()));
+    cfg.data.eval_file = Some(prefs(dir.path()));
     let mut t = DpoTrainer::new(&cfg).unwrap();
     let (_, s0) = t.compute_loss(&[0, 1, 2, 3]).unwrap();
     // The policy is its own reference at step 0: h = 0, loss = ln 2, implicit rewards 0.
@@ -91,6 +106,13 @@ fn dpo_starts_at_ln2_and_learns() {
     assert!(s1.loss < s0.loss - 0.05, "loss {} -> {}", s0.loss, s1.loss);
     assert!(s1.metrics.rewards_margins > 0.0);
     let run = PathBuf::from(summary["run_dir"].as_str().unwrap());
+    // Evaluated on the (here: training) pairs before and after: ln 2 at the start, lower at the end.
+    let eval = |which: &str, key: &str| summary[which][key].as_f64().unwrap();
+    assert!((eval("eval_first", "eval/loss") - std::f64::consts::LN_2).abs() < 1e-6, "{summary}");
+    // The eval loss is the mean over the eval batches (pairs 0-3 and 4-7).
+    let (_, s2) = t.compute_loss(&[4, 5, 6, 7]).unwrap();
+    assert!((eval("eval_final", "eval/loss") - (s1.loss + s2.loss) / 2.0).abs() < 1e-6, "{summary}");
+    assert_eq!(eval("eval_final", "eval/rewards/accuracies"), 1.0, "{summary}");
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     for name in [
         "rewards/chosen",
@@ -102,7 +124,8 @@ fn dpo_starts_at_ln2_and_learns() {
     ] {
         assert!(metrics.contains(&format!("\"{name}\"")), "{name} missing");
     }
-    let ckpt = run.join("checkpoints/final");
+    let ckpt = PathBuf::from(summary["checkpoint"].as_str().unwrap());
+    assert_eq!(ckpt, run.join("checkpoints/step-000000000008"));
     assert!(ckpt.join("model.safetensors").exists() && ckpt.join("tokenizer.json").exists());
     let reloaded = rlox_lm::load_model(&ckpt, &rlox_nn::cpu_device().unwrap()).unwrap();
     assert_eq!(reloaded.config.vocab_size, 300);
@@ -113,8 +136,9 @@ fn dpo_loss_types_and_precomputed_reference() {
     let dir = tempdir();
     let train = prefs(dir.path());
     let live = DpoTrainer::new(&dpo_config(dir.path(), train.clone())).unwrap();
-    let pre = DpoTrainer::new(&DpoConfig { precompute_ref_log_probs: true, ..dpo_config(dir.path(), train.clone()) })
-        .unwrap();
+    let mut pre = dpo_config(dir.path(), train.clone());
+    pre.method.precompute_ref_log_probs = true;
+    let pre = DpoTrainer::new(&pre).unwrap();
     let (_, a) = live.compute_loss(&[1, 2]).unwrap();
     let (_, b) = pre.compute_loss(&[1, 2]).unwrap();
     for (x, y) in a.ref_logps.iter().zip(&b.ref_logps) {
@@ -123,12 +147,9 @@ fn dpo_loss_types_and_precomputed_reference() {
     for (ty, want) in
         [(DpoLossType::Hinge, 1.0), (DpoLossType::Ipo, 25.0), (DpoLossType::Robust, std::f64::consts::LN_2)]
     {
-        let t = DpoTrainer::new(&DpoConfig {
-            loss_type: ty,
-            label_smoothing: 0.1,
-            ..dpo_config(dir.path(), train.clone())
-        })
-        .unwrap();
+        let mut c = dpo_config(dir.path(), train.clone());
+        (c.method.loss_type, c.method.label_smoothing) = (ty, 0.1);
+        let t = DpoTrainer::new(&c).unwrap();
         let (_, s) = t.compute_loss(&[0, 1]).unwrap();
         // At step 0 (h = 0): hinge 1, IPO (1/(2 beta))^2 = 25, robust ln 2.
         assert!((s.loss - want).abs() < 1e-4, "{ty:?}: {}", s.loss);
@@ -142,10 +163,7 @@ fn grpo_trains_and_writes_rollouts() {
         .map(|i| serde_json::json!({"prompt": format!("Compute {i}+2."), "answer": format!("{}", i + 2)}))
         .collect();
     let train = write(dir.path(), "prompts.jsonl", &rows);
-    let cfg = GrpoConfig {
-        model: ModelConfig { path: fixture(), init: None },
-        train_file: train.clone(),
-        eval_file: Some(train.clone()),
+    let method = GrpoConfig {
         eval_num_samples: 3,
         reward_funcs: vec![
             RewardSpec::Format { weight: 1.0 },
@@ -158,11 +176,10 @@ fn grpo_trains_and_writes_rollouts() {
         beta: 0.04,
         num_iterations: 2,
         mask_truncated_completions: false,
-        learning_rate: 1e-3,
-        max_steps: 4,
-        output_dir: dir.path().join("runs"),
         ..Default::default()
     };
+    let mut cfg = config::<Grpo>(dir.path(), train.clone(), false, 1e-3, 4, method);
+    cfg.data.eval_file = Some(train.clone());
     let mut t = GrpoTrainer::new(&cfg).unwrap();
     assert!(t.has_reference());
     let summary = t.train().unwrap();
@@ -211,11 +228,12 @@ fn grpo_trains_and_writes_rollouts() {
         .collect();
     assert!(kl.last().copied().unwrap_or(0.0) > 0.0, "{kl:?}");
     // beta = 0: no reference model.
-    let t0 = GrpoTrainer::new(&GrpoConfig { beta: 0.0, ..cfg.clone() }).unwrap();
-    assert!(!t0.has_reference());
+    let mut c0 = cfg.clone();
+    c0.method.beta = 0.0;
+    assert!(!GrpoTrainer::new(&c0).unwrap().has_reference());
     // mask_truncated_completions: completions that hit the length limit carry no loss.
-    let tm =
-        GrpoTrainer::new(&GrpoConfig { beta: 0.0, mask_truncated_completions: true, ignore_eos: true, ..cfg }).unwrap();
+    (c0.method.mask_truncated_completions, c0.method.ignore_eos) = (true, true);
+    let tm = GrpoTrainer::new(&c0).unwrap();
     let r = tm.generate_and_score(&[0], 1).unwrap();
     assert!(r.terminated.iter().all(|t| !t));
     let b = tm.rollout_batch(&r);
@@ -229,19 +247,11 @@ fn sft_from_scratch_and_reward_model_learn() {
         .map(|i| serde_json::json!({"prompt": format!("Compute {i}+1."), "completion": format!("<answer>{}</answer>", i + 1)}))
         .collect();
     let train = write(dir.path(), "sft.jsonl", &rows);
-    let cfg = SftConfig {
-        model: ModelConfig { path: fixture(), init: Some(Default::default()) },
-        train_file: train.clone(),
-        learning_rate: 3e-3,
-        max_steps: 30,
-        per_device_train_batch_size: 8,
-        logging_steps: 1,
-        output_dir: dir.path().join("runs"),
-        ..Default::default()
-    };
+    let mut cfg = config::<Sft>(dir.path(), train.clone(), true, 3e-3, 30, SftConfig::default());
+    cfg.data.eval_file = Some(train.clone());
     let mut t = SftTrainer::new(&cfg).unwrap();
     // Completion-only loss: the prompt's tokens carry none.
-    let s = &t.seqs[0];
+    let s = &t.method.seqs[0];
     let ds = Dataset::load(&train).unwrap();
     let tok = rlox_lm::LmTokenizer::from_dir(fixture()).unwrap();
     let (p, _) = rlox_posttrain::datasets::tokenize_pair(
@@ -262,19 +272,16 @@ fn sft_from_scratch_and_reward_model_learn() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("loss")?.as_f64())
         .collect();
     assert!(losses.last().unwrap() < &(losses[0] * 0.5), "{losses:?}");
+    let eval_loss = |which: &str| summary[which]["eval/loss"].as_f64().unwrap();
+    assert!(eval_loss("eval_final") < 0.5 * eval_loss("eval_first"), "{summary}");
 
-    let rm = RewardConfig {
-        model: ModelConfig { path: fixture(), init: None },
-        train_file: prefs(dir.path()),
-        center_rewards_coefficient: Some(0.01),
-        learning_rate: 1e-3,
-        max_steps: 10,
-        logging_steps: 1,
-        output_dir: dir.path().join("runs"),
-        ..Default::default()
-    };
+    let method = RewardConfig { center_rewards_coefficient: Some(0.01), ..Default::default() };
+    let mut rm = config::<Reward>(dir.path(), prefs(dir.path()), false, 1e-3, 10, method);
+    rm.data.eval_file = Some(prefs(dir.path()));
     let s = RewardTrainer::new(&rm).unwrap().train().unwrap();
     assert!(s["accuracy"].as_f64().unwrap() >= 0.75, "{s}");
+    assert!(s["eval_final"]["eval/accuracy"].as_f64().unwrap() >= 0.75, "{s}");
+    assert!(s["eval_final"]["eval/loss"].as_f64().unwrap() < s["eval_first"]["eval/loss"].as_f64().unwrap(), "{s}");
     assert!(PathBuf::from(s["checkpoint"].as_str().unwrap()).join("score.safetensors").exists());
 }
 
@@ -308,14 +315,12 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(tok.decode(&ok[0].chosen, false).unwrap(), "yes<|im_end|>\n");
     // A GRPO dataset missing the column a reward function needs.
     let train = write(dir.path(), "g.jsonl", &[serde_json::json!({"prompt": "Compute 1+1."})]);
-    let cfg = GrpoConfig {
-        model: ModelConfig { path: fixture(), init: None },
-        train_file: train,
+    let method = GrpoConfig {
         reward_funcs: vec![RewardSpec::Arithmetic { weight: 1.0 }],
         num_generations: 2,
-        output_dir: dir.path().join("runs"),
         ..Default::default()
     };
+    let cfg = config::<Grpo>(dir.path(), train, false, 1e-6, 1, method);
     let e = GrpoTrainer::new(&cfg).err().unwrap().to_string();
     assert!(e.contains("g.jsonl:1") && e.contains("`answer`"), "{e}");
 }
@@ -339,7 +344,7 @@ fn parquet_datasets_read_like_jsonl() {
 /// both runs, the plot and a summary whose SFT-model eval is the GRPO run's first evaluation.
 #[test]
 fn r1_zero_pipeline_writes_its_run_directory() {
-    use rlox_posttrain::common::InitConfig;
+    use rlox_posttrain::model::InitConfig;
     use rlox_posttrain::r1_zero::{run_r1_zero, R1ZeroConfig};
     use rlox_posttrain::tasks::{StepStyle, TaskConfig, TaskKind};
     let dir = tempdir();
@@ -406,4 +411,43 @@ fn tiny_r1_zero_raises_held_out_accuracy() {
     assert!(after >= before + 0.10 && after >= 1.3 * before, "sampled held-out accuracy {before} -> {after}");
     assert!(metric("final_eval", "eval/accuracy") >= metric("sft_model_eval", "eval/accuracy") - 0.05);
     assert!(metric("final_eval", "eval/format") >= 0.95 && metric("final_eval", "eval/sampled/format") >= 0.95);
+}
+
+/// The shipped configs load with each method's defaults under what they leave out; the resolved config
+/// a run directory keeps (`config.toml`, what `--resume` reads) loads back to the same values; keys no
+/// section takes and missing required keys are errors that name them.
+#[test]
+fn configs_load_resolve_and_round_trip() {
+    use rlox_core::config::FlatTable;
+    fn round_trip<M: Method>(name: &str) -> RunConfig<M::Config> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
+        let c = RunConfig::<M::Config>::load(&path, &M::defaults()).unwrap();
+        let text = c.to_toml().unwrap();
+        let table = FlatTable::parse(&text, Path::new("config.toml")).unwrap();
+        let back = RunConfig::<M::Config>::from_table(table, &M::defaults()).unwrap();
+        assert_eq!(back, c, "{text}");
+        c
+    }
+    round_trip::<Sft>("sft_tiny");
+    round_trip::<Reward>("rm_tiny");
+    round_trip::<Grpo>("grpo_tiny");
+    let dpo = round_trip::<Dpo>("dpo_tiny");
+    // Given in the file (TRL's names), and DPO's defaults for the rest.
+    assert_eq!((dpo.run.name.as_str(), dpo.run.total_steps, dpo.run.log_every), ("dpo-tiny", 30, 5));
+    assert_eq!((dpo.run.seed, dpo.run.checkpoint_every, dpo.optimization.learning_rate), (42, 10, 5e-4));
+    assert_eq!((dpo.method.beta, dpo.method.per_device_train_batch_size), (0.1, 8));
+
+    let load = |text: &str| {
+        let table = FlatTable::parse(text, Path::new("c.toml")).unwrap();
+        RunConfig::<SftConfig>::from_table(table, &Sft::defaults()).map(|_| ()).unwrap_err().to_string()
+    };
+    let required = "model_name_or_path = \"m\"\ndataset_name = \"d\"\n";
+    // A DPO setting in an SFT config is unknown there, by name and line.
+    let e = load(&format!("{required}beta = 0.1\n"));
+    assert!(e.contains("c.toml") && e.contains("line 3") && e.contains("unknown key `beta`"), "{e}");
+    // The same setting twice under two names.
+    let e = load(&format!("{required}max_steps = 3\ntotal_steps = 4\n"));
+    assert!(e.contains("total_steps"), "{e}");
+    let e = load("model_name_or_path = \"m\"\n");
+    assert!(e.contains("missing required key `dataset_name"), "{e}");
 }
