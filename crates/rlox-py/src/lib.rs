@@ -1,0 +1,54 @@
+//! # rlox-py
+//!
+//! The Rust half of the `rlox` Python package (`rlox._rlox`, built by maturin from `python/`):
+//!
+//! * [`env::PyEnv`]: one env with Gymnasium 1.x semantics, wrapped by `rlox.make` into a
+//!   `gymnasium.Env`;
+//! * [`vec_env::PyVecEnv`]: a batch stepped by one call into NumPy arrays, wrapped by `rlox.make_vec`
+//!   into a `gymnasium.vector.VectorEnv` and by `rlox.sb3.make_vec_env` into an SB3 `VecEnv`;
+//! * [`data::write_env_steps`]: the Hive-partitioned env-step store the Ray workers fill;
+//! * [`specs`]: the registry, for `gymnasium.register("rlox/...")`.
+//!
+//! Errors become the Python exceptions Gymnasium and NumPy raise ([`errors`]); a panic becomes a
+//! `RuntimeError` and never reaches the interpreter.
+
+pub mod batch;
+pub mod catalog;
+pub mod convert;
+pub mod core;
+pub mod data;
+pub mod env;
+pub mod errors;
+pub mod vec_env;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Every env rlox has: `[{id, description, max_episode_steps, options}]` in registry order.
+#[pyfunction]
+fn specs(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    rlox_envs::registry::SPECS
+        .iter()
+        .map(|s| {
+            let d = PyDict::new(py);
+            d.set_item("id", s.id)?;
+            d.set_item("description", s.description)?;
+            d.set_item("max_episode_steps", s.max_episode_steps)?;
+            d.set_item("options", s.options.to_vec())?;
+            Ok(d)
+        })
+        .collect()
+}
+
+/// The Rust core of the `rlox` Python package.
+#[pymodule]
+fn _rlox(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::install_panic_hook();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DETACH_MIN_ENVS", vec_env::DETACH_MIN_ENVS)?;
+    m.add_class::<env::PyEnv>()?;
+    m.add_class::<vec_env::PyVecEnv>()?;
+    m.add_function(wrap_pyfunction!(specs, m)?)?;
+    m.add_function(wrap_pyfunction!(data::write_env_steps, m)?)?;
+    Ok(())
+}
