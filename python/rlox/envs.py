@@ -118,8 +118,9 @@ class RloxEnv(gymnasium.Env[Any, Any]):
         """Start an episode; ``seed`` reseeds the env (Gymnasium's semantics)."""
         _check_seed(seed)
         _check_options(self._id, options)
+        seed = None if seed is None else int(seed)
         super().reset(seed=seed)
-        return self._core.reset(None if seed is None else int(seed))
+        return self._core.reset(seed)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Advance one step: ``(obs, reward, terminated, truncated, info)``."""

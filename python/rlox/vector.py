@@ -75,8 +75,9 @@ class RloxVectorEnv(VectorEnv[Any, Any, np.ndarray]):
                 _check_seed(s)
             return self._core.reset([None if s is None else int(s) for s in seed])
         _check_seed(seed)
+        seed = None if seed is None else int(seed)
         super().reset(seed=seed)
-        return self._core.reset(None if seed is None else int(seed))
+        return self._core.reset(seed)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every env: ``(obs, rewards, terminated, truncated, infos)``."""

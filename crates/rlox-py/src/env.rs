@@ -207,6 +207,18 @@ impl PyEnv {
         })
     }
 
+    /// An RGB frame `(height, width, 3)` of the current state (`uint8`), for the envs that render.
+    fn render<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.usable()?;
+        let id = self.core.id().to_string();
+        let state = self.core.state();
+        let frame = crate::errors::guarded(|| {
+            crate::render::render(&id, &state)
+                .ok_or_else(|| PyValueError::new_err(format!("{id} has no rgb_array renderer")))
+        })?;
+        Ok(PyArray1::from_vec(py, frame.rgb).reshape([frame.height, frame.width, 3])?.into_any())
+    }
+
     /// Close the env (idempotent); later calls raise `ClosedEnvironmentError`.
     fn close(&mut self) {
         self.closed = true;

@@ -19,6 +19,7 @@ pub mod core;
 pub mod data;
 pub mod env;
 pub mod errors;
+pub mod render;
 pub mod vec_env;
 
 use pyo3::prelude::*;
@@ -40,6 +41,18 @@ fn specs(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         .collect()
 }
 
+/// Whether env `id` renders `rgb_array` frames.
+#[pyfunction]
+fn renders(id: &str) -> bool {
+    render::renders(id)
+}
+
+/// Panic inside rlox (for the test that checks a panic becomes a `RuntimeError`).
+#[pyfunction]
+fn _panic_for_tests(message: &str) -> PyResult<()> {
+    errors::guarded(|| panic!("{message}"))
+}
+
 /// The Rust core of the `rlox` Python package.
 #[pymodule]
 fn _rlox(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -49,6 +62,8 @@ fn _rlox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<env::PyEnv>()?;
     m.add_class::<vec_env::PyVecEnv>()?;
     m.add_function(wrap_pyfunction!(specs, m)?)?;
+    m.add_function(wrap_pyfunction!(renders, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(data::write_env_steps, m)?)?;
     Ok(())
 }

@@ -457,6 +457,27 @@ impl PyVecEnv {
         })
     }
 
+    /// Seconds per call of the Rust batch step alone (`calls` steps with the same actions, in a Rust
+    /// loop, GIL held): the part of a step that is not Python, for `bench/python_envs.py --profile`.
+    fn _bench_step(&mut self, actions: &Bound<'_, PyAny>, calls: usize) -> PyResult<f64> {
+        self.usable()?;
+        if !self.started {
+            return Err(ResetNeeded::new_err("Cannot call step() before calling reset()"));
+        }
+        self.read_actions(actions)?;
+        self.run(|me| {
+            let acts = match me.action_kind {
+                ActionKind::Index => Actions::Index(&me.act_index),
+                ActionKind::Vector(dim) => Actions::Vector { data: &me.act_vector, dim },
+            };
+            let start = std::time::Instant::now();
+            for _ in 0..calls {
+                me.batch.step(acts).py()?;
+            }
+            Ok(start.elapsed().as_secs_f64() / calls.max(1) as f64)
+        })
+    }
+
     /// Close the batch (idempotent).
     fn close(&mut self) {
         self.closed = true;
