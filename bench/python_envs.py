@@ -42,19 +42,44 @@ def ensure_venv() -> None:
         if not VENV_PY.exists():
             print(f"creating {VENV} ...", flush=True)
             venv.create(VENV, with_pip=True)
-            subprocess.check_call([str(VENV_PY), "-m", "pip", "install", "-q", *ANCHORS])
+            subprocess.check_call(
+                [str(VENV_PY), "-m", "pip", "install", "-q", *ANCHORS]
+            )
         if "--no-build" not in sys.argv:
             print("building rlox (maturin, release) ...", flush=True)
             dist = ROOT / "bench" / ".dist"
             shutil.rmtree(dist, ignore_errors=True)
             subprocess.check_call(
-                [str(VENV / "bin" / "maturin"), "build", "--release", "-q", "-o", str(dist)],
+                [
+                    str(VENV / "bin" / "maturin"),
+                    "build",
+                    "--release",
+                    "-q",
+                    "-o",
+                    str(dist),
+                ],
                 cwd=ROOT / "python",
             )
             wheel = next(dist.glob("rlox-*.whl"))
-            subprocess.check_call([str(VENV_PY), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
+            subprocess.check_call(
+                [
+                    str(VENV_PY),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--force-reinstall",
+                    "--no-deps",
+                    str(wheel),
+                ]
+            )
         env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+        for var in (
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "RAYON_NUM_THREADS",
+        ):
             env[var] = "1"
         args = [a for a in sys.argv[1:] if a != "--no-build"]
         cmd = [str(VENV_PY), __file__, *args]
@@ -80,7 +105,6 @@ def contestants(sizes: list[int]):
     import envpool
     import gymnasium as gym
     import numpy as np
-
     import rlox
 
     rng = np.random.default_rng(0)
@@ -119,21 +143,35 @@ def contestants(sizes: list[int]):
     ]
     for n in sizes:
         out += [
-            ("gymnasium.make_vec", n, batched(lambda n=n: gym.make_vec("CartPole-v1", n), n, {"seed": 0})),
+            (
+                "gymnasium.make_vec",
+                n,
+                batched(lambda n=n: gym.make_vec("CartPole-v1", n), n, {"seed": 0}),
+            ),
             (
                 "envpool",
                 n,
                 batched(
-                    lambda n=n: envpool.make_gymnasium("CartPole-v1", num_envs=n, batch_size=n, num_threads=1, seed=0),
+                    lambda n=n: envpool.make_gymnasium(
+                        "CartPole-v1", num_envs=n, batch_size=n, num_threads=1, seed=0
+                    ),
                     n,
                     {},
                 ),
             ),
-            ("rlox.make_vec", n, batched(lambda n=n: rlox.make_vec("CartPole-v1", n), n, {"seed": 0})),
+            (
+                "rlox.make_vec",
+                n,
+                batched(lambda n=n: rlox.make_vec("CartPole-v1", n), n, {"seed": 0}),
+            ),
             (
                 "rlox.make_vec copy=False",
                 n,
-                batched(lambda n=n: rlox.make_vec("CartPole-v1", n, copy=False), n, {"seed": 0}),
+                batched(
+                    lambda n=n: rlox.make_vec("CartPole-v1", n, copy=False),
+                    n,
+                    {"seed": 0},
+                ),
             ),
         ]
     return out
@@ -142,31 +180,36 @@ def contestants(sizes: list[int]):
 def profile(sizes: list[int], seconds: float) -> None:
     """Where an rlox.make_vec step's time goes: the Rust batch alone, the extension call, the Python wrapper."""
     import numpy as np
-
     import rlox
 
     print("\nwhere the time of one rlox.make_vec step goes (microseconds per call):")
-    print(f"{'envs':>6} {'Rust step':>10} {'_rlox call':>11} {'+copy':>7} {'VectorEnv':>10} {'py call':>8}")
+    print(
+        f"{'envs':>6} {'Rust step':>10} {'_rlox call':>11} {'+copy':>7} {'VectorEnv':>10} {'py call':>8}"
+    )
     for n in sizes:
         actions = np.random.default_rng(0).integers(0, 2, size=n)
         fast = rlox.make_vec("CartPole-v1", n, copy=False)
         fast.reset(seed=0)
-        rust = fast._core._bench_step(actions, 20000) * 1e6  # the Rust batch step alone, in a Rust loop
+        rust = (
+            fast._core._bench_step(actions, 20000) * 1e6
+        )  # the Rust batch step alone, in a Rust loop
         core = fast._core
-        nocopy = 1e6 / time_calls(lambda i: core.step(actions), seconds)
+        nocopy = 1e6 / time_calls(lambda i, c=core, a=actions: c.step(a), seconds)
         copying = rlox.make_vec("CartPole-v1", n)
         copying.reset(seed=0)
         ccore = copying._core
-        withcopy = 1e6 / time_calls(lambda i: ccore.step(actions), seconds)
-        wrapper = 1e6 / time_calls(lambda i: copying.step(actions), seconds)
+        withcopy = 1e6 / time_calls(lambda i, c=ccore, a=actions: c.step(a), seconds)
+        wrapper = 1e6 / time_calls(lambda i, c=copying, a=actions: c.step(a), seconds)
 
         class Empty:
             def step(self, a):
                 return a
 
         e = Empty()
-        pycall = 1e6 / time_calls(lambda i: e.step(actions), seconds)
-        print(f"{n:>6} {rust:>10.3f} {nocopy:>11.3f} {withcopy:>7.3f} {wrapper:>10.3f} {pycall:>8.3f}")
+        pycall = 1e6 / time_calls(lambda i, c=e, a=actions: c.step(a), seconds)
+        print(
+            f"{n:>6} {rust:>10.3f} {nocopy:>11.3f} {withcopy:>7.3f} {wrapper:>10.3f} {pycall:>8.3f}"
+        )
 
 
 def main() -> None:
@@ -179,24 +222,45 @@ def main() -> None:
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU: {cpu}; python {platform.python_version()}; affinity {sorted(os.sched_getaffinity(0))}")
-    print(f"load before: {open('/proc/loadavg').read().strip()}")
+    cpu_lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpu_lines
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    print(
+        f"CPU: {cpu}; python {platform.python_version()}; affinity {sorted(os.sched_getaffinity(0))}"
+    )
+    print(f"load before: {pathlib.Path('/proc/loadavg').read_text().strip()}")
     entries = contestants(sizes)
     steps = [make() for _, _, make in entries]
     best = [0.0] * len(entries)
     for _ in range(args.rounds):
         for k, ((_, n, _), step) in enumerate(zip(entries, steps)):
             best[k] = max(best[k], time_calls(step, args.seconds) * n)
-    print(f"load after:  {open('/proc/loadavg').read().strip()}")
+    print(f"load after:  {pathlib.Path('/proc/loadavg').read_text().strip()}")
     rate = {(name, n): best[k] for k, (name, n, _) in enumerate(entries)}
 
-    print("\nenv steps per second (best of %d rounds of %.1f s, one thread):" % (args.rounds, args.seconds))
+    print(
+        f"\nenv steps per second (best of {args.rounds} rounds of {args.seconds:.1f} s, one thread):"
+    )
     print(f"{'contestant':<26}" + "".join(f"{n:>14}" for n in sizes))
-    names = ["gymnasium.make", "rlox.make", "gymnasium.make_vec", "envpool", "rlox.make_vec", "rlox.make_vec copy=False"]
+    names = [
+        "gymnasium.make",
+        "rlox.make",
+        "gymnasium.make_vec",
+        "envpool",
+        "rlox.make_vec",
+        "rlox.make_vec copy=False",
+    ]
     for name in names:
         cells = [rate.get((name, n)) for n in sizes]
-        print(f"{name:<26}" + "".join(f"{c:>14,.0f}" if c else f"{'':>14}" for c in cells))
+        print(
+            f"{name:<26}" + "".join(f"{c:>14,.0f}" if c else f"{'':>14}" for c in cells)
+        )
     print("\nratios:")
     print(f"{'':<34}" + "".join(f"{n:>10}" for n in sizes))
     for label, num, den in [
@@ -204,8 +268,13 @@ def main() -> None:
         ("rlox.make_vec / gymnasium.make_vec", "rlox.make_vec", "gymnasium.make_vec"),
         ("copy=False / envpool", "rlox.make_vec copy=False", "envpool"),
     ]:
-        print(f"{label:<34}" + "".join(f"{rate[(num, n)] / rate[(den, n)]:>9.1f}x" for n in sizes))
-    print(f"{'rlox.make / gymnasium.make':<34}{rate[('rlox.make', 1)] / rate[('gymnasium.make', 1)]:>9.1f}x")
+        print(
+            f"{label:<34}"
+            + "".join(f"{rate[(num, n)] / rate[(den, n)]:>9.1f}x" for n in sizes)
+        )
+    print(
+        f"{'rlox.make / gymnasium.make':<34}{rate[('rlox.make', 1)] / rate[('gymnasium.make', 1)]:>9.1f}x"
+    )
     if args.profile:
         profile(sizes, args.seconds)
 

@@ -130,8 +130,8 @@ class RloxEnv(gymnasium.Env[Any, Any]):
         """An RGB frame (``render_mode="rgb_array"``), or ``None`` without a render mode."""
         if self.render_mode is None:
             gymnasium.logger.warn(
-                "You are calling render method without specifying any render mode. "
-                f'You can specify the render_mode at initialization, e.g. rlox.make("{self._id}", render_mode="rgb_array")'
+                "You are calling render method without specifying any render mode; set it at creation, "
+                f'e.g. rlox.make("{self._id}", render_mode="rgb_array")'
             )
             return None
         return self._core.render()

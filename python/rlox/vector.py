@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rlox import _rlox
-from rlox.envs import _UNSET, _RENDER_FPS, NAMESPACE, _check_options, _check_seed, _registered_limit, canonical_id
+from rlox.envs import _RENDER_FPS, _UNSET, NAMESPACE, _check_options, _check_seed, _registered_limit, canonical_id
 from rlox.spaces import to_gym
 
 __all__ = ["RloxVectorEnv", "make_vec"]

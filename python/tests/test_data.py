@@ -44,11 +44,22 @@ def test_write_env_steps_then_read_with_pyarrow(tmp_path: Path) -> None:
 def test_read_run_finds_the_tables_of_a_run_directory(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"step": [0, 1], "name": ["loss", "loss"], "value": [1.0, 0.5]}), tmp_path / "metrics.parquet")
+    pq.write_table(
+        pa.table({"step": [0, 1], "name": ["loss", "loss"], "value": [1.0, 0.5]}), tmp_path / "metrics.parquet"
+    )
     for step in range(2):
         rlox.data.write_env_steps(
-            tmp_path / "rollouts", "r", step, 0, env=np.zeros(1), t=np.zeros(1), obs=np.zeros((1, 2)),
-            action=np.zeros(1), reward=np.ones(1), terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+            tmp_path / "rollouts",
+            "r",
+            step,
+            0,
+            env=np.zeros(1),
+            t=np.zeros(1),
+            obs=np.zeros((1, 2)),
+            action=np.zeros(1),
+            reward=np.ones(1),
+            terminated=np.zeros(1, bool),
+            truncated=np.zeros(1, bool),
         )
     tables = rlox.data.read_run(tmp_path)
     assert sorted(tables) == ["metrics", "rollouts"]
@@ -58,8 +69,17 @@ def test_read_run_finds_the_tables_of_a_run_directory(tmp_path: Path) -> None:
 def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="column env has 2 values"):
         rlox.data.write_env_steps(
-            tmp_path, "r", 0, 0, env=np.arange(2), t=np.zeros(1), obs=np.zeros((1, 1)), action=np.zeros(1),
-            reward=np.zeros(1), terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+            tmp_path,
+            "r",
+            0,
+            0,
+            env=np.arange(2),
+            t=np.zeros(1),
+            obs=np.zeros((1, 1)),
+            action=np.zeros(1),
+            reward=np.zeros(1),
+            terminated=np.zeros(1, bool),
+            truncated=np.zeros(1, bool),
         )
     with pytest.raises(FileNotFoundError):
         rlox.data.read_table(tmp_path / "missing")

@@ -27,7 +27,7 @@ def test_unknown_ids() -> None:
 def test_wrong_option_names_and_types() -> None:
     with pytest.raises(TypeError, match="'rainy'"):
         rlox.make("Taxi-v4", rainy=True)
-    with pytest.raises(TypeError, match="is_slippery.*must be a bool"):
+    with pytest.raises(TypeError, match=r"is_slippery.*must be a bool"):
         rlox.make("FrozenLake-v1", is_slippery="yes")
     with pytest.raises(TypeError, match="desc"):
         rlox.make("FrozenLake-v1", desc="SFFFFHFHFFFHHFFG")

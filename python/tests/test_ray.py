@@ -20,10 +20,24 @@ def test_ray_example_writes_a_store_that_rlox_sql_and_pyarrow_read(tmp_path: Pat
         [
             sys.executable,
             str(REPO / "python" / "examples" / "ray_rollouts.py"),
-            "--workers", "2", "--num-envs", "16", "--steps", "32", "--iterations", "3",
-            "--root", str(store), "--run", "test", "--json",
+            "--workers",
+            "2",
+            "--num-envs",
+            "16",
+            "--steps",
+            "32",
+            "--iterations",
+            "3",
+            "--root",
+            str(store),
+            "--run",
+            "test",
+            "--json",
         ],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -38,9 +52,19 @@ def test_ray_example_writes_a_store_that_rlox_sql_and_pyarrow_read(tmp_path: Pat
     # Every call of every env is a row, except the calls that only reset an env (NEXT_STEP).
     assert 0 < report["rows"] <= 2 * 16 * 32 * 3
     sql = subprocess.run(
-        [rlox_bin, "sql", "SELECT count(*) AS n, count(DISTINCT worker) AS w, max(step) AS s FROM steps",
-         "--table", f"steps={store}", "--output", "json"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            rlox_bin,
+            "sql",
+            "SELECT count(*) AS n, count(DISTINCT worker) AS w, max(step) AS s FROM steps",
+            "--table",
+            f"steps={store}",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert sql.returncode == 0, sql.stderr
     rows = json.loads(sql.stdout)

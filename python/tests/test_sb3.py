@@ -80,5 +80,7 @@ def test_ppo_with_the_zoo_settings_solves_cartpole() -> None:
         device="cpu",
     )
     model.learn(total_timesteps=100_000)
-    mean, std = evaluate_policy(model, make_vec_env("CartPole-v1", 1, seed=1000), n_eval_episodes=20, deterministic=True)
+    mean, std = evaluate_policy(
+        model, make_vec_env("CartPole-v1", 1, seed=1000), n_eval_episodes=20, deterministic=True
+    )
     assert mean >= 475, f"mean return {mean} +- {std}"

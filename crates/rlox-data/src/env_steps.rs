@@ -168,7 +168,8 @@ mod tests {
         let path = store.write(3, &rows).unwrap();
         assert!(path.ends_with("run=demo/step=3/part-00001.parquet"), "{}", path.display());
         let file = std::fs::File::open(&path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
         let b = &batches[0];

@@ -89,7 +89,9 @@ impl ObsBuf {
     fn copy_row(&mut self, from: &ObsBuf, i: usize, dim: usize) {
         match (self, from) {
             (ObsBuf::Index(d), ObsBuf::Index(s)) => d[i] = s[i],
-            (ObsBuf::Vector(d), ObsBuf::Vector(s)) => d[i * dim..(i + 1) * dim].copy_from_slice(&s[i * dim..(i + 1) * dim]),
+            (ObsBuf::Vector(d), ObsBuf::Vector(s)) => {
+                d[i * dim..(i + 1) * dim].copy_from_slice(&s[i * dim..(i + 1) * dim])
+            }
             _ => {}
         }
     }
@@ -488,7 +490,9 @@ impl Batch for SyncBatch {
         for i in 0..n {
             let seed = match seeds {
                 Seeds::None => None,
-                Seeds::Base(s) => Some(s.checked_add(i as u64).ok_or_else(|| Error::invalid("seed", "seed + i overflows"))?),
+                Seeds::Base(s) => {
+                    Some(s.checked_add(i as u64).ok_or_else(|| Error::invalid("seed", "seed + i overflows"))?)
+                }
                 Seeds::PerEnv(list) => list[i],
             };
             let info = self.envs[i].reset(seed, self.obs.slot(i, self.dim))?;

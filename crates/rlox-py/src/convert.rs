@@ -11,21 +11,30 @@ use rlox_core::spaces::Space;
 /// `("Discrete", n, start)`, `("Box", low, high, shape)` or `("MultiDiscrete", nvec)`.
 pub fn space<'py>(py: Python<'py>, space: &Space) -> PyResult<Bound<'py, PyTuple>> {
     match space {
-        Space::Discrete(d) => PyTuple::new(py, [
-            "Discrete".into_pyobject(py)?.into_any(),
-            d.n.into_pyobject(py)?.into_any(),
-            d.start.into_pyobject(py)?.into_any(),
-        ]),
-        Space::Box(b) => PyTuple::new(py, [
-            "Box".into_pyobject(py)?.into_any(),
-            PyArray1::from_slice(py, &b.low).into_any(),
-            PyArray1::from_slice(py, &b.high).into_any(),
-            PyTuple::new(py, &b.shape)?.into_any(),
-        ]),
-        Space::MultiDiscrete(m) => PyTuple::new(py, [
-            "MultiDiscrete".into_pyobject(py)?.into_any(),
-            PyArray1::from_slice(py, &m.nvec.iter().map(|&n| n as i64).collect::<Vec<_>>()).into_any(),
-        ]),
+        Space::Discrete(d) => PyTuple::new(
+            py,
+            [
+                "Discrete".into_pyobject(py)?.into_any(),
+                d.n.into_pyobject(py)?.into_any(),
+                d.start.into_pyobject(py)?.into_any(),
+            ],
+        ),
+        Space::Box(b) => PyTuple::new(
+            py,
+            [
+                "Box".into_pyobject(py)?.into_any(),
+                PyArray1::from_slice(py, &b.low).into_any(),
+                PyArray1::from_slice(py, &b.high).into_any(),
+                PyTuple::new(py, &b.shape)?.into_any(),
+            ],
+        ),
+        Space::MultiDiscrete(m) => PyTuple::new(
+            py,
+            [
+                "MultiDiscrete".into_pyobject(py)?.into_any(),
+                PyArray1::from_slice(py, &m.nvec.iter().map(|&n| n as i64).collect::<Vec<_>>()).into_any(),
+            ],
+        ),
     }
 }
 
@@ -70,7 +79,8 @@ pub fn vec_infos<'py>(py: Python<'py>, infos: &VecInfos, out: &Bound<'py, PyDict
             Column::Int(v) => PyArray1::from_slice(py, v).into_any(),
             Column::Float(v) => PyArray1::from_slice(py, v).into_any(),
             Column::Text(v) => {
-                let objs: Vec<Py<PyAny>> = v.iter().map(|s| s.into_pyobject(py).map(|o| o.into_any().unbind())).collect::<PyResult<_>>()?;
+                let objs: Vec<Py<PyAny>> =
+                    v.iter().map(|s| s.into_pyobject(py).map(|o| o.into_any().unbind())).collect::<PyResult<_>>()?;
                 PyArray1::from_vec(py, objs).into_any()
             }
             Column::Floats { width, data } if is_int8_key(&c.key) => {
@@ -93,7 +103,9 @@ pub fn obs_array<'py>(py: Python<'py>, obs: &ObsBuf, n: usize) -> PyResult<Bound
             let dim = if n == 0 { 0 } else { v.len() / n };
             let a = unsafe { PyArray2::<f32>::new(py, [n, dim], false) };
             // SAFETY: `a` was just created here, is contiguous, and nothing else can see it yet.
-            unsafe { a.as_slice_mut() }.map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?.copy_from_slice(v);
+            unsafe { a.as_slice_mut() }
+                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
+                .copy_from_slice(v);
             a.into_any()
         }
     })

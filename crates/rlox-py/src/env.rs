@@ -8,7 +8,7 @@
 use crate::catalog::{Kwargs, Recipe};
 use crate::convert;
 use crate::core::{ActionIn, Core, ObsOut};
-use crate::errors::{guard, ClosedEnvironmentError, InvalidAction, IntoPy, ResetNeeded};
+use crate::errors::{guard, ClosedEnvironmentError, IntoPy, InvalidAction, ResetNeeded};
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;

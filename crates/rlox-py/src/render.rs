@@ -172,6 +172,9 @@ fn mountain_car(
     let flag_y1 = height(goal) * scale;
     let flag_y2 = flag_y1 + 50.0;
     line(area, vec![up(flag_x, flag_y1), up(flag_x, flag_y2)], BLACK)?;
-    polygon(area, &[up(flag_x, flag_y2), up(flag_x, flag_y2 - 10.0), up(flag_x + 25.0, flag_y2 - 5.0)], RGBColor(204, 204, 0))
+    polygon(
+        area,
+        &[up(flag_x, flag_y2), up(flag_x, flag_y2 - 10.0), up(flag_x + 25.0, flag_y2 - 5.0)],
+        RGBColor(204, 204, 0),
+    )
 }
-

@@ -16,7 +16,7 @@
 use crate::batch::{Actions, Autoreset, Batch, Fast, ObsBuf, ObsView, Seeds, SyncBatch};
 use crate::catalog::{Kwargs, Recipe};
 use crate::convert;
-use crate::errors::{guard, ClosedEnvironmentError, InvalidAction, IntoPy, ResetNeeded};
+use crate::errors::{guard, ClosedEnvironmentError, IntoPy, InvalidAction, ResetNeeded};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -113,10 +113,7 @@ impl PyVecEnv {
             )));
         }
         if self.closed {
-            return Err(ClosedEnvironmentError::new_err(format!(
-                "{}: the vector env is closed",
-                self.batch.id()
-            )));
+            return Err(ClosedEnvironmentError::new_err(format!("{}: the vector env is closed", self.batch.id())));
         }
         Ok(())
     }
@@ -168,7 +165,8 @@ impl PyVecEnv {
                 let dst = &mut self.act_vector;
                 let shape_ok = actions.cast::<PyUntypedArray>().is_ok_and(|a| a.shape() == [n, d]);
                 let ok = if shape_ok {
-                    try_copy!(actions, dst, PyArray2<f32>, |&x| x) || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
+                    try_copy!(actions, dst, PyArray2<f32>, |&x| x)
+                        || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
                 } else if actions.cast::<PyUntypedArray>().is_ok() {
                     false
                 } else if let Ok(rows) = actions.extract::<Vec<Vec<f64>>>() {
@@ -415,7 +413,11 @@ impl PyVecEnv {
     /// Reset every env: `seed` is `None`, an int (env `i` gets `seed + i`) or a list with one int or
     /// `None` per env. Returns `(obs, infos)`.
     #[pyo3(signature = (seed=None))]
-    fn reset<'py>(&mut self, py: Python<'py>, seed: Option<&Bound<'py, PyAny>>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+    fn reset<'py>(
+        &mut self,
+        py: Python<'py>,
+        seed: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         self.usable()?;
         let seeds = match seed {
             None => Seeds::None,
