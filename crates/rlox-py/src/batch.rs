@@ -222,7 +222,7 @@ pub struct Finals {
 }
 
 /// A batch of envs stepped by one call.
-pub trait Batch: Send {
+pub trait Batch: Send + Sync {
     /// The env id.
     fn id(&self) -> &str;
     /// Number of envs.
@@ -252,7 +252,7 @@ pub trait Batch: Send {
 }
 
 /// Filling a hand-vectorised batch's action slice from Python's actions.
-pub trait BatchAction: Sized + Clone + Send {
+pub trait BatchAction: Sized + Clone + Send + Sync {
     /// Overwrite `dst` with one action per env (reusing its allocations).
     fn fill(dst: &mut Vec<Self>, src: Actions<'_>, n: usize, env: &str, space: &Space) -> Result<()>;
 }
@@ -314,7 +314,7 @@ where
 
 impl<V> Batch for Fast<V>
 where
-    V: VecEnv + Send,
+    V: VecEnv + Send + Sync,
     V::Action: BatchAction,
 {
     fn id(&self) -> &str {

@@ -207,6 +207,7 @@ impl Recipe {
                 if let Some(v) = kw.take("reward_schedule") {
                     cfg.reward_schedule = v
                         .extract::<(f64, f64, f64)>()
+                        .map(|(goal, hole, frozen)| [goal, hole, frozen])
                         .map_err(|_| kw.wrong_type("reward_schedule", "a tuple of three numbers", &v))?;
                 }
                 let accepted: &[&str] = if id == "FrozenLake8x8-v1" {
@@ -287,7 +288,7 @@ impl Recipe {
 
 fn boxed<E>(env: E, limit: Option<usize>) -> Box<dyn Core>
 where
-    E: Env + SetState + Send + 'static,
+    E: Env + SetState + Send + Sync + 'static,
     E::Obs: crate::core::WriteObs,
     E::Action: crate::core::ReadAction,
 {

@@ -4,7 +4,7 @@
 use crate::batch::{Column, ObsBuf, VecInfos};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use rlox_core::env::{Info, InfoValue};
 use rlox_core::spaces::Space;
 
@@ -79,8 +79,7 @@ pub fn vec_infos<'py>(py: Python<'py>, infos: &VecInfos, out: &Bound<'py, PyDict
             Column::Int(v) => PyArray1::from_slice(py, v).into_any(),
             Column::Float(v) => PyArray1::from_slice(py, v).into_any(),
             Column::Text(v) => {
-                let objs: Vec<Py<PyAny>> =
-                    v.iter().map(|s| s.into_pyobject(py).map(|o| o.into_any().unbind())).collect::<PyResult<_>>()?;
+                let objs: Vec<Py<PyAny>> = v.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
                 PyArray1::from_vec(py, objs).into_any()
             }
             Column::Floats { width, data } if is_int8_key(&c.key) => {

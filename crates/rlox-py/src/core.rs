@@ -5,8 +5,8 @@
 //! are actions. [`Core`] erases an env to exactly that, with the observation written into a buffer
 //! the caller owns, so a step of a batch of scalar envs allocates nothing.
 //!
-//! Every [`Core`] is `Send`: a Python object may be used from several threads (one at a time, under
-//! the GIL or PyO3's borrow flag), e.g. by a Ray actor or a thread pool.
+//! Every [`Core`] is `Send + Sync`, as PyO3 requires of a Python class: a Python object may be used
+//! from several threads (one at a time, under PyO3's borrow flag), e.g. by a Ray actor or a thread pool.
 
 use rlox_core::env::{Env, Info, SetState};
 use rlox_core::spaces::Space;
@@ -43,7 +43,7 @@ pub struct Outcome {
 }
 
 /// A type-erased environment.
-pub trait Core: Send {
+pub trait Core: Send + Sync {
     /// The Gymnasium id.
     fn id(&self) -> &str;
     /// The observation space.
@@ -161,7 +161,7 @@ impl<E: Env> Erased<E> {
 
 impl<E> Core for Erased<E>
 where
-    E: Env + SetState + Send,
+    E: Env + SetState + Send + Sync,
     E::Obs: WriteObs,
     E::Action: ReadAction,
 {

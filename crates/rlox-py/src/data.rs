@@ -3,7 +3,7 @@
 //! output back with pyarrow.
 
 use crate::errors::data_to_py;
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rlox_data::env_steps::{EnvStepStore, EnvSteps};

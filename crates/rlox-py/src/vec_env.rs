@@ -62,7 +62,7 @@ fn fast(recipe: &Recipe, id: &str, n: usize, limit: Option<usize>) -> Option<rlo
     let limit = limit.unwrap_or(u32::MAX as usize);
     fn boxed<V>(id: &str, v: rlox_core::Result<V>) -> rlox_core::Result<Box<dyn Batch>>
     where
-        V: rlox_core::vec_env::VecEnv + Send + 'static,
+        V: rlox_core::vec_env::VecEnv + Send + Sync + 'static,
         V::Action: crate::batch::BatchAction,
     {
         v.map(|v| Box::new(Fast::new(id, v)) as Box<dyn Batch>)
