@@ -153,6 +153,18 @@ impl<const N: usize> FlatObs for [f32; N] {
     }
 }
 
+/// Gymnasium's `Env.np_random`: the NumPy generator a Gymnasium-compatible environment draws from.
+///
+/// `reset(Some(s))` replaces it with [`crate::seeding::np_random`]`(Some(s))`; replacing it by hand
+/// (e.g. with a generator seeded from an integer wider than 64 bits) and then calling `reset(None)`
+/// is Gymnasium's `env.np_random = rng; env.reset()`.
+pub trait NpRandom {
+    /// The generator.
+    fn np_random(&self) -> &crate::seeding::Generator;
+    /// The generator, mutably (assign to replace it).
+    fn np_random_mut(&mut self) -> &mut crate::seeding::Generator;
+}
+
 /// An environment whose internal state can be set directly (for trace replay and exploring starts).
 pub trait SetState {
     /// Set the internal state from its scalar layout (documented by each env); errors on a wrong length.
@@ -179,6 +191,15 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn step(&mut self, action: &Self::Action) -> Result<Step<Self::Obs>> {
         (**self).step(action)
+    }
+}
+
+impl<R: NpRandom + ?Sized> NpRandom for Box<R> {
+    fn np_random(&self) -> &crate::seeding::Generator {
+        (**self).np_random()
+    }
+    fn np_random_mut(&mut self) -> &mut crate::seeding::Generator {
+        (**self).np_random_mut()
     }
 }
 

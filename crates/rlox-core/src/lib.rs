@@ -9,7 +9,8 @@
 //! * [`vec_env`]: a structure-of-arrays batch of environments with Gymnasium's `NEXT_STEP` autoreset;
 //! * [`mdp`]: an explicit finite model (`Mdp`) and its compiled CSR form (`TabularMdp`);
 //! * [`policy`] and [`trajectory`]: tabular policies, returns and trajectories;
-//! * [`seeding`]: one seed per run drives every random choice through ChaCha streams;
+//! * [`seeding`]: one seed per run drives every random choice: ChaCha streams for rlox's own
+//!   components, and Gymnasium's own NumPy stream (`SeedSequence` + `PCG64`) for the environments;
 //! * [`logger`], [`run`], [`checkpoint`], [`config`] and [`plot`]: the run infrastructure used by every trainer.
 //!
 //! The crate deliberately avoids heavy dependencies so that environments and tabular algorithms compile in seconds.

@@ -12,7 +12,10 @@
 //! tells it so), exactly as with Gymnasium's vector envs.
 //!
 //! ## Seeding
-//! `reset(Some(seed))` seeds env `i` with `seed + i`, as Gymnasium does.
+//! [`SyncVecEnv`]`::reset(Some(seed))` seeds env `i` with `seed + i`, as Gymnasium's
+//! `SyncVectorEnv` does; `reset(None)` lets every env continue its own stream. (The hand-vectorised
+//! `CartPole-v1` batch of `rlox-envs` follows Gymnasium's `CartPoleVectorEnv` by default instead:
+//! one generator for the whole batch; see its docs.)
 
 use crate::env::{Env, FlatObs};
 use crate::spaces::Space;
@@ -32,7 +35,7 @@ pub trait VecEnv {
     fn single_observation_space(&self) -> Space;
     /// The action space of one env.
     fn single_action_space(&self) -> Space;
-    /// Reset every env; env `i` gets seed `seed + i` when a seed is given.
+    /// Reset every env; a seed reseeds first (env `i` gets `seed + i` in [`SyncVecEnv`]).
     fn reset(&mut self, seed: Option<u64>) -> Result<()>;
     /// Step every env with its action (`actions.len() == num_envs`).
     fn step(&mut self, actions: &[Self::Action]) -> Result<()>;

@@ -1,6 +1,6 @@
 //! Wrappers: [`TimeLimit`] and [`RecordEpisodeStatistics`], with Gymnasium's semantics.
 
-use crate::env::{Env, Info, InfoValue, Step};
+use crate::env::{Env, Info, InfoValue, NpRandom, Step};
 use crate::spaces::Space;
 use crate::Result;
 use std::time::Instant;
@@ -67,6 +67,15 @@ impl<E: Env> Env for TimeLimit<E> {
             step.truncated = true;
         }
         Ok(step)
+    }
+}
+
+impl<E: NpRandom> NpRandom for TimeLimit<E> {
+    fn np_random(&self) -> &crate::seeding::Generator {
+        self.inner.np_random()
+    }
+    fn np_random_mut(&mut self) -> &mut crate::seeding::Generator {
+        self.inner.np_random_mut()
     }
 }
 

@@ -7,8 +7,12 @@
 //! * [`toy_text`]: FrozenLake-v1, CliffWalking-v1 and Taxi-v4, whose models equal Gymnasium 1.4's
 //!   transition tables entry by entry (each also an [`rlox_core::Mdp`] for planning);
 //! * [`classic_control`]: CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 and
-//!   Pendulum-v1, bit-exact with Gymnasium's traces, each also as a structure-of-arrays batch;
+//!   Pendulum-v1, bit-exact with Gymnasium's traces, each also as a structure-of-arrays batch that
+//!   steps into caller-provided buffers (CartPole's vectorised across envs);
 //! * [`registry`]: `make(id, options)` for every environment, under Gymnasium's ids.
+//!
+//! Every Gymnasium env draws Gymnasium's own random stream (NumPy's `PCG64` seeded through
+//! `SeedSequence`, [`rlox_core::seeding`]), so a seed gives Gymnasium's episode.
 #![warn(missing_docs)]
 
 pub mod classic_control;

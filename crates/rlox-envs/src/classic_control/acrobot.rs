@@ -20,11 +20,14 @@
 //! * Reward: -1 per step, 0 on the terminal step. Termination: `-cos t1 - cos(t2 + t1) > 1`.
 //! * Reset: each component uniform in `[-0.1, 0.1)`, then rounded to `f32`.
 
-use super::{bad_discrete, check_state, needs_reset, py_square, uniform, Book, DEFAULT_SEED};
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::batch::{
+    reset_per_env, step_per_env, AutoresetMode, BatchEnv, BatchSeeding, Book, DiscreteAction, EnvRows, Reward,
+    StepBuffers,
+};
+use super::{bad_discrete, check_state, needs_reset, py_square};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Discrete, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 use std::f64::consts::PI;
@@ -126,9 +129,9 @@ pub fn observe(s: &[f64; 4]) -> [f32; 6] {
 }
 
 #[inline]
-fn sample_initial(rng: &mut Rng) -> [f64; 4] {
+fn sample_initial(rng: &mut Generator) -> [f64; 4] {
     // Gymnasium: `uniform(-0.1, 0.1, size=(4,)).astype(np.float32)`.
-    std::array::from_fn(|_| uniform(rng, -0.1, 0.1) as f32 as f64)
+    std::array::from_fn(|_| rng.uniform(-0.1, 0.1) as f32 as f64)
 }
 
 fn observation_space() -> Space {
@@ -141,7 +144,7 @@ fn observation_space() -> Space {
 pub struct Acrobot {
     state: [f64; 4],
     started: bool,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for Acrobot {
@@ -156,9 +159,10 @@ impl Acrobot {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env; call [`Env::reset`] before stepping.
+    /// A new env; call [`Env::reset`] before stepping. Until it is seeded, it draws from fresh OS
+    /// entropy (as Gymnasium does).
     pub fn new() -> Self {
-        Acrobot { state: [0.0; 4], started: false, rng: rng_from_seed(DEFAULT_SEED) }
+        Acrobot { state: [0.0; 4], started: false, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -185,7 +189,7 @@ impl Env for Acrobot {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 6], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         self.state = sample_initial(&mut self.rng);
         self.started = true;
@@ -221,19 +225,77 @@ impl SetState for Acrobot {
     }
 }
 
+impl NpRandom for Acrobot {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `Acrobot-v1` as registered: [`Acrobot`] inside a 500-step [`TimeLimit`].
 pub fn acrobot_v1() -> TimeLimit<Acrobot> {
     TimeLimit::new(Acrobot::new(), MAX_EPISODE_STEPS)
 }
 
-/// N acrobots as structure-of-arrays with `NEXT_STEP` autoreset and the time limit inside.
+/// N acrobots as structure-of-arrays with the time limit inside: Gymnasium's `SyncVectorEnv` of
+/// `Acrobot-v1` envs (what `gymnasium.make_vec("Acrobot-v1", n)` builds), env `i` with its own
+/// generator seeded with `s + i` ([`BatchSeeding::PerEnv`]). See [`super::batch`] for the
+/// caller-buffer API and the autoreset modes.
 #[derive(Debug, Clone)]
 pub struct AcrobotVec {
+    state: State,
+    book: Book,
+}
+
+/// The batch state, one array per component.
+#[derive(Debug, Clone)]
+struct State {
     theta1: Vec<f64>,
     theta2: Vec<f64>,
     dtheta1: Vec<f64>,
     dtheta2: Vec<f64>,
-    book: Book,
+}
+
+impl State {
+    #[inline(always)]
+    fn get(&self, i: usize) -> [f64; 4] {
+        [self.theta1[i], self.theta2[i], self.dtheta1[i], self.dtheta2[i]]
+    }
+
+    #[inline(always)]
+    fn put(&mut self, i: usize, s: [f64; 4]) {
+        self.theta1[i] = s[0];
+        self.theta2[i] = s[1];
+        self.dtheta1[i] = s[2];
+        self.dtheta2[i] = s[3];
+    }
+}
+
+/// The envs of a step: the state and the (checked) actions.
+struct Rows<'a, A> {
+    state: &'a mut State,
+    actions: &'a [A],
+}
+
+impl<A: DiscreteAction> EnvRows for Rows<'_, A> {
+    #[inline(always)]
+    fn step_row(&mut self, i: usize, obs: &mut [f32]) -> (f64, bool) {
+        // Checked by `step_actions`.
+        let a = self.actions[i].index().unwrap_or(1);
+        let (s, terminated) = dynamics(self.state.get(i), a);
+        self.state.put(i, s);
+        obs.copy_from_slice(&observe(&s));
+        (if terminated { 0.0 } else { -1.0 }, terminated)
+    }
+
+    #[inline(always)]
+    fn reset_row(&mut self, i: usize, rng: &mut Generator, obs: &mut [f32]) {
+        let s = sample_initial(rng);
+        self.state.put(i, s);
+        obs.copy_from_slice(&observe(&s));
+    }
 }
 
 impl AcrobotVec {
@@ -244,90 +306,78 @@ impl AcrobotVec {
 
     /// `num_envs` acrobots truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 6, max_episode_steps)?;
+        let book = Book::new(ID, num_envs, 6, max_episode_steps, BatchSeeding::PerEnv)?;
         let z = vec![0.0; num_envs];
-        Ok(AcrobotVec { theta1: z.clone(), theta2: z.clone(), dtheta1: z.clone(), dtheta2: z, book })
+        Ok(AcrobotVec { state: State { theta1: z.clone(), theta2: z.clone(), dtheta1: z.clone(), dtheta2: z }, book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
-        Ok(vec![self.theta1[i], self.theta2[i], self.dtheta1[i], self.dtheta2[i]])
+        self.book.check_index(i)?;
+        Ok(self.state.get(i).to_vec())
     }
 
-    /// Overwrite the state of env `i` (and its observation) without touching its episode clock.
+    /// Overwrite the state of env `i` (and its observation in the batch's own buffer) without
+    /// touching its episode clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 4)?;
-        self.put(i, [state[0], state[1], state[2], state[3]]);
+        let s = [state[0], state[1], state[2], state[3]];
+        self.state.put(i, s);
+        self.book.obs[6 * i..6 * i + 6].copy_from_slice(&observe(&s));
         Ok(())
     }
 
-    #[inline(always)]
-    fn put(&mut self, i: usize, s: [f64; 4]) {
-        self.theta1[i] = s[0];
-        self.theta2[i] = s[1];
-        self.dtheta1[i] = s[2];
-        self.dtheta2[i] = s[3];
-        self.book.obs[6 * i..6 * i + 6].copy_from_slice(&observe(&s));
+    /// The generators, one per env.
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably.
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
+    }
+
+    /// [`BatchEnv::step_into`] for any integer action type.
+    pub fn step_actions<A: DiscreteAction, R: Reward>(&mut self, actions: &[A], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        if let Some(&a) = actions.iter().find(|a| !matches!(a.index(), Some(0..=2))) {
+            return Err(bad_discrete(ID, a, 3));
+        }
+        step_per_env(&mut self.book, out, &mut Rows { state: &mut self.state, actions });
+        Ok(())
     }
 }
 
-impl VecEnv for AcrobotVec {
-    type Action = usize;
+impl BatchEnv for AcrobotVec {
+    type Action = i64;
 
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         6
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        Discrete::new(3).into()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
     }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let s = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, s);
-        }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
+    }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        reset_per_env(&mut self.book, obs, &mut Rows::<i64> { state: &mut self.state, actions: &[] });
         Ok(())
     }
-
-    fn step(&mut self, actions: &[usize]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        if let Some(&a) = actions.iter().find(|&&a| a >= 3) {
-            return Err(bad_discrete(ID, a, 3));
-        }
-        for (i, &action) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let s = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, s);
-                self.book.record_reset(i);
-            } else {
-                let s = [self.theta1[i], self.theta2[i], self.dtheta1[i], self.dtheta2[i]];
-                let (s, terminated) = dynamics(s, action);
-                self.put(i, s);
-                self.book.record(i, if terminated { 0.0 } else { -1.0 }, terminated);
-            }
-        }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+    fn step_into<R: Reward>(&mut self, actions: &[i64], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_actions(actions, out)
     }
 }
+
+super::impl_vec_env_discrete!(AcrobotVec, 3, observation_space);

@@ -11,11 +11,12 @@
 //! * Stepping after termination without a reset follows Gymnasium: the dynamics keep running,
 //!   `terminated` stays true and the reward is 0 (Gymnasium also logs a warning; rlox does not print).
 
-use super::{bad_discrete, check_state, needs_reset, uniform, Book, DEFAULT_SEED};
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::batch::{AutoresetMode, BatchEnv, BatchSeeding, Book, DiscreteAction, Reward, StepBuffers};
+use super::simd::Isa;
+use super::{bad_discrete, check_state, needs_reset};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Discrete, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 use std::f64::consts::PI;
@@ -75,10 +76,10 @@ pub fn observe(s: &[f64; 4]) -> [f32; 4] {
     [s[0] as f32, s[1] as f32, s[2] as f32, s[3] as f32]
 }
 
-/// A state drawn from Gymnasium's reset distribution.
+/// A state drawn from Gymnasium's reset distribution: `uniform(-0.05, 0.05, size=(4,))`.
 #[inline]
-fn sample_initial(rng: &mut Rng) -> [f64; 4] {
-    std::array::from_fn(|_| uniform(rng, -RESET_BOUND, RESET_BOUND))
+fn sample_initial(rng: &mut Generator) -> [f64; 4] {
+    std::array::from_fn(|_| rng.uniform(-RESET_BOUND, RESET_BOUND))
 }
 
 fn observation_space() -> Space {
@@ -93,7 +94,7 @@ pub struct CartPole {
     started: bool,
     /// Gymnasium's `steps_beyond_terminated`: `Some` once a terminal state was reached.
     steps_beyond_terminated: Option<u64>,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for CartPole {
@@ -108,9 +109,10 @@ impl CartPole {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env; call [`Env::reset`] before stepping. Its RNG starts from [`DEFAULT_SEED`].
+    /// A new env; call [`Env::reset`] before stepping. Until it is seeded, it draws from fresh OS
+    /// entropy (as Gymnasium does).
     pub fn new() -> Self {
-        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: rng_from_seed(DEFAULT_SEED) }
+        CartPole { state: [0.0; 4], started: false, steps_beyond_terminated: None, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -137,7 +139,7 @@ impl Env for CartPole {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 4], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         self.state = sample_initial(&mut self.rng);
         self.started = true;
@@ -185,13 +187,35 @@ impl SetState for CartPole {
     }
 }
 
+impl NpRandom for CartPole {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `CartPole-v1` as registered: [`CartPole`] inside a 500-step [`TimeLimit`].
 pub fn cartpole_v1() -> TimeLimit<CartPole> {
     TimeLimit::new(CartPole::new(), MAX_EPISODE_STEPS)
 }
 
-/// N cart-poles as structure-of-arrays, stepped by one call with `NEXT_STEP` autoreset and the
-/// time limit counted inside the batch (Gymnasium's `CartPoleVectorEnv`, bit-exact per env).
+/// N cart-poles as structure-of-arrays, stepped by one call with the time limit counted inside
+/// the batch: Gymnasium's `CartPoleVectorEnv` (what `gymnasium.make_vec("CartPole-v1", n)` builds),
+/// bit-exact per env.
+///
+/// * Seeding: [`BatchSeeding::Shared`] by default (one generator; a reset draws
+///   `uniform(-0.05, 0.05, size=(4, n))`, an autoreset of `k` envs `size=(4, k)`, component by
+///   component), or [`BatchSeeding::PerEnv`] (Gymnasium's `SyncVectorEnv` of `n` `CartPole-v1`
+///   envs, env `i` seeded with `s + i`) through [`CartPoleVec::with_seeding`].
+/// * Stepping: [`BatchEnv::step_into`] writes into caller slices (see [`super::batch`]);
+///   [`rlox_core::vec_env::VecEnv::step`] into the batch's own buffers. The dynamics of all envs run vectorised
+///   (AVX-512: eight envs per instruction, AVX2: four; see [`super::simd`]), with `sin`/`cos`
+///   replayed lane by lane with the C library's bits; the portable path calls the C library once
+///   per env. Every path gives the same bits as the scalar [`CartPole`].
+/// * Rewards: 1 per step (also on the terminal step, as Gymnasium's vector env pays), 0 on an
+///   autoreset step.
 #[derive(Debug, Clone)]
 pub struct CartPoleVec {
     x: Vec<f64>,
@@ -199,33 +223,78 @@ pub struct CartPoleVec {
     theta: Vec<f64>,
     theta_dot: Vec<f64>,
     book: Book,
+    /// Scratch: bit `i` is set when env `i` pushes right (action 1).
+    action_bits: Vec<u64>,
+    /// Scratch: the envs reset within the current call.
+    reset_envs: Vec<usize>,
+    isa: Isa,
 }
 
 impl CartPoleVec {
-    /// `num_envs` cart-poles with the registered limit of 500 steps.
+    /// `num_envs` cart-poles with the registered limit of 500 steps, seeded as
+    /// `gymnasium.make_vec("CartPole-v1", num_envs)` is (one shared generator).
     pub fn new(num_envs: usize) -> Result<Self> {
-        Self::with_time_limit(num_envs, MAX_EPISODE_STEPS)
+        Self::with_seeding(num_envs, MAX_EPISODE_STEPS, BatchSeeding::Shared)
     }
 
-    /// `num_envs` cart-poles truncated after `max_episode_steps` steps.
+    /// `num_envs` cart-poles truncated after `max_episode_steps` steps (one shared generator).
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 4, max_episode_steps)?;
+        Self::with_seeding(num_envs, max_episode_steps, BatchSeeding::Shared)
+    }
+
+    /// `num_envs` cart-poles truncated after `max_episode_steps` steps, seeded as `seeding` says.
+    pub fn with_seeding(num_envs: usize, max_episode_steps: usize, seeding: BatchSeeding) -> Result<Self> {
+        let book = Book::new(ID, num_envs, 4, max_episode_steps, seeding)?;
         let z = vec![0.0; num_envs];
-        Ok(CartPoleVec { x: z.clone(), x_dot: z.clone(), theta: z.clone(), theta_dot: z, book })
+        Ok(CartPoleVec {
+            x: z.clone(),
+            x_dot: z.clone(),
+            theta: z.clone(),
+            theta_dot: z,
+            book,
+            action_bits: vec![0; num_envs.div_ceil(64)],
+            reset_envs: Vec::with_capacity(num_envs),
+            isa: Isa::detect(),
+        })
+    }
+
+    /// Run the batch kernel with `isa` instead of the detected one (a lower one, for tests and
+    /// benchmarks); an instruction set this CPU lacks, or one whose `sin`/`cos` replay does not match
+    /// the C library here, falls back to [`Isa::Portable`].
+    pub fn set_isa(&mut self, isa: Isa) {
+        self.isa = isa;
+    }
+
+    /// The instruction set the next step will use.
+    pub fn isa(&self) -> Isa {
+        effective_isa(self.isa)
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         Ok(vec![self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]])
     }
 
-    /// Overwrite the state of env `i` (and its observation) without touching its episode clock.
+    /// Overwrite the state of env `i` (and its observation in the batch's own buffer) without
+    /// touching its episode clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 4)?;
-        self.put(i, [state[0], state[1], state[2], state[3]]);
+        let s = [state[0], state[1], state[2], state[3]];
+        self.put(i, s);
+        self.book.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&s));
         Ok(())
+    }
+
+    /// The generators: one ([`BatchSeeding::Shared`]) or one per env ([`BatchSeeding::PerEnv`]).
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably (to seed from integers wider than 64 bits, then `reset(None)`).
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
     }
 
     #[inline(always)]
@@ -234,65 +303,273 @@ impl CartPoleVec {
         self.x_dot[i] = s[1];
         self.theta[i] = s[2];
         self.theta_dot[i] = s[3];
-        self.book.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&s));
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> [f64; 4] {
+        [self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]]
+    }
+
+    /// Draw reset states for the envs in `self.reset_envs` and write their observations: from the
+    /// shared generator component by component (`uniform(size=(4, k))`), or four draws from each
+    /// env's own generator.
+    fn reset_listed(&mut self, obs: &mut [f32]) {
+        let k = self.reset_envs.len();
+        match self.book.seeding {
+            BatchSeeding::Shared => {
+                let rng = &mut self.book.rngs[0];
+                for component in [&mut self.x, &mut self.x_dot, &mut self.theta, &mut self.theta_dot] {
+                    for &i in &self.reset_envs[..k] {
+                        component[i] = rng.uniform(-RESET_BOUND, RESET_BOUND);
+                    }
+                }
+            }
+            BatchSeeding::PerEnv => {
+                for j in 0..k {
+                    let i = self.reset_envs[j];
+                    let s = sample_initial(&mut self.book.rngs[i]);
+                    self.put(i, s);
+                }
+            }
+        }
+        for j in 0..k {
+            let i = self.reset_envs[j];
+            obs[4 * i..4 * i + 4].copy_from_slice(&observe(&self.get(i)));
+        }
+    }
+
+    /// [`BatchEnv::step_into`] for any integer action type.
+    pub fn step_actions<A: DiscreteAction, R: Reward>(&mut self, actions: &[A], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        self.action_bits.fill(0);
+        for (i, &a) in actions.iter().enumerate() {
+            match a.index() {
+                Some(0) => {}
+                Some(1) => self.action_bits[i / 64] |= 1 << (i % 64),
+                _ => return Err(bad_discrete(ID, a, 2)),
+            }
+        }
+        let StepBuffers { obs, rewards, terminated, truncated, final_obs } = out;
+
+        // 1. Every env takes its step (those pending a reset too: their result is overwritten).
+        let isa = effective_isa(self.isa);
+        let state = [&mut self.x[..], &mut self.x_dot[..], &mut self.theta[..], &mut self.theta_dot[..]];
+        kernel::step(isa, state, &self.action_bits, obs, terminated);
+        rewards.fill(R::from_f64(1.0));
+        let max = self.book.max_episode_steps;
+        for (e, t) in self.book.elapsed.iter_mut().zip(truncated.iter_mut()) {
+            *e += 1;
+            *t = *e >= max;
+        }
+
+        // 2. NEXT_STEP: envs that ended at the previous call are reset now (reward 0, flags false).
+        self.reset_envs.clear();
+        self.reset_envs.extend((0..actions.len()).filter(|&i| self.book.pending_reset[i]));
+        if !self.reset_envs.is_empty() {
+            self.reset_listed(obs);
+            for &i in &self.reset_envs {
+                self.book.pending_reset[i] = false;
+                self.book.elapsed[i] = 0;
+                rewards[i] = R::from_f64(0.0);
+                terminated[i] = false;
+                truncated[i] = false;
+            }
+        }
+
+        // 3. Envs that ended now: reset at the next call, or (SAME_STEP) right away.
+        match self.book.autoreset {
+            AutoresetMode::NextStep => {
+                for ((p, &t), &u) in self.book.pending_reset.iter_mut().zip(terminated.iter()).zip(truncated.iter()) {
+                    *p = t | u;
+                }
+            }
+            AutoresetMode::SameStep => {
+                self.reset_envs.clear();
+                self.reset_envs.extend((0..actions.len()).filter(|&i| terminated[i] | truncated[i]));
+                if !self.reset_envs.is_empty() {
+                    for &i in &self.reset_envs {
+                        final_obs[4 * i..4 * i + 4].copy_from_slice(&obs[4 * i..4 * i + 4]);
+                        self.book.elapsed[i] = 0;
+                    }
+                    self.reset_listed(obs);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-impl VecEnv for CartPoleVec {
-    type Action = usize;
+/// `isa` if this CPU runs it and the `sin`/`cos` replay matches the C library here, else portable.
+fn effective_isa(isa: Isa) -> Isa {
+    if isa != Isa::Portable && isa.supported() && super::sincos::replica_verified() {
+        isa
+    } else {
+        Isa::Portable
+    }
+}
 
+impl BatchEnv for CartPoleVec {
+    type Action = i64;
+
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         4
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        Discrete::new(2).into()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
+    }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
     }
 
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let s = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, s);
-        }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        self.reset_envs.clear();
+        self.reset_envs.extend(0..self.book.len());
+        self.reset_listed(obs);
         Ok(())
     }
 
-    fn step(&mut self, actions: &[usize]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        if let Some(&a) = actions.iter().find(|&&a| a >= 2) {
-            return Err(bad_discrete(ID, a, 2));
+    fn step_into<R: Reward>(&mut self, actions: &[i64], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_actions(actions, out)
+    }
+}
+
+super::impl_vec_env_discrete!(CartPoleVec, 2, observation_space);
+
+/// The vectorised step of the cart-pole dynamics (the same expressions as [`dynamics`]).
+mod kernel {
+    use super::super::simd::{Isa, Lanes};
+    use super::super::sincos;
+    use super::*;
+
+    /// Step every env: state in place, observations (env-major), `terminated`.
+    pub(super) fn step(isa: Isa, s: [&mut [f64]; 4], bits: &[u64], obs: &mut [f32], terminated: &mut [bool]) {
+        let [x, xd, th, thd] = s;
+        let n = x.len();
+        assert!(xd.len() == n && th.len() == n && thd.len() == n);
+        assert!(obs.len() == 4 * n && terminated.len() == n && bits.len() * 64 >= n);
+        let done = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `effective_isa` checked the CPU and the sin/cos replay; the slices were checked above.
+            Isa::Avx512 => unsafe { avx512(x, xd, th, thd, bits, obs, terminated) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { avx2(x, xd, th, thd, bits, obs, terminated) },
+            _ => 0,
+        };
+        // The envs the vector loop did not cover: one at a time with the C library's sin/cos.
+        for i in done..n {
+            let a = (bits[i / 64] >> (i % 64)) as usize & 1;
+            let (ns, t) = dynamics([x[i], xd[i], th[i], thd[i]], a);
+            x[i] = ns[0];
+            xd[i] = ns[1];
+            th[i] = ns[2];
+            thd[i] = ns[3];
+            obs[4 * i..4 * i + 4].copy_from_slice(&observe(&ns));
+            terminated[i] = t;
         }
-        for (i, &action) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let s = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, s);
-                self.book.record_reset(i);
-            } else {
-                let s = [self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]];
-                let (s, terminated) = dynamics(s, action);
-                self.put(i, s);
-                self.book.record(i, 1.0, terminated);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+    unsafe fn avx512(
+        x: &mut [f64],
+        xd: &mut [f64],
+        th: &mut [f64],
+        thd: &mut [f64],
+        bits: &[u64],
+        obs: &mut [f32],
+        term: &mut [bool],
+    ) -> usize {
+        // SAFETY: forwarded; this function runs only where AVX-512 is available.
+        unsafe { lanes::<super::super::simd::x86::F64x8>(x, xd, th, thd, bits, obs, term) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        x: &mut [f64],
+        xd: &mut [f64],
+        th: &mut [f64],
+        thd: &mut [f64],
+        bits: &[u64],
+        obs: &mut [f32],
+        term: &mut [bool],
+    ) -> usize {
+        // SAFETY: forwarded; this function runs only where AVX2 and FMA are available.
+        unsafe { lanes::<super::super::simd::x86::F64x4>(x, xd, th, thd, bits, obs, term) }
+    }
+
+    /// The vector loop over whole groups of `V::N` envs; returns how many envs it stepped.
+    ///
+    /// # Safety
+    /// `V` must be usable on this CPU; the slices have the lengths `step` checked.
+    #[inline(always)]
+    pub(super) unsafe fn lanes<V: Lanes>(
+        x: &mut [f64],
+        xd: &mut [f64],
+        th: &mut [f64],
+        thd: &mut [f64],
+        bits: &[u64],
+        obs: &mut [f32],
+        term: &mut [bool],
+    ) -> usize {
+        let n = x.len();
+        let whole = n / V::N * V::N;
+        let tab = sincos::table_ptr();
+        let lane_mask = (1u64 << V::N) - 1;
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: i + N <= n for every slice read and written below (obs has 4n, term n).
+            unsafe {
+                let s_x = V::load(x.as_ptr().add(i));
+                let s_xd = V::load(xd.as_ptr().add(i));
+                let s_th = V::load(th.as_ptr().add(i));
+                let s_thd = V::load(thd.as_ptr().add(i));
+                let right = V::mask_from_bits(((bits[i / 64] >> (i % 64)) & lane_mask) as u32);
+                let force = V::select(right, V::splat(FORCE_MAG), V::splat(-FORCE_MAG));
+
+                let (sintheta, costheta) = sincos::sincos(s_th, tab);
+                let temp =
+                    force.add(V::splat(POLEMASS_LENGTH).mul(s_thd.mul(s_thd)).mul(sintheta)).div(V::splat(TOTAL_MASS));
+                let num = V::splat(GRAVITY).mul(sintheta).sub(costheta.mul(temp));
+                let den = V::splat(LENGTH).mul(
+                    V::splat(4.0 / 3.0).sub(V::splat(MASSPOLE).mul(costheta.mul(costheta)).div(V::splat(TOTAL_MASS))),
+                );
+                let thetaacc = num.div(den);
+                let xacc = temp.sub(V::splat(POLEMASS_LENGTH).mul(thetaacc).mul(costheta).div(V::splat(TOTAL_MASS)));
+
+                let nx = s_x.add(V::splat(TAU).mul(s_xd));
+                let nxd = s_xd.add(V::splat(TAU).mul(xacc));
+                let nth = s_th.add(V::splat(TAU).mul(s_thd));
+                let nthd = s_thd.add(V::splat(TAU).mul(thetaacc));
+
+                let t = V::or(
+                    V::or(nx.lt(V::splat(-X_THRESHOLD)), nx.gt(V::splat(X_THRESHOLD))),
+                    V::or(nth.lt(V::splat(-THETA_THRESHOLD_RADIANS)), nth.gt(V::splat(THETA_THRESHOLD_RADIANS))),
+                );
+
+                nx.store(x.as_mut_ptr().add(i));
+                nxd.store(xd.as_mut_ptr().add(i));
+                nth.store(th.as_mut_ptr().add(i));
+                nthd.store(thd.as_mut_ptr().add(i));
+                V::store_rows4_f32(nx, nxd, nth, nthd, obs.as_mut_ptr().add(4 * i));
+                let tb = V::bits(t);
+                for l in 0..V::N {
+                    term[i + l] = (tb >> l) & 1 != 0;
+                }
             }
+            i += V::N;
         }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+        whole
     }
 }

@@ -24,11 +24,13 @@
 //! * Termination: position >= 0.45 with velocity >= 0.
 //! * Reset: position uniform in `[-0.6, -0.4)`, velocity 0.
 
-use super::{check_state, needs_reset, py_square, scalar_action, uniform, Book, DEFAULT_SEED};
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::batch::{
+    reset_per_env, step_per_env, AutoresetMode, BatchEnv, BatchSeeding, Book, EnvRows, Reward, StepBuffers,
+};
+use super::{check_state, needs_reset, py_square, scalar_action};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 
@@ -94,9 +96,10 @@ pub fn observe(position: f64, velocity: f64) -> [f32; 2] {
     [position as f32, velocity as f32]
 }
 
+/// Gymnasium's reset: `np.array([uniform(low=-0.6, high=-0.4), 0])` (a `float64` state).
 #[inline]
-fn sample_initial(rng: &mut Rng) -> (f64, f64) {
-    (uniform(rng, -0.6, -0.4), 0.0)
+fn sample_initial(rng: &mut Generator) -> (f64, f64) {
+    (rng.uniform(-0.6, -0.4), 0.0)
 }
 
 fn observation_space() -> Space {
@@ -115,7 +118,7 @@ pub struct MountainCarContinuous {
     /// The state is still the `float64` array of a reset (the next step runs in `f64`).
     wide: bool,
     started: bool,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for MountainCarContinuous {
@@ -130,15 +133,10 @@ impl MountainCarContinuous {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env; call [`Env::reset`] before stepping.
+    /// A new env; call [`Env::reset`] before stepping. Until it is seeded, it draws from fresh OS
+    /// entropy (as Gymnasium does).
     pub fn new() -> Self {
-        MountainCarContinuous {
-            position: 0.0,
-            velocity: 0.0,
-            wide: true,
-            started: false,
-            rng: rng_from_seed(DEFAULT_SEED),
-        }
+        MountainCarContinuous { position: 0.0, velocity: 0.0, wide: true, started: false, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -165,7 +163,7 @@ impl Env for MountainCarContinuous {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 2], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         (self.position, self.velocity) = sample_initial(&mut self.rng);
         self.wide = true;
@@ -204,18 +202,67 @@ impl SetState for MountainCarContinuous {
     }
 }
 
+impl NpRandom for MountainCarContinuous {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `MountainCarContinuous-v0` as registered: [`MountainCarContinuous`] inside a 999-step [`TimeLimit`].
 pub fn mountain_car_continuous_v0() -> TimeLimit<MountainCarContinuous> {
     TimeLimit::new(MountainCarContinuous::new(), MAX_EPISODE_STEPS)
 }
 
-/// N continuous mountain cars as structure-of-arrays with `NEXT_STEP` autoreset and the time limit inside.
+/// N continuous mountain cars as structure-of-arrays with the time limit inside: Gymnasium's
+/// `SyncVectorEnv` of `MountainCarContinuous-v0` envs (what `gymnasium.make_vec` builds), env `i`
+/// with its own generator seeded with `s + i` ([`BatchSeeding::PerEnv`]). Actions are one force per
+/// env. See [`super::batch`] for the caller-buffer API and the autoreset modes.
 #[derive(Debug, Clone)]
 pub struct MountainCarContinuousVec {
+    state: State,
+    book: Book,
+    /// Scratch for [`rlox_core::vec_env::VecEnv::step`]: the forces as one flat slice.
+    flat_actions: Vec<f32>,
+}
+
+/// The batch state, one array per component, and whether each env still holds a reset's
+/// `float64` state (see the module docs).
+#[derive(Debug, Clone)]
+struct State {
     position: Vec<f64>,
     velocity: Vec<f64>,
     wide: Vec<bool>,
-    book: Book,
+}
+
+/// The envs of a step: the state and the (checked) forces.
+struct Rows<'a> {
+    state: &'a mut State,
+    actions: &'a [f32],
+}
+
+impl EnvRows for Rows<'_> {
+    #[inline(always)]
+    fn step_row(&mut self, i: usize, obs: &mut [f32]) -> (f64, bool) {
+        let s = &mut *self.state;
+        let (p, v, terminated, reward) = dynamics(s.position[i], s.velocity[i], s.wide[i], self.actions[i]);
+        s.position[i] = p;
+        s.velocity[i] = v;
+        s.wide[i] = false;
+        obs.copy_from_slice(&observe(p, v));
+        (reward, terminated)
+    }
+
+    #[inline(always)]
+    fn reset_row(&mut self, i: usize, rng: &mut Generator, obs: &mut [f32]) {
+        let (p, v) = sample_initial(rng);
+        self.state.position[i] = p;
+        self.state.velocity[i] = v;
+        self.state.wide[i] = true;
+        obs.copy_from_slice(&observe(p, v));
+    }
 }
 
 impl MountainCarContinuousVec {
@@ -226,92 +273,82 @@ impl MountainCarContinuousVec {
 
     /// `num_envs` cars truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 2, max_episode_steps)?;
+        let book = Book::new(ID, num_envs, 2, max_episode_steps, BatchSeeding::PerEnv)?;
         Ok(MountainCarContinuousVec {
-            position: vec![0.0; num_envs],
-            velocity: vec![0.0; num_envs],
-            wide: vec![true; num_envs],
+            state: State { position: vec![0.0; num_envs], velocity: vec![0.0; num_envs], wide: vec![true; num_envs] },
             book,
+            flat_actions: Vec::with_capacity(num_envs),
         })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
-        Ok(vec![self.position[i], self.velocity[i]])
+        self.book.check_index(i)?;
+        Ok(vec![self.state.position[i], self.state.velocity[i]])
     }
 
     /// Overwrite the state of env `i` (a `float64` state, as after a reset) without touching its clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 2)?;
-        self.put(i, state[0], state[1], true);
+        self.state.position[i] = state[0];
+        self.state.velocity[i] = state[1];
+        self.state.wide[i] = true;
+        self.book.obs[2 * i..2 * i + 2].copy_from_slice(&observe(state[0], state[1]));
         Ok(())
     }
 
-    #[inline(always)]
-    fn put(&mut self, i: usize, position: f64, velocity: f64, wide: bool) {
-        self.position[i] = position;
-        self.velocity[i] = velocity;
-        self.wide[i] = wide;
-        self.book.obs[2 * i..2 * i + 2].copy_from_slice(&observe(position, velocity));
+    /// The generators, one per env.
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably.
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
+    }
+
+    /// [`BatchEnv::step_into`]: one force per env; finite forces outside `[-1, 1]` are clipped (as
+    /// Gymnasium does), NaN and infinities are errors.
+    pub fn step_flat<R: Reward>(&mut self, actions: &[f32], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        for &a in actions {
+            scalar_action(ID, &[a], MIN_ACTION, MAX_ACTION)?;
+        }
+        step_per_env(&mut self.book, out, &mut Rows { state: &mut self.state, actions });
+        Ok(())
     }
 }
 
-impl VecEnv for MountainCarContinuousVec {
-    type Action = Vec<f32>;
+impl BatchEnv for MountainCarContinuousVec {
+    type Action = f32;
 
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         2
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        action_space()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
     }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let (p, v) = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, p, v, true);
-        }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
+    }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        reset_per_env(&mut self.book, obs, &mut Rows { state: &mut self.state, actions: &[] });
         Ok(())
     }
-
-    fn step(&mut self, actions: &[Vec<f32>]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        for a in actions {
-            scalar_action(ID, a, MIN_ACTION, MAX_ACTION)?;
-        }
-        for (i, a) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let (p, v) = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, p, v, true);
-                self.book.record_reset(i);
-            } else {
-                let (p, v, terminated, reward) = dynamics(self.position[i], self.velocity[i], self.wide[i], a[0]);
-                self.put(i, p, v, false);
-                self.book.record(i, reward, terminated);
-            }
-        }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+    fn step_into<R: Reward>(&mut self, actions: &[f32], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_flat(actions, out)
     }
 }
+
+super::impl_vec_env_continuous!(MountainCarContinuousVec, observation_space, action_space, MIN_ACTION, MAX_ACTION);

@@ -20,47 +20,158 @@
 //!
 //! ## Scalar envs and batches
 //! Each scalar env implements [`rlox_core::Env`] (observations as `[f32; N]`, so a step allocates
-//! nothing) and [`rlox_core::env::SetState`]. The time limit is Gymnasium's `TimeLimit` wrapper:
-//! the `*_v1()`/`*_v0()` constructors return the env wrapped in [`rlox_core::wrappers::TimeLimit`]
-//! with the registered limit.
+//! nothing), [`rlox_core::env::SetState`] and [`rlox_core::env::NpRandom`]. The time limit is
+//! Gymnasium's `TimeLimit` wrapper: the `*_v1()`/`*_v0()` constructors return the env wrapped in
+//! [`rlox_core::wrappers::TimeLimit`] with the registered limit.
 //!
-//! Each batch (`*Vec`) implements [`rlox_core::vec_env::VecEnv`]: one array per state component, one
-//! loop over the envs, the time limit counted inside the loop, and Gymnasium's `NEXT_STEP`
-//! autoreset (see [`rlox_core::vec_env`]). The batch calls the very same `dynamics` function as
-//! the scalar env, so both produce the same bits.
+//! Each batch (`*Vec`) holds one array per state component, counts the time limit inside, and
+//! offers two interfaces: [`rlox_core::vec_env::VecEnv`] (its own output buffers) and [`BatchEnv`],
+//! which steps all envs per call into caller-provided slices (observations, rewards, flags and the
+//! final observations of [`AutoresetMode::SameStep`]) without allocating, the form a Python binding
+//! fills NumPy arrays with; see [`batch`] for the layout and the autoreset modes. The batches call
+//! the very same `dynamics` functions as the scalar envs, except [`CartPoleVec`], whose dynamics run
+//! vectorised across envs ([`simd`]: AVX-512 or AVX2 chosen at run time, a portable path otherwise)
+//! with `sin`/`cos` replayed lane by lane with the C library's own bits; every path gives the same
+//! bits as the scalar env.
 //!
 //! ## Seeding
-//! Initial states are drawn from Gymnasium's ranges with Gymnasium's formula
-//! (`low + (high - low) * u`, `u` uniform in `[0, 1)`), but `u` comes from rlox's ChaCha8 stream
-//! ([`rlox_core::seeding`]), not NumPy's PCG64: the same seed gives a different (but equally
-//! distributed) initial state than Gymnasium. An env that was never seeded uses seed 0, so runs are
-//! reproducible by default. To replay a Gymnasium episode exactly, reset and then set the state with
+//! Every draw is Gymnasium's, from the generator Gymnasium builds
+//! ([`rlox_core::seeding::np_random`]: NumPy's `SeedSequence` and `PCG64`), in the same order:
+//! `reset(Some(s))` gives the observation of Gymnasium's `env.reset(seed=s)`, `reset(None)`
+//! continues the stream, and the same actions then give Gymnasium's episode
+//! (`tests/gymnasium_seeded.rs` checks it against Gymnasium 1.4's own episodes). An env that was
+//! never seeded draws from fresh OS entropy, as Gymnasium's does. A batch seeded with `s` equals
+//! `gymnasium.make_vec(id, num_envs=n)` seeded with `s`: [`CartPoleVec`] follows Gymnasium's
+//! NumPy vector env (one generator for the batch) unless built with [`BatchSeeding::PerEnv`]; the
+//! other batches follow `SyncVectorEnv` (env `i` seeded with `s + i`). To replay a Gymnasium
+//! episode from a given state instead, reset and then set the state with
 //! [`rlox_core::env::SetState::set_state`].
 
+/// `VecEnv` for a discrete batch whose inherent `step_actions` does the work.
+macro_rules! impl_vec_env_discrete {
+    ($ty:ty, $n_actions:expr, $obs_space:path) => {
+        impl rlox_core::vec_env::VecEnv for $ty {
+            type Action = usize;
+
+            fn num_envs(&self) -> usize {
+                self.book.len()
+            }
+            fn obs_dim(&self) -> usize {
+                self.book.obs_dim
+            }
+            fn single_observation_space(&self) -> rlox_core::Space {
+                $obs_space()
+            }
+            fn single_action_space(&self) -> rlox_core::Space {
+                rlox_core::Discrete::new($n_actions).into()
+            }
+            fn reset(&mut self, seed: Option<u64>) -> rlox_core::Result<()> {
+                let mut obs = std::mem::take(&mut self.book.obs);
+                let result = $crate::classic_control::BatchEnv::reset_into(self, seed, &mut obs);
+                self.book.obs = obs;
+                self.book.rewards.fill(0.0);
+                self.book.terminated.fill(false);
+                self.book.truncated.fill(false);
+                result
+            }
+            fn step(&mut self, actions: &[usize]) -> rlox_core::Result<()> {
+                let mut buffers = self.book.take_buffers();
+                let result = self.step_actions(actions, buffers.as_step_buffers());
+                self.book.restore_buffers(buffers);
+                result
+            }
+            fn observations(&self) -> &[f32] {
+                &self.book.obs
+            }
+            fn rewards(&self) -> &[f64] {
+                &self.book.rewards
+            }
+            fn terminated(&self) -> &[bool] {
+                &self.book.terminated
+            }
+            fn truncated(&self) -> &[bool] {
+                &self.book.truncated
+            }
+        }
+    };
+}
+pub(crate) use impl_vec_env_discrete;
+
+/// `VecEnv` for a batch with one-dimensional `Box` actions whose inherent `step_flat` does the work.
+macro_rules! impl_vec_env_continuous {
+    ($ty:ty, $obs_space:path, $action_space:path, $low:expr, $high:expr) => {
+        impl rlox_core::vec_env::VecEnv for $ty {
+            type Action = Vec<f32>;
+
+            fn num_envs(&self) -> usize {
+                self.book.len()
+            }
+            fn obs_dim(&self) -> usize {
+                self.book.obs_dim
+            }
+            fn single_observation_space(&self) -> rlox_core::Space {
+                $obs_space()
+            }
+            fn single_action_space(&self) -> rlox_core::Space {
+                $action_space()
+            }
+            fn reset(&mut self, seed: Option<u64>) -> rlox_core::Result<()> {
+                let mut obs = std::mem::take(&mut self.book.obs);
+                let result = $crate::classic_control::BatchEnv::reset_into(self, seed, &mut obs);
+                self.book.obs = obs;
+                self.book.rewards.fill(0.0);
+                self.book.terminated.fill(false);
+                self.book.truncated.fill(false);
+                result
+            }
+            fn step(&mut self, actions: &[Vec<f32>]) -> rlox_core::Result<()> {
+                let mut flat = std::mem::take(&mut self.flat_actions);
+                flat.clear();
+                for a in actions {
+                    flat.push($crate::classic_control::scalar_action(self.book.id, a, $low, $high)?);
+                }
+                let mut buffers = self.book.take_buffers();
+                let result = self.step_flat(&flat, buffers.as_step_buffers());
+                self.book.restore_buffers(buffers);
+                self.flat_actions = flat;
+                result
+            }
+            fn observations(&self) -> &[f32] {
+                &self.book.obs
+            }
+            fn rewards(&self) -> &[f64] {
+                &self.book.rewards
+            }
+            fn terminated(&self) -> &[bool] {
+                &self.book.terminated
+            }
+            fn truncated(&self) -> &[bool] {
+                &self.book.truncated
+            }
+        }
+    };
+}
+pub(crate) use impl_vec_env_continuous;
+
 pub mod acrobot;
+pub mod batch;
 pub mod cartpole;
 pub mod continuous_mountain_car;
 pub mod mountain_car;
 pub mod pendulum;
+pub mod simd;
+mod sincos;
+mod sincos_table;
 
 pub use acrobot::{acrobot_v1, Acrobot, AcrobotVec};
+pub use batch::{AutoresetMode, BatchEnv, BatchSeeding, DiscreteAction, Reward, StepBuffers};
 pub use cartpole::{cartpole_v1, CartPole, CartPoleVec};
 pub use continuous_mountain_car::{mountain_car_continuous_v0, MountainCarContinuous, MountainCarContinuousVec};
 pub use mountain_car::{mountain_car_v0, MountainCar, MountainCarVec};
 pub use pendulum::{pendulum_v1, Pendulum, PendulumVec};
+pub use simd::Isa;
 
-use rand::Rng as _;
-use rlox_core::seeding::{rng_from_seed, Rng};
 use rlox_core::{Error, Result};
-
-/// The seed of an env that was never seeded (Gymnasium would use OS entropy; rlox stays reproducible).
-pub const DEFAULT_SEED: u64 = 0;
-
-/// NumPy's `Generator.uniform(low, high)` formula on rlox's stream: `low + (high - low) * u`.
-#[inline]
-pub(crate) fn uniform(rng: &mut Rng, low: f64, high: f64) -> f64 {
-    low + (high - low) * rng.random::<f64>()
-}
 
 /// Python's `x ** 2` on a float (and NumPy's on a `np.float64`): C's `pow(x, 2.0)`.
 ///
@@ -101,7 +212,7 @@ pub(crate) fn floor_mod(x: f64, m: f64) -> f64 {
 
 /// The error for a discrete action outside `Discrete(n)`.
 #[cold]
-pub(crate) fn bad_discrete(env: &str, action: usize, n: usize) -> Error {
+pub(crate) fn bad_discrete(env: &str, action: impl std::fmt::Display, n: usize) -> Error {
     Error::InvalidAction { env: env.to_string(), action: action.to_string(), space: format!("Discrete({n})") }
 }
 
@@ -143,106 +254,6 @@ pub(crate) fn check_state(env: &str, layout: &str, state: &[f64], n: usize) -> R
 #[cold]
 pub(crate) fn needs_reset(env: &str) -> Error {
     Error::NeedsReset { env: env.to_string(), when: "before reset()" }
-}
-
-/// The bookkeeping every batch shares: outputs, flags, episode clocks and one RNG per env.
-///
-/// The state arrays themselves live in each env's batch (one `Vec<f64>` per component).
-#[derive(Debug, Clone)]
-pub(crate) struct Book {
-    pub obs: Vec<f32>,
-    pub rewards: Vec<f64>,
-    pub terminated: Vec<bool>,
-    pub truncated: Vec<bool>,
-    /// The env finished at the previous call and is reset at this one (`NEXT_STEP`).
-    pub pending_reset: Vec<bool>,
-    /// Steps in the current episode (the `TimeLimit` counter).
-    pub elapsed: Vec<u32>,
-    pub rngs: Vec<Rng>,
-    pub max_episode_steps: u32,
-    pub started: bool,
-}
-
-impl Book {
-    pub fn new(env: &str, num_envs: usize, obs_dim: usize, max_episode_steps: usize) -> Result<Self> {
-        if num_envs == 0 {
-            return Err(Error::invalid("num_envs", format!("a {env} batch needs at least one env")));
-        }
-        if max_episode_steps == 0 || max_episode_steps > u32::MAX as usize {
-            return Err(Error::invalid("max_episode_steps", format!("{max_episode_steps} is not in 1..=u32::MAX")));
-        }
-        Ok(Book {
-            obs: vec![0.0; num_envs * obs_dim],
-            rewards: vec![0.0; num_envs],
-            terminated: vec![false; num_envs],
-            truncated: vec![false; num_envs],
-            pending_reset: vec![false; num_envs],
-            elapsed: vec![0; num_envs],
-            rngs: (0..num_envs as u64).map(|i| rng_from_seed(DEFAULT_SEED + i)).collect(),
-            max_episode_steps: max_episode_steps as u32,
-            started: false,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.rewards.len()
-    }
-
-    /// Reseed (env `i` gets `seed + i`) and clear every flag before a full reset.
-    pub fn begin_reset(&mut self, seed: Option<u64>) {
-        if let Some(s) = seed {
-            for (i, r) in self.rngs.iter_mut().enumerate() {
-                *r = rng_from_seed(s.wrapping_add(i as u64));
-            }
-        }
-        self.rewards.fill(0.0);
-        self.terminated.fill(false);
-        self.truncated.fill(false);
-        self.pending_reset.fill(false);
-        self.elapsed.fill(0);
-        self.started = true;
-    }
-
-    /// Validate the call before any env moves.
-    pub fn check_step(&self, env: &str, num_actions: usize) -> Result<()> {
-        if !self.started {
-            return Err(needs_reset(env));
-        }
-        if num_actions != self.len() {
-            return Err(Error::invalid("actions", format!("got {num_actions} actions for {} envs", self.len())));
-        }
-        Ok(())
-    }
-
-    /// Record the outcome of env `i`'s step, counting the time limit.
-    #[inline(always)]
-    pub fn record(&mut self, i: usize, reward: f64, terminated: bool) {
-        let elapsed = self.elapsed[i] + 1;
-        let truncated = elapsed >= self.max_episode_steps;
-        self.elapsed[i] = elapsed;
-        self.rewards[i] = reward;
-        self.terminated[i] = terminated;
-        self.truncated[i] = truncated;
-        self.pending_reset[i] = terminated | truncated;
-    }
-
-    /// Record that env `i` was reset at this call: reward 0, both flags false, a fresh clock.
-    #[inline(always)]
-    pub fn record_reset(&mut self, i: usize) {
-        self.elapsed[i] = 0;
-        self.rewards[i] = 0.0;
-        self.terminated[i] = false;
-        self.truncated[i] = false;
-        self.pending_reset[i] = false;
-    }
-
-    /// Check an env index for the per-env accessors.
-    pub fn check_index(&self, env: &str, i: usize) -> Result<()> {
-        if i >= self.len() {
-            return Err(Error::invalid("env index", format!("{env} batch has {} envs, index {i}", self.len())));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,14 @@
 //!   while moving left stops the car.
 //! * Reset: position uniform in `[-0.6, -0.4)`, velocity 0.
 
-use super::{bad_discrete, check_state, needs_reset, uniform, Book, DEFAULT_SEED};
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::batch::{
+    reset_per_env, step_per_env, AutoresetMode, BatchEnv, BatchSeeding, Book, DiscreteAction, EnvRows, Reward,
+    StepBuffers,
+};
+use super::{bad_discrete, check_state, needs_reset};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Discrete, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 
@@ -52,9 +55,10 @@ pub fn observe(position: f64, velocity: f64) -> [f32; 2] {
     [position as f32, velocity as f32]
 }
 
+/// Gymnasium's reset: `np.array([uniform(low=-0.6, high=-0.4), 0])`.
 #[inline]
-fn sample_initial(rng: &mut Rng) -> (f64, f64) {
-    (uniform(rng, -0.6, -0.4), 0.0)
+fn sample_initial(rng: &mut Generator) -> (f64, f64) {
+    (rng.uniform(-0.6, -0.4), 0.0)
 }
 
 fn observation_space() -> Space {
@@ -67,7 +71,7 @@ pub struct MountainCar {
     position: f64,
     velocity: f64,
     started: bool,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for MountainCar {
@@ -82,9 +86,10 @@ impl MountainCar {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env; call [`Env::reset`] before stepping.
+    /// A new env; call [`Env::reset`] before stepping. Until it is seeded, it draws from fresh OS
+    /// entropy (as Gymnasium does).
     pub fn new() -> Self {
-        MountainCar { position: 0.0, velocity: 0.0, started: false, rng: rng_from_seed(DEFAULT_SEED) }
+        MountainCar { position: 0.0, velocity: 0.0, started: false, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -111,7 +116,7 @@ impl Env for MountainCar {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 2], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         (self.position, self.velocity) = sample_initial(&mut self.rng);
         self.started = true;
@@ -148,17 +153,61 @@ impl SetState for MountainCar {
     }
 }
 
+impl NpRandom for MountainCar {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `MountainCar-v0` as registered: [`MountainCar`] inside a 200-step [`TimeLimit`].
 pub fn mountain_car_v0() -> TimeLimit<MountainCar> {
     TimeLimit::new(MountainCar::new(), MAX_EPISODE_STEPS)
 }
 
-/// N mountain cars as structure-of-arrays with `NEXT_STEP` autoreset and the time limit inside.
+/// N mountain cars as structure-of-arrays with the time limit inside: Gymnasium's
+/// `SyncVectorEnv` of `MountainCar-v0` envs (what `gymnasium.make_vec("MountainCar-v0", n)` builds),
+/// env `i` with its own generator seeded with `s + i` ([`BatchSeeding::PerEnv`]). See
+/// [`super::batch`] for the caller-buffer API and the autoreset modes.
 #[derive(Debug, Clone)]
 pub struct MountainCarVec {
+    state: State,
+    book: Book,
+}
+
+/// The batch state, one array per component.
+#[derive(Debug, Clone)]
+struct State {
     position: Vec<f64>,
     velocity: Vec<f64>,
-    book: Book,
+}
+
+/// The envs of a step: the state and the (checked) actions.
+struct Rows<'a, A> {
+    state: &'a mut State,
+    actions: &'a [A],
+}
+
+impl<A: DiscreteAction> EnvRows for Rows<'_, A> {
+    #[inline(always)]
+    fn step_row(&mut self, i: usize, obs: &mut [f32]) -> (f64, bool) {
+        let a = self.actions[i].index().unwrap_or(1);
+        let (p, v, terminated) = dynamics(self.state.position[i], self.state.velocity[i], a);
+        self.state.position[i] = p;
+        self.state.velocity[i] = v;
+        obs.copy_from_slice(&observe(p, v));
+        (-1.0, terminated)
+    }
+
+    #[inline(always)]
+    fn reset_row(&mut self, i: usize, rng: &mut Generator, obs: &mut [f32]) {
+        let (p, v) = sample_initial(rng);
+        self.state.position[i] = p;
+        self.state.velocity[i] = v;
+        obs.copy_from_slice(&observe(p, v));
+    }
 }
 
 impl MountainCarVec {
@@ -169,86 +218,77 @@ impl MountainCarVec {
 
     /// `num_envs` cars truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 2, max_episode_steps)?;
-        Ok(MountainCarVec { position: vec![0.0; num_envs], velocity: vec![0.0; num_envs], book })
+        let book = Book::new(ID, num_envs, 2, max_episode_steps, BatchSeeding::PerEnv)?;
+        Ok(MountainCarVec { state: State { position: vec![0.0; num_envs], velocity: vec![0.0; num_envs] }, book })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
-        Ok(vec![self.position[i], self.velocity[i]])
+        self.book.check_index(i)?;
+        Ok(vec![self.state.position[i], self.state.velocity[i]])
     }
 
-    /// Overwrite the state of env `i` (and its observation) without touching its episode clock.
+    /// Overwrite the state of env `i` (and its observation in the batch's own buffer) without
+    /// touching its episode clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 2)?;
-        self.put(i, state[0], state[1]);
+        self.state.position[i] = state[0];
+        self.state.velocity[i] = state[1];
+        self.book.obs[2 * i..2 * i + 2].copy_from_slice(&observe(state[0], state[1]));
         Ok(())
     }
 
-    #[inline(always)]
-    fn put(&mut self, i: usize, position: f64, velocity: f64) {
-        self.position[i] = position;
-        self.velocity[i] = velocity;
-        self.book.obs[2 * i..2 * i + 2].copy_from_slice(&observe(position, velocity));
+    /// The generators, one per env.
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably.
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
+    }
+
+    /// [`BatchEnv::step_into`] for any integer action type.
+    pub fn step_actions<A: DiscreteAction, R: Reward>(&mut self, actions: &[A], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        if let Some(&a) = actions.iter().find(|a| !matches!(a.index(), Some(0..=2))) {
+            return Err(bad_discrete(ID, a, 3));
+        }
+        step_per_env(&mut self.book, out, &mut Rows { state: &mut self.state, actions });
+        Ok(())
     }
 }
 
-impl VecEnv for MountainCarVec {
-    type Action = usize;
+impl BatchEnv for MountainCarVec {
+    type Action = i64;
 
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         2
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        Discrete::new(3).into()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
     }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let (p, v) = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, p, v);
-        }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
+    }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        reset_per_env(&mut self.book, obs, &mut Rows::<i64> { state: &mut self.state, actions: &[] });
         Ok(())
     }
-
-    fn step(&mut self, actions: &[usize]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        if let Some(&a) = actions.iter().find(|&&a| a >= 3) {
-            return Err(bad_discrete(ID, a, 3));
-        }
-        for (i, &action) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let (p, v) = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, p, v);
-                self.book.record_reset(i);
-            } else {
-                let (p, v, terminated) = dynamics(self.position[i], self.velocity[i], action);
-                self.put(i, p, v);
-                self.book.record(i, -1.0, terminated);
-            }
-        }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+    fn step_into<R: Reward>(&mut self, actions: &[i64], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_actions(actions, out)
     }
 }
+
+super::impl_vec_env_discrete!(MountainCarVec, 3, observation_space);

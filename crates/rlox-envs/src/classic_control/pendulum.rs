@@ -17,13 +17,13 @@
 //! * Reward: `-(angle² + 0.1 theta_dot² + 0.001 u²)`; never terminates (only the 200-step limit).
 //! * Reset: theta uniform in `[-pi, pi)`, theta_dot uniform in `[-1, 1)`.
 
-use super::{
-    check_state, floor_mod, needs_reset, py_square, py_square_f32, scalar_action, uniform, Book, DEFAULT_SEED,
+use super::batch::{
+    reset_per_env, step_per_env, AutoresetMode, BatchEnv, BatchSeeding, Book, EnvRows, Reward, StepBuffers,
 };
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::{check_state, floor_mod, needs_reset, py_square, py_square_f32, scalar_action};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::spaces::{BoxSpace, Space};
-use rlox_core::vec_env::VecEnv;
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Env, Info, Result, Step};
 use std::f64::consts::PI;
@@ -75,10 +75,10 @@ pub fn observe(th: f64, thdot: f64) -> [f32; 3] {
 }
 
 #[inline]
-fn sample_initial(rng: &mut Rng) -> (f64, f64) {
+fn sample_initial(rng: &mut Generator) -> (f64, f64) {
     // One draw of `uniform(low=[-pi, -1], high=[pi, 1])`: theta first, then theta_dot.
-    let th = uniform(rng, -PI, PI);
-    let thdot = uniform(rng, -1.0, 1.0);
+    let th = rng.uniform(-PI, PI);
+    let thdot = rng.uniform(-1.0, 1.0);
     (th, thdot)
 }
 
@@ -97,7 +97,7 @@ pub struct Pendulum {
     thdot: f64,
     g: f64,
     started: bool,
-    rng: Rng,
+    rng: Generator,
 }
 
 impl Default for Pendulum {
@@ -112,14 +112,15 @@ impl Pendulum {
         MAX_EPISODE_STEPS
     }
 
-    /// A new env with Gymnasium's default gravity (10); call [`Env::reset`] before stepping.
+    /// A new env with Gymnasium's default gravity (10); call [`Env::reset`] before stepping. Until
+    /// it is seeded, it draws from fresh OS entropy (as Gymnasium does).
     pub fn new() -> Self {
         Self::with_gravity(DEFAULT_G)
     }
 
     /// A new env with gravity `g` (Gymnasium's `g` argument).
     pub fn with_gravity(g: f64) -> Self {
-        Pendulum { th: 0.0, thdot: 0.0, g, started: false, rng: rng_from_seed(DEFAULT_SEED) }
+        Pendulum { th: 0.0, thdot: 0.0, g, started: false, rng: np_random(None).0 }
     }
 
     /// The current observation.
@@ -146,7 +147,7 @@ impl Env for Pendulum {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 3], Info)> {
         if let Some(s) = seed {
-            self.rng = rng_from_seed(s);
+            self.rng = np_random(Some(s)).0;
         }
         (self.th, self.thdot) = sample_initial(&mut self.rng);
         self.started = true;
@@ -181,18 +182,64 @@ impl SetState for Pendulum {
     }
 }
 
+impl NpRandom for Pendulum {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
+    }
+}
+
 /// `Pendulum-v1` as registered: [`Pendulum`] inside a 200-step [`TimeLimit`].
 pub fn pendulum_v1() -> TimeLimit<Pendulum> {
     TimeLimit::new(Pendulum::new(), MAX_EPISODE_STEPS)
 }
 
-/// N pendulums as structure-of-arrays with `NEXT_STEP` autoreset and the time limit inside.
+/// N pendulums as structure-of-arrays with the time limit inside: Gymnasium's `SyncVectorEnv` of
+/// `Pendulum-v1` envs (what `gymnasium.make_vec("Pendulum-v1", n)` builds), env `i` with its own
+/// generator seeded with `s + i` ([`BatchSeeding::PerEnv`]). Actions are one torque per env. See
+/// [`super::batch`] for the caller-buffer API and the autoreset modes.
 #[derive(Debug, Clone)]
 pub struct PendulumVec {
-    th: Vec<f64>,
-    thdot: Vec<f64>,
+    state: State,
     g: f64,
     book: Book,
+    /// Scratch for [`rlox_core::vec_env::VecEnv::step`]: the torques as one flat slice.
+    flat_actions: Vec<f32>,
+}
+
+/// The batch state, one array per component.
+#[derive(Debug, Clone)]
+struct State {
+    th: Vec<f64>,
+    thdot: Vec<f64>,
+}
+
+/// The envs of a step: the state and the (checked) torques.
+struct Rows<'a> {
+    state: &'a mut State,
+    g: f64,
+    actions: &'a [f32],
+}
+
+impl EnvRows for Rows<'_> {
+    #[inline(always)]
+    fn step_row(&mut self, i: usize, obs: &mut [f32]) -> (f64, bool) {
+        let (th, thdot, reward) = dynamics(self.state.th[i], self.state.thdot[i], self.actions[i], self.g);
+        self.state.th[i] = th;
+        self.state.thdot[i] = thdot;
+        obs.copy_from_slice(&observe(th, thdot));
+        (reward, false)
+    }
+
+    #[inline(always)]
+    fn reset_row(&mut self, i: usize, rng: &mut Generator, obs: &mut [f32]) {
+        let (th, thdot) = sample_initial(rng);
+        self.state.th[i] = th;
+        self.state.thdot[i] = thdot;
+        obs.copy_from_slice(&observe(th, thdot));
+    }
 }
 
 impl PendulumVec {
@@ -203,86 +250,83 @@ impl PendulumVec {
 
     /// `num_envs` pendulums truncated after `max_episode_steps` steps.
     pub fn with_time_limit(num_envs: usize, max_episode_steps: usize) -> Result<Self> {
-        let book = Book::new(ID, num_envs, 3, max_episode_steps)?;
-        Ok(PendulumVec { th: vec![0.0; num_envs], thdot: vec![0.0; num_envs], g: DEFAULT_G, book })
+        let book = Book::new(ID, num_envs, 3, max_episode_steps, BatchSeeding::PerEnv)?;
+        Ok(PendulumVec {
+            state: State { th: vec![0.0; num_envs], thdot: vec![0.0; num_envs] },
+            g: DEFAULT_G,
+            book,
+            flat_actions: Vec::with_capacity(num_envs),
+        })
     }
 
     /// The state of env `i` in [`STATE_LAYOUT`].
     pub fn state(&self, i: usize) -> Result<Vec<f64>> {
-        self.book.check_index(ID, i)?;
-        Ok(vec![self.th[i], self.thdot[i]])
+        self.book.check_index(i)?;
+        Ok(vec![self.state.th[i], self.state.thdot[i]])
     }
 
-    /// Overwrite the state of env `i` (and its observation) without touching its episode clock.
+    /// Overwrite the state of env `i` (and its observation in the batch's own buffer) without
+    /// touching its episode clock.
     pub fn set_state(&mut self, i: usize, state: &[f64]) -> Result<()> {
-        self.book.check_index(ID, i)?;
+        self.book.check_index(i)?;
         check_state(ID, STATE_LAYOUT, state, 2)?;
-        self.put(i, state[0], state[1]);
+        self.state.th[i] = state[0];
+        self.state.thdot[i] = state[1];
+        self.book.obs[3 * i..3 * i + 3].copy_from_slice(&observe(state[0], state[1]));
         Ok(())
     }
 
-    #[inline(always)]
-    fn put(&mut self, i: usize, th: f64, thdot: f64) {
-        self.th[i] = th;
-        self.thdot[i] = thdot;
-        self.book.obs[3 * i..3 * i + 3].copy_from_slice(&observe(th, thdot));
+    /// The generators, one per env.
+    pub fn generators(&self) -> &[Generator] {
+        &self.book.rngs
+    }
+
+    /// The generators, mutably.
+    pub fn generators_mut(&mut self) -> &mut [Generator] {
+        &mut self.book.rngs
+    }
+
+    /// [`BatchEnv::step_into`]: one torque per env; finite torques outside `[-2, 2]` are clipped
+    /// (as Gymnasium does), NaN and infinities are errors.
+    pub fn step_flat<R: Reward>(&mut self, actions: &[f32], out: StepBuffers<'_, R>) -> Result<()> {
+        self.book.check_step(actions.len(), &out)?;
+        for &a in actions {
+            scalar_action(ID, &[a], -MAX_TORQUE, MAX_TORQUE)?;
+        }
+        step_per_env(&mut self.book, out, &mut Rows { state: &mut self.state, g: self.g, actions });
+        Ok(())
     }
 }
 
-impl VecEnv for PendulumVec {
-    type Action = Vec<f32>;
+impl BatchEnv for PendulumVec {
+    type Action = f32;
 
+    fn id(&self) -> &'static str {
+        ID
+    }
     fn num_envs(&self) -> usize {
         self.book.len()
     }
     fn obs_dim(&self) -> usize {
         3
     }
-    fn single_observation_space(&self) -> Space {
-        observation_space()
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.book.autoreset
     }
-    fn single_action_space(&self) -> Space {
-        action_space()
+    fn set_autoreset_mode(&mut self, mode: AutoresetMode) {
+        self.book.autoreset = mode;
     }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        self.book.begin_reset(seed);
-        for i in 0..self.book.len() {
-            let (th, thdot) = sample_initial(&mut self.book.rngs[i]);
-            self.put(i, th, thdot);
-        }
+    fn seeding(&self) -> BatchSeeding {
+        self.book.seeding
+    }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
+        self.book.begin_reset(seed, obs)?;
+        reset_per_env(&mut self.book, obs, &mut Rows { state: &mut self.state, g: self.g, actions: &[] });
         Ok(())
     }
-
-    fn step(&mut self, actions: &[Vec<f32>]) -> Result<()> {
-        self.book.check_step(ID, actions.len())?;
-        for a in actions {
-            scalar_action(ID, a, -MAX_TORQUE, MAX_TORQUE)?;
-        }
-        for (i, a) in actions.iter().enumerate() {
-            if self.book.pending_reset[i] {
-                let (th, thdot) = sample_initial(&mut self.book.rngs[i]);
-                self.put(i, th, thdot);
-                self.book.record_reset(i);
-            } else {
-                let (th, thdot, reward) = dynamics(self.th[i], self.thdot[i], a[0], self.g);
-                self.put(i, th, thdot);
-                self.book.record(i, reward, false);
-            }
-        }
-        Ok(())
-    }
-
-    fn observations(&self) -> &[f32] {
-        &self.book.obs
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.book.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.book.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.book.truncated
+    fn step_into<R: Reward>(&mut self, actions: &[f32], out: StepBuffers<'_, R>) -> Result<()> {
+        self.step_flat(actions, out)
     }
 }
+
+super::impl_vec_env_continuous!(PendulumVec, observation_space, action_space, -MAX_TORQUE, MAX_TORQUE);

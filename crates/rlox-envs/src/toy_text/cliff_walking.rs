@@ -14,9 +14,9 @@
 //!   [`Mdp`] view makes the goal absorbing with reward 0 (see the [parent module](super)); the cliff
 //!   cells are never entered, so their rows are kept.
 
-use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable, DEFAULT_SEED};
+use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable};
 use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::{Discrete, Env, Info, InfoValue, Mdp, Result, Space, Step};
 
 /// Action 0: move up.
@@ -49,7 +49,7 @@ pub struct CliffWalking {
     is_slippery: bool,
     table: TransitionTable,
     state: usize,
-    rng: Rng,
+    rng: Generator,
     phase: Phase,
 }
 
@@ -61,7 +61,7 @@ impl CliffWalking {
             is_slippery,
             table: build_table(is_slippery),
             state: START,
-            rng: rng_from_seed(DEFAULT_SEED),
+            rng: np_random(None).0,
             phase: Phase::NotStarted,
         }
     }
@@ -134,8 +134,11 @@ impl Env for CliffWalking {
     /// Start at (3, 0); the info holds `prob = 1` as in Gymnasium.
     fn reset(&mut self, seed: Option<u64>) -> Result<(usize, Info)> {
         if let Some(seed) = seed {
-            self.rng = rng_from_seed(seed);
+            self.rng = np_random(Some(seed)).0;
         }
+        // Gymnasium draws the start with `categorical_sample` from a one-hot distribution: always
+        // START, but one `random()` of the stream is used.
+        let _ = self.rng.random();
         self.state = START;
         self.phase = Phase::Running;
         let mut info = Info::new();
@@ -157,6 +160,15 @@ impl Env for CliffWalking {
         let mut info = Info::new();
         info.insert("prob", InfoValue::Float(o.prob));
         Ok(Step { obs: o.next, reward: o.reward, terminated: o.terminated, truncated: false, info })
+    }
+}
+
+impl rlox_core::env::NpRandom for CliffWalking {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
     }
 }
 

@@ -17,10 +17,9 @@
 //!   `gymnasium.make("FrozenLake-v1", map_name="8x8")` keeps the limit of 100, and so does
 //!   [`frozen_lake_v1_with`].
 
-use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable, DEFAULT_SEED};
-use rand::Rng as _;
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{np_random, Generator};
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Discrete, Env, Error, Info, InfoValue, Mdp, Result, Space, Step};
 
@@ -97,7 +96,7 @@ pub struct FrozenLake {
     start: usize,
     table: TransitionTable,
     state: usize,
-    rng: Rng,
+    rng: Generator,
     phase: Phase,
 }
 
@@ -129,7 +128,7 @@ impl FrozenLake {
             start,
             table,
             state: start,
-            rng: rng_from_seed(DEFAULT_SEED),
+            rng: np_random(None).0,
             phase: Phase::NotStarted,
         })
     }
@@ -291,10 +290,11 @@ pub const MAX_MAP_ATTEMPTS: usize = 1_000_000;
 /// every other tile frozen with probability `p` (else a hole), redrawn until `S` reaches `G`
 /// (Gymnasium's `generate_random_map`).
 ///
-/// The tiles are drawn from [`rlox_core::seeding`]'s ChaCha8 stream seeded with `seed`, not from
-/// NumPy's, so a seed gives a different map than in Gymnasium (with the same distribution). Like
-/// Gymnasium, `p > 1` counts as 1. Unlike Gymnasium, which loops forever in these cases, it errors
-/// on `size < 2`, on `p <= 0` or NaN, and after [`MAX_MAP_ATTEMPTS`] maps without a path.
+/// The tiles are Gymnasium's: `np_random(seed).choice(["F", "H"], (size, size), p=[p, 1 - p])`
+/// per attempt (`size²` `random()` draws, a tile frozen when its draw is below the normalised
+/// cumulative `p / (p + (1 - p))`), so a seed gives Gymnasium's map. Like Gymnasium, `p > 1` counts
+/// as 1. Unlike Gymnasium, which loops forever in these cases, it errors on `size < 2`, on `p <= 0`
+/// or NaN, and after [`MAX_MAP_ATTEMPTS`] maps without a path.
 pub fn generate_random_map(size: usize, p: f64, seed: u64) -> Result<Vec<String>> {
     if size < 2 {
         return Err(Error::invalid("FrozenLake map size", format!("{size} is too small: the start and goal need 2x2")));
@@ -306,10 +306,14 @@ pub fn generate_random_map(size: usize, p: f64, seed: u64) -> Result<Vec<String>
         ));
     }
     let p = p.min(1.0);
-    let mut rng = rng_from_seed(seed);
+    // NumPy's choice with probabilities: cdf = cumsum([p, 1 - p]) / cdf[-1], then
+    // searchsorted(u, side="right"): "F" exactly when u < cdf[0].
+    let frozen_below = p / (p + (1.0 - p));
+    let mut rng = np_random(Some(seed)).0;
     for _ in 0..MAX_MAP_ATTEMPTS {
-        let mut board: Vec<Vec<u8>> =
-            (0..size).map(|_| (0..size).map(|_| if rng.random::<f64>() < p { b'F' } else { b'H' }).collect()).collect();
+        let mut board: Vec<Vec<u8>> = (0..size)
+            .map(|_| (0..size).map(|_| if rng.random() < frozen_below { b'F' } else { b'H' }).collect())
+            .collect();
         board[0][0] = b'S';
         board[size - 1][size - 1] = b'G';
         let rows: Vec<String> = board.into_iter().map(|r| String::from_utf8(r).expect("ASCII tiles")).collect();
@@ -342,8 +346,11 @@ impl Env for FrozenLake {
     /// Start on `S`; the info holds `prob = 1` as in Gymnasium.
     fn reset(&mut self, seed: Option<u64>) -> Result<(usize, Info)> {
         if let Some(seed) = seed {
-            self.rng = rng_from_seed(seed);
+            self.rng = np_random(Some(seed)).0;
         }
+        // Gymnasium draws the start with `categorical_sample` from the one-hot distribution of the
+        // single `S`: always `S`, but one `random()` of the stream is used.
+        let _ = self.rng.random();
         self.state = self.start;
         self.phase = Phase::Running;
         let mut info = Info::new();
@@ -365,6 +372,15 @@ impl Env for FrozenLake {
         let mut info = Info::new();
         info.insert("prob", InfoValue::Float(o.prob));
         Ok(Step { obs: o.next, reward: o.reward, terminated: o.terminated, truncated: false, info })
+    }
+}
+
+impl NpRandom for FrozenLake {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
     }
 }
 

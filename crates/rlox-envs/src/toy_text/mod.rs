@@ -24,9 +24,13 @@
 //!
 //! ## Randomness
 //!
-//! All sampling uses [`rlox_core::seeding`]'s ChaCha8 stream, not NumPy's: the distributions match
-//! Gymnasium, the individual draws do not. An env that is reset with `None` before it was ever
-//! seeded uses the stream of seed [`DEFAULT_SEED`], so unseeded runs are still reproducible.
+//! Every draw is Gymnasium's, from Gymnasium's generator ([`rlox_core::seeding::np_random`]: NumPy's
+//! `PCG64` seeded through `SeedSequence`): `reset` draws the start state with Gymnasium's
+//! `categorical_sample` over the initial-state distribution (one `random()` even when the start is
+//! fixed), `step` draws the outcome of `P[s][a]` the same way, and Taxi's fickle passenger draws
+//! `random()` at reset and `choice` of the other stands. So `reset(Some(s))` followed by the same
+//! actions gives exactly Gymnasium's episode, and `reset(None)` continues the stream as Gymnasium
+//! does. An env that was never seeded draws from fresh OS entropy, as in Gymnasium.
 //!
 //! ## Episode bookkeeping
 //!
@@ -45,12 +49,8 @@ pub use frozen_lake::{
 };
 pub use taxi::{taxi_v4, taxi_v4_with, Taxi, TaxiConfig};
 
-use rand::Rng as _;
-use rlox_core::seeding::Rng;
+use rlox_core::seeding::Generator;
 use rlox_core::{Error, Mdp, Result};
-
-/// The seed of an env's RNG until the first `reset(Some(seed))`.
-pub const DEFAULT_SEED: u64 = 0;
 
 /// One entry of Gymnasium's `P[s][a]`: with probability `prob` the env moves to `next`, pays
 /// `reward` and reports `terminated`.
@@ -135,15 +135,13 @@ impl TransitionTable {
         self.terminal[s]
     }
 
-    /// Draw one outcome of `(s, a)` the way Gymnasium's `categorical_sample` does: the first entry
-    /// whose cumulative probability exceeds a uniform draw in `[0, 1)`.
-    ///
-    /// Gymnasium falls back to entry 0 when rounding leaves the cumulative sum below the draw;
-    /// rlox falls back to the last entry with positive probability, which is what the rounding
-    /// error actually belongs to. Either case has probability below 1e-15.
-    pub(crate) fn sample(&self, s: usize, a: usize, rng: &mut Rng) -> Outcome {
+    /// Draw one outcome of `(s, a)` exactly as Gymnasium's `categorical_sample` does
+    /// (`np.argmax(np.cumsum(probs) > rng.random())`): the first entry whose running sum, taken left
+    /// to right, exceeds one `random()` draw; entry 0 when rounding leaves every sum at or below the
+    /// draw (NumPy's `argmax` of an all-false array).
+    pub(crate) fn sample(&self, s: usize, a: usize, rng: &mut Generator) -> Outcome {
         let row = self.outcomes(s, a);
-        let u: f64 = rng.random();
+        let u = rng.random();
         let mut cumulative = 0.0;
         for o in row {
             cumulative += o.prob;
@@ -151,7 +149,7 @@ impl TransitionTable {
                 return *o;
             }
         }
-        *row.iter().rev().find(|o| o.prob > 0.0).unwrap_or(&row[0])
+        row[0]
     }
 }
 

@@ -32,10 +32,9 @@
 //!   fickle passenger depends on a hidden flag and is not part of the table, so the `Mdp` view (like
 //!   Gymnasium's `P`) describes the env without it.
 
-use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable, DEFAULT_SEED};
-use rand::Rng as _;
-use rlox_core::env::SetState;
-use rlox_core::seeding::{rng_from_seed, Rng};
+use super::{invalid_action, state_from_slice, GymP, Outcome, Phase, TransitionTable};
+use rlox_core::env::{NpRandom, SetState};
+use rlox_core::seeding::{categorical_sample_cumulative, np_random, Generator};
 use rlox_core::wrappers::TimeLimit;
 use rlox_core::{Discrete, Env, Error, Info, InfoValue, Mdp, Result, Space, Step};
 
@@ -125,12 +124,13 @@ impl Default for TaxiConfig {
 pub struct Taxi {
     config: TaxiConfig,
     table: TransitionTable,
-    /// The 300 possible start states, increasing.
-    initial_states: Vec<usize>,
+    /// `np.cumsum(initial_state_distrib)`: Gymnasium's start distribution (1/300 on each of the 300
+    /// states with the passenger at a stand other than the destination), summed left to right.
+    initial_cumulative: Vec<f64>,
     state: usize,
     /// This episode's passenger is fickle and has not changed their mind yet.
     fickle_pending: bool,
-    rng: Rng,
+    rng: Generator,
     phase: Phase,
 }
 
@@ -145,19 +145,32 @@ impl Taxi {
             }
         }
         let table = build_table(&config);
-        let initial_states = (0..N_STATES)
-            .filter(|&s| {
+        // Gymnasium: ones on the start states, divided by their sum, then (per reset) np.cumsum.
+        let starts: Vec<f64> = (0..N_STATES)
+            .map(|s| {
                 let (_, _, passenger, destination) = decode(s);
-                passenger < IN_TAXI && passenger != destination
+                if passenger < IN_TAXI && passenger != destination {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let total: f64 = starts.iter().sum();
+        let initial_cumulative = starts
+            .iter()
+            .scan(0.0, |c, p| {
+                *c += p / total;
+                Some(*c)
             })
             .collect();
         Ok(Taxi {
             config,
             table,
-            initial_states,
+            initial_cumulative,
             state: 0,
             fickle_pending: false,
-            rng: rng_from_seed(DEFAULT_SEED),
+            rng: np_random(None).0,
             phase: Phase::NotStarted,
         })
     }
@@ -343,11 +356,11 @@ impl Env for Taxi {
     /// info holds `prob = 1.0` and the `action_mask`.
     fn reset(&mut self, seed: Option<u64>) -> Result<(usize, Info)> {
         if let Some(seed) = seed {
-            self.rng = rng_from_seed(seed);
+            self.rng = np_random(Some(seed)).0;
         }
-        self.state = self.initial_states[self.rng.random_range(0..self.initial_states.len())];
+        self.state = categorical_sample_cumulative(&self.initial_cumulative, &mut self.rng);
         // Gymnasium draws the fickleness only when the option is on.
-        self.fickle_pending = self.config.fickle_passenger && self.rng.random::<f64>() < self.config.fickle_probability;
+        self.fickle_pending = self.config.fickle_passenger && self.rng.random() < self.config.fickle_probability;
         self.phase = Phase::Running;
         Ok((self.state, Self::info(self.state, 1.0)))
     }
@@ -365,8 +378,10 @@ impl Env for Taxi {
         let mut next = o.next;
         if self.fickle_pending && old_passenger == IN_TAXI && (row, col) != (old_row, old_col) {
             self.fickle_pending = false;
-            let others: Vec<usize> = (0..LOCS.len()).filter(|&d| d != old_destination).collect();
-            next = encode(row, col, passenger, others[self.rng.random_range(0..others.len())]);
+            // Gymnasium: `np_random.choice([d for d in range(4) if d != old_destination])`.
+            let pick = self.rng.choice_index(LOCS.len() - 1);
+            let destination = (0..LOCS.len()).filter(|&d| d != old_destination).nth(pick).unwrap_or(old_destination);
+            next = encode(row, col, passenger, destination);
         }
         self.state = next;
         if o.terminated {
@@ -379,6 +394,15 @@ impl Env for Taxi {
             truncated: false,
             info: Self::info(next, o.prob),
         })
+    }
+}
+
+impl NpRandom for Taxi {
+    fn np_random(&self) -> &Generator {
+        &self.rng
+    }
+    fn np_random_mut(&mut self) -> &mut Generator {
+        &mut self.rng
     }
 }
 
