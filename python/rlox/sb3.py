@@ -34,7 +34,7 @@ class RloxSB3VecEnv(VecEnv):
 
     def __init__(self, env_id: str, n_envs: int, *, max_episode_steps: Optional[int], **options: Any) -> None:
         self._id = env_id
-        self._core = _rlox.VecEnv(env_id, n_envs, options, max_episode_steps, "SameStep", "sync", True)
+        self._core = _rlox.VecEnv(env_id, n_envs, options, max_episode_steps, "SameStep", "per_env", True)
         observation_space = to_gym(self._core.single_observation_space)
         action_space = to_gym(self._core.single_action_space)
         super().__init__(n_envs, observation_space, action_space)

@@ -9,7 +9,7 @@ seed (env ``i`` seeded ``seed + i`` in both).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import gymnasium
 import numpy as np
@@ -45,8 +45,14 @@ def test_make_matches_gymnasium_step_for_step(env_id: str, seed: int) -> None:
     o, _ = ours.reset(seed=seed)
     r, _ = ref.reset(seed=seed)
     assert_same_obs(env_id, o, r, "reset")
-    episodes = 0
+    episodes = resets = 0
     for t in range(trace_length(env_id)):
+        if t % 250 == 249:  # CliffWalking has no time limit and random walks rarely finish: reset anyway
+            resets += 1
+            reseed = None if resets % 2 else seed + 1000 + resets
+            o, _ = ours.reset(seed=reseed)
+            r, _ = ref.reset(seed=reseed)
+            assert_same_obs(env_id, o, r, f"{env_id} seed {seed} step {t}: forced reset")
         a = sample_action(ref.action_space, rng)
         o, rew, term, trunc, info = ours.step(a)
         r, ref_rew, ref_term, ref_trunc, ref_info = ref.step(a)
@@ -61,26 +67,36 @@ def test_make_matches_gymnasium_step_for_step(env_id: str, seed: int) -> None:
             o, _ = ours.reset(seed=reseed)
             r, _ = ref.reset(seed=reseed)
             assert_same_obs(env_id, o, r, f"{where}: reset")
-    assert episodes >= 3, f"{env_id}: the trace must cross episode boundaries ({episodes} episodes)"
+    assert episodes + resets >= 3, f"{env_id}: the trace must cross episode boundaries"
 
 
+@pytest.mark.parametrize("mode", [None, "sync"])
 @pytest.mark.parametrize("env_id", CLASSIC + TOY_TEXT)
-def test_make_vec_matches_gymnasium_make_vec(env_id: str) -> None:
+def test_make_vec_matches_gymnasium_make_vec(env_id: str, mode: Optional[str]) -> None:
+    """Default mode: what ``gymnasium.make_vec(id, n)`` builds (CartPole: its NumPy ``CartPoleVectorEnv``
+    with one generator; the others: ``SyncVectorEnv``, env ``i`` seeded ``seed + i``); and ``"sync"``."""
     n, seed = 4, 42
-    ours = rlox.make_vec(env_id, n)
-    ref = gymnasium.make_vec(env_id, n, vectorization_mode="sync")
+    ours = rlox.make_vec(env_id, n, vectorization_mode=mode)
+    ref = gymnasium.make_vec(env_id, n, vectorization_mode=mode)
     rng = np.random.default_rng(7)
     o, _ = ours.reset(seed=seed)
     r, _ = ref.reset(seed=seed)
     assert_same_obs(env_id, o, r, "reset")
     dones = 0
     for t in range(trace_length(env_id)):
+        if t % 250 == 249:  # full resets too: continuing the streams, then reseeding
+            reseed = None if t % 500 == 249 else seed + t
+            o, _ = ours.reset(seed=reseed)
+            r, _ = ref.reset(seed=reseed)
+            assert_same_obs(env_id, o, r, f"{env_id} step {t}: reset")
+            dones += 1
         a = sample_actions(ref.single_action_space, n, rng)
         o, rew, term, trunc, info = ours.step(a)
         r, ref_rew, ref_term, ref_trunc, ref_info = ref.step(a)
         where = f"{env_id} step {t}"
         assert_same_obs(env_id, o, r, where)
-        assert np.array_equal(rew, ref_rew) and np.array_equal(term, ref_term), where
+        assert rew.dtype == ref_rew.dtype and np.array_equal(rew, ref_rew), where
+        assert np.array_equal(term, ref_term), where
         assert np.array_equal(trunc, ref_trunc), where
         # Gymnasium types an info array after the first env's value: an int reset "prob" truncates the
         # others' float probabilities, so compare where its array is real-valued.
@@ -92,7 +108,7 @@ def test_make_vec_matches_gymnasium_make_vec(env_id: str) -> None:
 
 
 def test_make_vec_matches_per_env_seeds_and_same_step_autoreset() -> None:
-    ours = rlox.make_vec("CartPole-v1", 3, autoreset_mode="SameStep")
+    ours = rlox.make_vec("CartPole-v1", 3, vectorization_mode="sync", autoreset_mode="SameStep")
     ref = gymnasium.make_vec("CartPole-v1", 3, vectorization_mode="sync", vector_kwargs={"autoreset_mode": "SameStep"})
     seeds = [5, None, 9]
     o, _ = ours.reset(seed=seeds)

@@ -1,23 +1,24 @@
 //! Batches of envs stepped by one call: what `rlox.make_vec` and the SB3 adapter drive.
 //!
-//! Two implementations of [`Batch`]:
+//! A [`Batch`] writes every call's results straight into slices the caller owns ([`Out`]): the
+//! NumPy arrays that Python receives, so a step copies nothing. Two implementations:
 //!
-//! * [`Fast`]: a hand-vectorised rlox batch ([`VecEnv`], e.g. `CartPoleVec`): one array per state
-//!   component, the time limit and Gymnasium's `NEXT_STEP` autoreset inside its loop. Used by
-//!   `rlox.make_vec` for the classic-control envs.
+//! * [`Native`]: a hand-vectorised classic-control batch of rlox-envs ([`BatchEnv`], e.g.
+//!   `CartPoleVec`): one array per state component, SIMD dynamics where the env has them, the time
+//!   limit and both of Gymnasium's autoreset modes inside its loop, and Gymnasium's vector seeding
+//!   (`CartPoleVectorEnv`'s one shared generator, or `SyncVectorEnv`'s `seed + i`).
 //! * [`SyncBatch`]: N scalar envs ([`Core`]) stepped in a loop, like Gymnasium's `SyncVectorEnv`:
-//!   every env, both autoreset modes (`NEXT_STEP` and `SAME_STEP`, the latter with `final_obs` and
-//!   `final_info`), per-env seeds, and the envs' infos in Gymnasium's vector layout. Used for the
-//!   toy-text envs, for `SAME_STEP` and by the SB3 adapter.
+//!   every env, both autoreset modes, any per-env seeds, and the envs' infos in Gymnasium's vector
+//!   layout. Used for the toy-text envs and the grid world, and for `vectorization_mode="sync"`.
 //!
 //! Actions are validated for the whole batch before any env moves, so a bad action leaves every
-//! env where it was.
+//! env (and every output) where it was.
 
 use crate::core::{ActionIn, Core, ObsOut};
 use rlox_core::env::{Info, InfoValue};
 use rlox_core::spaces::Space;
-use rlox_core::vec_env::VecEnv;
 use rlox_core::{Error, Result};
+use rlox_envs::classic_control::{AutoresetMode, BatchEnv, StepBuffers};
 
 /// Gymnasium's `AutoresetMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,34 +63,26 @@ impl<'a> Actions<'a> {
     }
 }
 
-/// Observations of a batch, env-major.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ObsBuf {
-    /// `Discrete` observations.
-    Index(Vec<i64>),
+/// Observation slices of a batch, env-major.
+pub enum ObsMut<'a> {
+    /// `Discrete` observations, one per env.
+    Index(&'a mut [i64]),
     /// `Box` observations, `num_envs * dim`.
-    Vector(Vec<f32>),
+    Vector(&'a mut [f32]),
 }
 
-impl ObsBuf {
-    fn for_space(space: &Space, n: usize) -> Self {
-        match space {
-            Space::Discrete(_) => ObsBuf::Index(vec![0; n]),
-            other => ObsBuf::Vector(vec![0.0; n * other.flat_dim()]),
-        }
-    }
-
+impl ObsMut<'_> {
     fn slot(&mut self, i: usize, dim: usize) -> ObsOut<'_> {
         match self {
-            ObsBuf::Index(v) => ObsOut::Index(&mut v[i]),
-            ObsBuf::Vector(v) => ObsOut::Vector(&mut v[i * dim..(i + 1) * dim]),
+            ObsMut::Index(v) => ObsOut::Index(&mut v[i]),
+            ObsMut::Vector(v) => ObsOut::Vector(&mut v[i * dim..(i + 1) * dim]),
         }
     }
 
-    fn copy_row(&mut self, from: &ObsBuf, i: usize, dim: usize) {
-        match (self, from) {
-            (ObsBuf::Index(d), ObsBuf::Index(s)) => d[i] = s[i],
-            (ObsBuf::Vector(d), ObsBuf::Vector(s)) => {
+    fn copy_row_to(&self, dst: &mut ObsMut<'_>, i: usize, dim: usize) {
+        match (self, dst) {
+            (ObsMut::Index(s), ObsMut::Index(d)) => d[i] = s[i],
+            (ObsMut::Vector(s), ObsMut::Vector(d)) => {
                 d[i * dim..(i + 1) * dim].copy_from_slice(&s[i * dim..(i + 1) * dim])
             }
             _ => {}
@@ -97,23 +90,27 @@ impl ObsBuf {
     }
 }
 
-/// A borrowed view of a batch's observations.
-#[derive(Debug, Clone, Copy)]
-pub enum ObsView<'a> {
-    /// `Discrete` observations.
-    Index(&'a [i64]),
-    /// `Box` observations, `num_envs * dim`.
-    Vector(&'a [f32]),
+/// The reward slice: `float64` (Gymnasium's `SyncVectorEnv`) or `float32` (`CartPoleVectorEnv`).
+pub enum RewardsMut<'a> {
+    /// `float64` rewards.
+    F64(&'a mut [f64]),
+    /// `float32` rewards.
+    F32(&'a mut [f32]),
 }
 
-impl ObsBuf {
-    /// The view of this buffer.
-    pub fn view(&self) -> ObsView<'_> {
-        match self {
-            ObsBuf::Index(v) => ObsView::Index(v),
-            ObsBuf::Vector(v) => ObsView::Vector(v),
-        }
-    }
+/// Where one call writes its results (every slice has one row per env).
+pub struct Out<'a> {
+    /// Observations after the call.
+    pub obs: ObsMut<'a>,
+    /// Rewards.
+    pub rewards: RewardsMut<'a>,
+    /// Terminated flags.
+    pub terminated: &'a mut [bool],
+    /// Truncated flags.
+    pub truncated: &'a mut [bool],
+    /// `SAME_STEP`: the last observation of each env whose episode ended in this call (other rows
+    /// keep whatever they held); ignored in `NEXT_STEP`.
+    pub final_obs: ObsMut<'a>,
 }
 
 /// The values of one info key across the batch.
@@ -210,17 +207,6 @@ impl VecInfos {
     }
 }
 
-/// What `SAME_STEP` keeps of the episodes that ended at the last call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finals {
-    /// Their last observations (rows of finished envs only are meaningful).
-    pub obs: ObsBuf,
-    /// Which envs finished.
-    pub mask: Vec<bool>,
-    /// The infos of their last steps.
-    pub infos: VecInfos,
-}
-
 /// A batch of envs stepped by one call.
 pub trait Batch: Send + Sync {
     /// The env id.
@@ -233,106 +219,107 @@ pub trait Batch: Send + Sync {
     fn single_action_space(&self) -> Space;
     /// The autoreset mode.
     fn autoreset(&self) -> Autoreset;
-    /// Reset every env.
-    fn reset(&mut self, seeds: &Seeds) -> Result<()>;
-    /// Step every env (autoresetting as [`Batch::autoreset`] says).
-    fn step(&mut self, actions: Actions<'_>) -> Result<()>;
-    /// Observations after the last call.
-    fn obs(&self) -> ObsView<'_>;
-    /// Rewards of the last call.
-    fn rewards(&self) -> &[f64];
-    /// Terminated flags of the last call.
-    fn terminated(&self) -> &[bool];
-    /// Truncated flags of the last call.
-    fn truncated(&self) -> &[bool];
+    /// Whether rewards are `float32` (else `float64`).
+    fn f32_rewards(&self) -> bool;
+    /// Whether this is a hand-vectorised batch (else scalar envs in a loop).
+    fn native(&self) -> bool;
+    /// Reset every env and write the first observations.
+    fn reset(&mut self, seeds: &Seeds, obs: ObsMut<'_>) -> Result<()>;
+    /// Step every env (autoresetting as [`Batch::autoreset`] says) and write the results.
+    fn step(&mut self, actions: Actions<'_>, out: Out<'_>) -> Result<()>;
     /// Infos of the last call (`None`: the envs never report any).
     fn infos(&self) -> Option<&VecInfos>;
-    /// `SAME_STEP` only: the episodes that ended at the last call.
-    fn finals(&self) -> Option<&Finals>;
+    /// `SAME_STEP`: which envs ended at the last call, and the infos of their last steps.
+    fn finals(&self) -> Option<(&[bool], &VecInfos)>;
 }
 
-/// Filling a hand-vectorised batch's action slice from Python's actions.
-pub trait BatchAction: Sized + Clone + Send + Sync {
-    /// Overwrite `dst` with one action per env (reusing its allocations).
-    fn fill(dst: &mut Vec<Self>, src: Actions<'_>, n: usize, env: &str, space: &Space) -> Result<()>;
-}
-
-impl BatchAction for usize {
-    #[inline]
-    fn fill(dst: &mut Vec<Self>, src: Actions<'_>, n: usize, env: &str, space: &Space) -> Result<()> {
-        match src {
-            Actions::Index(a) if a.len() == n => {
-                dst.clear();
-                for &x in a {
-                    if x < 0 {
-                        return Err(crate::core::invalid_action(env, ActionIn::Index(x), space));
-                    }
-                    dst.push(x as usize);
-                }
-                Ok(())
-            }
-            _ => Err(Error::invalid("actions", format!("{env} takes {n} discrete actions"))),
-        }
-    }
-}
-
-impl BatchAction for Vec<f32> {
-    #[inline]
-    fn fill(dst: &mut Vec<Self>, src: Actions<'_>, n: usize, env: &str, _space: &Space) -> Result<()> {
-        match src {
-            Actions::Vector { data, dim } if data.len() == n * dim => {
-                dst.resize_with(n, || vec![0.0; dim]);
-                for (i, a) in dst.iter_mut().enumerate() {
-                    a.resize(dim, 0.0);
-                    a.copy_from_slice(&data[i * dim..(i + 1) * dim]);
-                }
-                Ok(())
-            }
-            _ => Err(Error::invalid("actions", format!("{env} takes {n} continuous actions"))),
-        }
-    }
-}
-
-/// A hand-vectorised rlox batch (`NEXT_STEP` only).
-pub struct Fast<V: VecEnv> {
-    id: String,
-    env: V,
-    actions: Vec<V::Action>,
+/// A hand-vectorised classic-control batch of rlox-envs.
+pub struct Native<B: BatchEnv> {
+    env: B,
+    observation_space: Space,
     action_space: Space,
+    f32_rewards: bool,
+    /// `SAME_STEP`: which envs ended at the last call (read back from the flags).
+    ended: Vec<bool>,
+    no_infos: VecInfos,
 }
 
-impl<V: VecEnv> Fast<V>
+impl<B> Native<B>
 where
-    V::Action: BatchAction,
+    B: BatchEnv + rlox_core::vec_env::VecEnv,
 {
-    /// Wrap `env`, an `id` batch.
-    pub fn new(id: &str, env: V) -> Self {
-        let n = env.num_envs();
-        Fast { id: id.to_string(), action_space: env.single_action_space(), env, actions: Vec::with_capacity(n) }
+    /// Wrap `env` (already configured: seeding, time limit) in `mode`, with `float32` rewards or not.
+    pub fn new(mut env: B, mode: Autoreset, f32_rewards: bool) -> Self {
+        env.set_autoreset_mode(match mode {
+            Autoreset::NextStep => AutoresetMode::NextStep,
+            Autoreset::SameStep => AutoresetMode::SameStep,
+        });
+        let n = BatchEnv::num_envs(&env);
+        Native {
+            observation_space: env.single_observation_space(),
+            action_space: env.single_action_space(),
+            env,
+            f32_rewards,
+            ended: vec![false; n],
+            no_infos: VecInfos::default(),
+        }
     }
 }
 
-impl<V> Batch for Fast<V>
+/// Reading Python's flat actions as a [`BatchEnv`]'s action slice.
+pub trait NativeAction: Copy {
+    /// The actions as this batch's slice, or an error naming the expected kind.
+    fn slice<'a>(actions: Actions<'a>, env: &str, space: &Space) -> Result<&'a [Self]>;
+}
+
+impl NativeAction for i64 {
+    fn slice<'a>(actions: Actions<'a>, env: &str, space: &Space) -> Result<&'a [i64]> {
+        match actions {
+            Actions::Index(a) => Ok(a),
+            Actions::Vector { .. } => Err(Error::invalid("actions", format!("{env} takes actions of {space}"))),
+        }
+    }
+}
+
+impl NativeAction for f32 {
+    fn slice<'a>(actions: Actions<'a>, env: &str, space: &Space) -> Result<&'a [f32]> {
+        match actions {
+            Actions::Vector { data, dim: 1 } => Ok(data),
+            _ => Err(Error::invalid("actions", format!("{env} takes actions of {space}"))),
+        }
+    }
+}
+
+impl<B> Batch for Native<B>
 where
-    V: VecEnv + Send + Sync,
-    V::Action: BatchAction,
+    B: BatchEnv + rlox_core::vec_env::VecEnv + Send + Sync,
+    <B as BatchEnv>::Action: NativeAction,
 {
     fn id(&self) -> &str {
-        &self.id
+        BatchEnv::id(&self.env)
     }
     fn num_envs(&self) -> usize {
-        self.env.num_envs()
+        BatchEnv::num_envs(&self.env)
     }
     fn single_observation_space(&self) -> Space {
-        self.env.single_observation_space()
+        self.observation_space.clone()
     }
     fn single_action_space(&self) -> Space {
         self.action_space.clone()
     }
     fn autoreset(&self) -> Autoreset {
-        Autoreset::NextStep
+        match self.env.autoreset_mode() {
+            AutoresetMode::NextStep => Autoreset::NextStep,
+            AutoresetMode::SameStep => Autoreset::SameStep,
+        }
     }
-    fn reset(&mut self, seeds: &Seeds) -> Result<()> {
+    fn f32_rewards(&self) -> bool {
+        self.f32_rewards
+    }
+    fn native(&self) -> bool {
+        true
+    }
+    fn reset(&mut self, seeds: &Seeds, obs: ObsMut<'_>) -> Result<()> {
         let base = match seeds {
             Seeds::None => None,
             Seeds::Base(s) => Some(*s),
@@ -340,38 +327,50 @@ where
                 Error::invalid(
                     "seed",
                     format!(
-                        "the batched {} takes one seed (env i gets seed + i) or None; for other per-env seeds \
-                         use vectorization_mode='sync'",
-                        self.id
+                        "the batched {} takes one seed (env i gets seed + i) or None; for any other per-env \
+                         seeds use vectorization_mode='sync'",
+                        BatchEnv::id(&self.env)
                     ),
                 )
             })?,
         };
-        self.env.reset(base)
+        let ObsMut::Vector(obs) = obs else {
+            return Err(Error::invalid("observation buffer", "classic-control observations are float32"));
+        };
+        self.ended.fill(false);
+        self.env.reset_into(base, obs)
     }
     #[inline]
-    fn step(&mut self, actions: Actions<'_>) -> Result<()> {
-        let n = self.env.num_envs();
-        V::Action::fill(&mut self.actions, actions, n, &self.id, &self.action_space)?;
-        self.env.step(&self.actions)
-    }
-    fn obs(&self) -> ObsView<'_> {
-        ObsView::Vector(self.env.observations())
-    }
-    fn rewards(&self) -> &[f64] {
-        self.env.rewards()
-    }
-    fn terminated(&self) -> &[bool] {
-        self.env.terminated()
-    }
-    fn truncated(&self) -> &[bool] {
-        self.env.truncated()
+    fn step(&mut self, actions: Actions<'_>, out: Out<'_>) -> Result<()> {
+        let acts = <B as BatchEnv>::Action::slice(actions, BatchEnv::id(&self.env), &self.action_space)?;
+        let ObsMut::Vector(obs) = out.obs else {
+            return Err(Error::invalid("observation buffer", "classic-control observations are float32"));
+        };
+        let final_obs = match out.final_obs {
+            ObsMut::Vector(f) => f,
+            ObsMut::Index(_) => &mut [],
+        };
+        let (terminated, truncated) = (out.terminated, out.truncated);
+        match out.rewards {
+            RewardsMut::F64(rewards) => {
+                self.env.step_into(acts, StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs })?
+            }
+            RewardsMut::F32(rewards) => {
+                self.env.step_into(acts, StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs })?
+            }
+        }
+        if self.env.autoreset_mode() == AutoresetMode::SameStep {
+            for (e, (t, u)) in self.ended.iter_mut().zip(terminated.iter().zip(truncated.iter())) {
+                *e = *t || *u;
+            }
+        }
+        Ok(())
     }
     fn infos(&self) -> Option<&VecInfos> {
         None
     }
-    fn finals(&self) -> Option<&Finals> {
-        None
+    fn finals(&self) -> Option<(&[bool], &VecInfos)> {
+        (self.env.autoreset_mode() == AutoresetMode::SameStep).then_some((&self.ended, &self.no_infos))
     }
 }
 
@@ -392,40 +391,30 @@ pub struct SyncBatch {
     observation_space: Space,
     action_space: Space,
     dim: usize,
-    obs: ObsBuf,
-    rewards: Vec<f64>,
-    terminated: Vec<bool>,
-    truncated: Vec<bool>,
     needs_reset: Vec<bool>,
     started: bool,
     infos: VecInfos,
-    finals: Finals,
+    ended: Vec<bool>,
+    final_infos: VecInfos,
 }
 
 impl SyncBatch {
     /// A batch of `envs` (at least one, all of the same spaces).
     pub fn new(envs: Vec<Box<dyn Core>>, mode: Autoreset) -> Result<Self> {
         let first = envs.first().ok_or_else(|| Error::invalid("num_envs", "a vector env needs at least one env"))?;
-        let id = first.id().to_string();
-        let observation_space = first.observation_space();
-        let action_space = first.action_space();
         let n = envs.len();
-        let dim = observation_space.flat_dim();
-        let obs = ObsBuf::for_space(&observation_space, n);
+        let observation_space = first.observation_space();
         Ok(SyncBatch {
-            id,
-            mode,
-            dim,
-            finals: Finals { obs: obs.clone(), mask: vec![false; n], infos: VecInfos::default() },
-            obs,
+            id: first.id().to_string(),
+            action_space: first.action_space(),
+            dim: observation_space.flat_dim(),
             observation_space,
-            action_space,
-            rewards: vec![0.0; n],
-            terminated: vec![false; n],
-            truncated: vec![false; n],
+            mode,
             needs_reset: vec![false; n],
             started: false,
             infos: VecInfos::default(),
+            ended: vec![false; n],
+            final_infos: VecInfos::default(),
             envs,
         })
     }
@@ -476,8 +465,14 @@ impl Batch for SyncBatch {
     fn autoreset(&self) -> Autoreset {
         self.mode
     }
+    fn f32_rewards(&self) -> bool {
+        false
+    }
+    fn native(&self) -> bool {
+        false
+    }
 
-    fn reset(&mut self, seeds: &Seeds) -> Result<()> {
+    fn reset(&mut self, seeds: &Seeds, mut obs: ObsMut<'_>) -> Result<()> {
         let n = self.envs.len();
         if let Seeds::PerEnv(list) = seeds {
             if list.len() != n {
@@ -485,8 +480,8 @@ impl Batch for SyncBatch {
             }
         }
         self.infos.clear();
-        self.finals.mask.fill(false);
-        self.finals.infos.clear();
+        self.final_infos.clear();
+        self.ended.fill(false);
         for i in 0..n {
             let seed = match seeds {
                 Seeds::None => None,
@@ -495,77 +490,65 @@ impl Batch for SyncBatch {
                 }
                 Seeds::PerEnv(list) => list[i],
             };
-            let info = self.envs[i].reset(seed, self.obs.slot(i, self.dim))?;
+            let info = self.envs[i].reset(seed, obs.slot(i, self.dim))?;
             self.infos.add(n, i, &info)?;
         }
-        self.rewards.fill(0.0);
-        self.terminated.fill(false);
-        self.truncated.fill(false);
         self.needs_reset.fill(false);
         self.started = true;
         Ok(())
     }
 
-    fn step(&mut self, actions: Actions<'_>) -> Result<()> {
+    fn step(&mut self, actions: Actions<'_>, mut out: Out<'_>) -> Result<()> {
         if !self.started {
             return Err(Error::NeedsReset { env: self.id.clone(), when: "before reset()" });
         }
         self.check(&actions)?;
         let n = self.envs.len();
         self.infos.clear();
-        if self.mode == Autoreset::SameStep {
-            self.finals.mask.fill(false);
-            self.finals.infos.clear();
-        }
+        self.final_infos.clear();
+        self.ended.fill(false);
         for i in 0..n {
+            let reward;
             if self.needs_reset[i] {
-                let info = self.envs[i].reset(None, self.obs.slot(i, self.dim))?;
+                let info = self.envs[i].reset(None, out.obs.slot(i, self.dim))?;
                 self.infos.add(n, i, &info)?;
-                self.rewards[i] = 0.0;
-                self.terminated[i] = false;
-                self.truncated[i] = false;
+                reward = 0.0;
+                out.terminated[i] = false;
+                out.truncated[i] = false;
                 self.needs_reset[i] = false;
-                continue;
+            } else {
+                let step = self.envs[i].step(actions.get(i), out.obs.slot(i, self.dim))?;
+                reward = step.reward;
+                out.terminated[i] = step.terminated;
+                out.truncated[i] = step.truncated;
+                let done = step.terminated || step.truncated;
+                match self.mode {
+                    Autoreset::NextStep => {
+                        self.infos.add(n, i, &step.info)?;
+                        self.needs_reset[i] = done;
+                    }
+                    Autoreset::SameStep if done => {
+                        out.obs.copy_row_to(&mut out.final_obs, i, self.dim);
+                        self.ended[i] = true;
+                        self.final_infos.add(n, i, &step.info)?;
+                        let info = self.envs[i].reset(None, out.obs.slot(i, self.dim))?;
+                        self.infos.add(n, i, &info)?;
+                    }
+                    Autoreset::SameStep => self.infos.add(n, i, &step.info)?,
+                }
             }
-            let out = self.envs[i].step(actions.get(i), self.obs.slot(i, self.dim))?;
-            self.rewards[i] = out.reward;
-            self.terminated[i] = out.terminated;
-            self.truncated[i] = out.truncated;
-            let done = out.terminated || out.truncated;
-            match self.mode {
-                Autoreset::NextStep => {
-                    self.infos.add(n, i, &out.info)?;
-                    self.needs_reset[i] = done;
-                }
-                Autoreset::SameStep if done => {
-                    self.finals.obs.copy_row(&self.obs, i, self.dim);
-                    self.finals.mask[i] = true;
-                    self.finals.infos.add(n, i, &out.info)?;
-                    let info = self.envs[i].reset(None, self.obs.slot(i, self.dim))?;
-                    self.infos.add(n, i, &info)?;
-                }
-                Autoreset::SameStep => self.infos.add(n, i, &out.info)?,
+            match &mut out.rewards {
+                RewardsMut::F64(r) => r[i] = reward,
+                RewardsMut::F32(r) => r[i] = reward as f32,
             }
         }
         Ok(())
     }
 
-    fn obs(&self) -> ObsView<'_> {
-        self.obs.view()
-    }
-    fn rewards(&self) -> &[f64] {
-        &self.rewards
-    }
-    fn terminated(&self) -> &[bool] {
-        &self.terminated
-    }
-    fn truncated(&self) -> &[bool] {
-        &self.truncated
-    }
     fn infos(&self) -> Option<&VecInfos> {
         Some(&self.infos)
     }
-    fn finals(&self) -> Option<&Finals> {
-        (self.mode == Autoreset::SameStep).then_some(&self.finals)
+    fn finals(&self) -> Option<(&[bool], &VecInfos)> {
+        (self.mode == Autoreset::SameStep).then_some((&self.ended, &self.final_infos))
     }
 }

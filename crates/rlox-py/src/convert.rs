@@ -1,8 +1,8 @@
 //! Rust values to Python: spaces (as plain descriptions that `rlox.spaces` turns into Gymnasium
 //! spaces), infos (dicts with Gymnasium's types), vector infos (Gymnasium's `{key, _key}` layout).
 
-use crate::batch::{Column, ObsBuf, VecInfos};
-use numpy::{PyArray1, PyArray2, PyArrayMethods};
+use crate::batch::{Column, VecInfos};
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use rlox_core::env::{Info, InfoValue};
@@ -92,20 +92,4 @@ pub fn vec_infos<'py>(py: Python<'py>, infos: &VecInfos, out: &Bound<'py, PyDict
         out.set_item(format!("_{}", c.key), PyArray1::from_slice(py, &c.mask))?;
     }
     Ok(())
-}
-
-/// A fresh observation array of a batch: `(n, dim)` `float32`, or `(n,)` `int64` for discrete spaces.
-pub fn obs_array<'py>(py: Python<'py>, obs: &ObsBuf, n: usize) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match obs {
-        ObsBuf::Index(v) => PyArray1::from_slice(py, v).into_any(),
-        ObsBuf::Vector(v) => {
-            let dim = if n == 0 { 0 } else { v.len() / n };
-            let a = unsafe { PyArray2::<f32>::new(py, [n, dim], false) };
-            // SAFETY: `a` was just created here, is contiguous, and nothing else can see it yet.
-            unsafe { a.as_slice_mut() }
-                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
-                .copy_from_slice(v);
-            a.into_any()
-        }
-    })
 }

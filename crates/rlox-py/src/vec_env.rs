@@ -13,7 +13,7 @@
 //! few hundred classic-control envs the step takes a few microseconds, and handing the GIL over
 //! and back would cost a noticeable fraction of that for no gain in a single-threaded program.
 
-use crate::batch::{Actions, Autoreset, Batch, Fast, ObsBuf, ObsView, Seeds, SyncBatch};
+use crate::batch::{Actions, Autoreset, Batch, Native, ObsMut, Out, RewardsMut, Seeds, SyncBatch};
 use crate::catalog::{Kwargs, Recipe};
 use crate::convert;
 use crate::errors::{guard, ClosedEnvironmentError, IntoPy, InvalidAction, ResetNeeded};
@@ -22,7 +22,9 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use rlox_core::spaces::Space;
-use rlox_envs::classic_control::{AcrobotVec, CartPoleVec, MountainCarContinuousVec, MountainCarVec, PendulumVec};
+use rlox_envs::classic_control::{
+    AcrobotVec, BatchSeeding, CartPoleVec, MountainCarContinuousVec, MountainCarVec, PendulumVec,
+};
 
 /// Batches at least this large step with the GIL released (other Python threads run meanwhile).
 pub const DETACH_MIN_ENVS: usize = 1024;
@@ -34,11 +36,12 @@ enum ActionKind {
     Vector(usize),
 }
 
-struct Buffers {
-    obs: Py<PyAny>,
-    rewards: Py<PyArray1<f64>>,
-    terminated: Py<PyArray1<bool>>,
-    truncated: Py<PyArray1<bool>>,
+/// The output arrays of one call (fresh, or the reused ones).
+struct Arrays<'py> {
+    obs: Bound<'py, PyAny>,
+    rewards: Bound<'py, PyAny>,
+    terminated: Bound<'py, PyArray1<bool>>,
+    truncated: Bound<'py, PyArray1<bool>>,
 }
 
 /// A batch of rlox envs.
@@ -46,33 +49,51 @@ struct Buffers {
 pub struct PyVecEnv {
     batch: Box<dyn Batch>,
     n: usize,
+    obs_dim: usize,
+    discrete_obs: bool,
     action_kind: ActionKind,
     action_space: Space,
     act_index: Vec<i64>,
     act_vector: Vec<f32>,
     copy: bool,
-    buffers: Option<Buffers>,
+    /// `copy=False`: the arrays every call returns.
+    buffers: Option<(Py<PyAny>, Py<PyAny>, Py<PyArray1<bool>>, Py<PyArray1<bool>>)>,
+    /// `SAME_STEP`: the last observations of the episodes that ended at the last call.
+    final_f32: Vec<f32>,
+    final_i64: Vec<i64>,
     started: bool,
     closed: bool,
     broken: Option<String>,
 }
 
-/// The hand-vectorised batch of `recipe`, if it has one.
-fn fast(recipe: &Recipe, id: &str, n: usize, limit: Option<usize>) -> Option<rlox_core::Result<Box<dyn Batch>>> {
+/// The hand-vectorised batch of `recipe`, if it has one: `vectorization` is `"auto"` (Gymnasium's
+/// `make_vec` seeding: CartPole's one shared generator with `float32` rewards, as `CartPoleVectorEnv`)
+/// or `"per_env"` (env `i` seeded `seed + i`, `float64` rewards, as `SyncVectorEnv`).
+fn native(
+    recipe: &Recipe,
+    n: usize,
+    limit: Option<usize>,
+    mode: Autoreset,
+    vectorization: &str,
+) -> Option<rlox_core::Result<Box<dyn Batch>>> {
     let limit = limit.unwrap_or(u32::MAX as usize);
-    fn boxed<V>(id: &str, v: rlox_core::Result<V>) -> rlox_core::Result<Box<dyn Batch>>
+    let shared = vectorization == "auto";
+    fn boxed<B>(b: rlox_core::Result<B>, mode: Autoreset, f32_rewards: bool) -> rlox_core::Result<Box<dyn Batch>>
     where
-        V: rlox_core::vec_env::VecEnv + Send + Sync + 'static,
-        V::Action: crate::batch::BatchAction,
+        B: rlox_envs::classic_control::BatchEnv + rlox_core::vec_env::VecEnv + Send + Sync + 'static,
+        <B as rlox_envs::classic_control::BatchEnv>::Action: crate::batch::NativeAction,
     {
-        v.map(|v| Box::new(Fast::new(id, v)) as Box<dyn Batch>)
+        b.map(|b| Box::new(Native::new(b, mode, f32_rewards)) as Box<dyn Batch>)
     }
     Some(match recipe {
-        Recipe::CartPole => boxed(id, CartPoleVec::with_time_limit(n, limit)),
-        Recipe::Acrobot => boxed(id, AcrobotVec::with_time_limit(n, limit)),
-        Recipe::MountainCar => boxed(id, MountainCarVec::with_time_limit(n, limit)),
-        Recipe::MountainCarContinuous => boxed(id, MountainCarContinuousVec::with_time_limit(n, limit)),
-        Recipe::Pendulum => boxed(id, PendulumVec::with_time_limit(n, limit)),
+        Recipe::CartPole => {
+            let seeding = if shared { BatchSeeding::Shared } else { BatchSeeding::PerEnv };
+            boxed(CartPoleVec::with_seeding(n, limit, seeding), mode, shared)
+        }
+        Recipe::Acrobot => boxed(AcrobotVec::with_time_limit(n, limit), mode, false),
+        Recipe::MountainCar => boxed(MountainCarVec::with_time_limit(n, limit), mode, false),
+        Recipe::MountainCarContinuous => boxed(MountainCarContinuousVec::with_time_limit(n, limit), mode, false),
+        Recipe::Pendulum => boxed(PendulumVec::with_time_limit(n, limit), mode, false),
         _ => return None,
     })
 }
@@ -87,7 +108,7 @@ fn array_shape(a: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// Copy a 1-d (or 2-d) NumPy array of element type `T` into `dst`, converting each element.
+/// Copy a NumPy array of element type `$arr` into `$dst`, converting each element.
 macro_rules! try_copy {
     ($actions:expr, $dst:expr, $arr:ty, $conv:expr) => {
         if let Ok(a) = $actions.cast::<$arr>() {
@@ -102,6 +123,10 @@ macro_rules! try_copy {
             false
         }
     };
+}
+
+fn slice_err(e: numpy::AsSliceError) -> PyErr {
+    PyRuntimeError::new_err(format!("rlox output array: {e}"))
 }
 
 impl PyVecEnv {
@@ -160,13 +185,21 @@ impl PyVecEnv {
                 if self.act_index.len() != n {
                     return Err(self.bad_actions(actions, &format!(" ({} actions for {n} envs)", self.act_index.len())));
                 }
+                if let Space::Discrete(d) = &self.action_space {
+                    if let Some(&bad) = self.act_index.iter().find(|&&a| !d.contains(a)) {
+                        return Err(InvalidAction::new_err(format!(
+                            "invalid action {bad} for {}: the action space is {}",
+                            self.batch.id(),
+                            self.action_space
+                        )));
+                    }
+                }
             }
             ActionKind::Vector(d) => {
                 let dst = &mut self.act_vector;
                 let shape_ok = actions.cast::<PyUntypedArray>().is_ok_and(|a| a.shape() == [n, d]);
                 let ok = if shape_ok {
-                    try_copy!(actions, dst, PyArray2<f32>, |&x| x)
-                        || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
+                    try_copy!(actions, dst, PyArray2<f32>, |&x| x) || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
                 } else if actions.cast::<PyUntypedArray>().is_ok() {
                     false
                 } else if let Ok(rows) = actions.extract::<Vec<Vec<f64>>>() {
@@ -183,9 +216,49 @@ impl PyVecEnv {
                 if !ok {
                     return Err(self.bad_actions(actions, ""));
                 }
+                if let Some(i) = self.act_vector.iter().position(|x| !x.is_finite()) {
+                    let row = &self.act_vector[(i / d) * d..(i / d + 1) * d];
+                    return Err(InvalidAction::new_err(format!(
+                        "invalid action {row:?} for {} (env {}): not finite; the action space is {}",
+                        self.batch.id(),
+                        i / d,
+                        self.action_space
+                    )));
+                }
             }
         }
         Ok(())
+    }
+
+    /// The arrays this call writes: new ones (`copy=True`) or the reused ones.
+    fn arrays<'py>(&self, py: Python<'py>) -> PyResult<Arrays<'py>> {
+        if let Some((obs, rewards, terminated, truncated)) = &self.buffers {
+            return Ok(Arrays {
+                obs: obs.bind(py).clone(),
+                rewards: rewards.bind(py).clone(),
+                terminated: terminated.bind(py).clone(),
+                truncated: truncated.bind(py).clone(),
+            });
+        }
+        let n = self.n;
+        // SAFETY (all four): new, contiguous arrays that the batch overwrites entirely before any Python
+        // code sees them (a failed call drops them unseen).
+        unsafe {
+            Ok(Arrays {
+                obs: if self.discrete_obs {
+                    PyArray1::<i64>::new(py, n, false).into_any()
+                } else {
+                    PyArray2::<f32>::new(py, [n, self.obs_dim], false).into_any()
+                },
+                rewards: if self.batch.f32_rewards() {
+                    PyArray1::<f32>::new(py, n, false).into_any()
+                } else {
+                    PyArray1::<f64>::new(py, n, false).into_any()
+                },
+                terminated: PyArray1::<bool>::new(py, n, false),
+                truncated: PyArray1::<bool>::new(py, n, false),
+            })
+        }
     }
 
     /// The infos of the last call as a dict in Gymnasium's vector layout.
@@ -194,74 +267,28 @@ impl PyVecEnv {
         if let Some(infos) = self.batch.infos() {
             convert::vec_infos(py, infos, &d)?;
         }
-        if let Some(finals) = self.batch.finals() {
-            if finals.mask.contains(&true) {
-                let n = self.n;
+        if let Some((ended, final_infos)) = self.batch.finals() {
+            if ended.contains(&true) {
+                let (n, dim) = (self.n, self.obs_dim);
                 let mut objs: Vec<Py<PyAny>> = Vec::with_capacity(n);
-                for i in 0..n {
-                    objs.push(if !finals.mask[i] {
+                for (i, &e) in ended.iter().enumerate() {
+                    objs.push(if !e {
                         py.None()
+                    } else if self.discrete_obs {
+                        self.final_i64[i].into_pyobject(py)?.into_any().unbind()
                     } else {
-                        match &finals.obs {
-                            ObsBuf::Index(v) => v[i].into_pyobject(py)?.into_any().unbind(),
-                            ObsBuf::Vector(v) => {
-                                let d = v.len() / n;
-                                PyArray1::from_slice(py, &v[i * d..(i + 1) * d]).into_any().unbind()
-                            }
-                        }
+                        PyArray1::from_slice(py, &self.final_f32[i * dim..(i + 1) * dim]).into_any().unbind()
                     });
                 }
                 d.set_item("final_obs", PyArray1::from_vec(py, objs))?;
-                d.set_item("_final_obs", PyArray1::from_slice(py, &finals.mask))?;
+                d.set_item("_final_obs", PyArray1::from_slice(py, ended))?;
                 let fi = PyDict::new(py);
-                convert::vec_infos(py, &finals.infos, &fi)?;
+                convert::vec_infos(py, final_infos, &fi)?;
                 d.set_item("final_info", fi)?;
-                d.set_item("_final_info", PyArray1::from_slice(py, &finals.mask))?;
+                d.set_item("_final_info", PyArray1::from_slice(py, ended))?;
             }
         }
         Ok(d)
-    }
-
-    /// `(obs, rewards, terminated, truncated)` after a call: fresh arrays, or the reused buffers.
-    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<[Bound<'py, PyAny>; 4]> {
-        let b = &*self.batch;
-        let Some(bufs) = &self.buffers else {
-            let obs = match b.obs() {
-                ObsView::Index(v) => PyArray1::from_slice(py, v).into_any(),
-                ObsView::Vector(v) => {
-                    let d = v.len() / self.n;
-                    // SAFETY: the array is new, contiguous, and fully written before anyone sees it.
-                    let a = unsafe { PyArray2::<f32>::new(py, [self.n, d], false) };
-                    unsafe { a.as_slice_mut() }.map_err(|e| PyRuntimeError::new_err(e.to_string()))?.copy_from_slice(v);
-                    a.into_any()
-                }
-            };
-            return Ok([
-                obs,
-                PyArray1::from_slice(py, b.rewards()).into_any(),
-                PyArray1::from_slice(py, b.terminated()).into_any(),
-                PyArray1::from_slice(py, b.truncated()).into_any(),
-            ]);
-        };
-        let err = |e: numpy::AsSliceError| PyRuntimeError::new_err(format!("rlox output buffer: {e}"));
-        let obs = bufs.obs.bind(py);
-        // SAFETY: the buffers were allocated by this object, are contiguous, and are written under the
-        // GIL while no Rust borrow of them exists; Python code sees the new values after this call.
-        unsafe {
-            match b.obs() {
-                ObsView::Index(v) => obs.cast::<PyArray1<i64>>()?.as_slice_mut().map_err(err)?.copy_from_slice(v),
-                ObsView::Vector(v) => obs.cast::<PyArray2<f32>>()?.as_slice_mut().map_err(err)?.copy_from_slice(v),
-            }
-            bufs.rewards.bind(py).as_slice_mut().map_err(err)?.copy_from_slice(b.rewards());
-            bufs.terminated.bind(py).as_slice_mut().map_err(err)?.copy_from_slice(b.terminated());
-            bufs.truncated.bind(py).as_slice_mut().map_err(err)?.copy_from_slice(b.truncated());
-        }
-        Ok([
-            obs.clone(),
-            bufs.rewards.bind(py).clone().into_any(),
-            bufs.terminated.bind(py).clone().into_any(),
-            bufs.truncated.bind(py).clone().into_any(),
-        ])
     }
 
     fn run<T>(&mut self, f: impl FnOnce(&mut Self) -> PyResult<T>) -> PyResult<T> {
@@ -273,6 +300,42 @@ impl PyVecEnv {
             }
         }
     }
+
+    /// Step the batch into `arrays` (the GIL released for large batches).
+    fn step_into(&mut self, py: Python<'_>, arrays: &Arrays<'_>) -> PyResult<()> {
+        let acts = match self.action_kind {
+            ActionKind::Index => Actions::Index(&self.act_index),
+            ActionKind::Vector(dim) => Actions::Vector { data: &self.act_vector, dim },
+        };
+        // SAFETY: the arrays are this object's own (or new), contiguous and of these dtypes; nothing else
+        // borrows them during the call (Python code cannot run: the GIL is held, or released only around
+        // this Rust loop, in which case other threads could write the reused arrays concurrently, exactly
+        // as with any NumPy function that releases the GIL).
+        let out = unsafe {
+            Out {
+                obs: if self.discrete_obs {
+                    ObsMut::Index(arrays.obs.cast::<PyArray1<i64>>()?.as_slice_mut().map_err(slice_err)?)
+                } else {
+                    ObsMut::Vector(arrays.obs.cast::<PyArray2<f32>>()?.as_slice_mut().map_err(slice_err)?)
+                },
+                rewards: if self.batch.f32_rewards() {
+                    RewardsMut::F32(arrays.rewards.cast::<PyArray1<f32>>()?.as_slice_mut().map_err(slice_err)?)
+                } else {
+                    RewardsMut::F64(arrays.rewards.cast::<PyArray1<f64>>()?.as_slice_mut().map_err(slice_err)?)
+                },
+                terminated: arrays.terminated.as_slice_mut().map_err(slice_err)?,
+                truncated: arrays.truncated.as_slice_mut().map_err(slice_err)?,
+                final_obs: if self.discrete_obs {
+                    ObsMut::Index(&mut self.final_i64)
+                } else {
+                    ObsMut::Vector(&mut self.final_f32)
+                },
+            }
+        };
+        let batch = &mut self.batch;
+        let r = if self.n >= DETACH_MIN_ENVS { py.detach(|| batch.step(acts, out)) } else { batch.step(acts, out) };
+        r.py()
+    }
 }
 
 type StepOut<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyDict>);
@@ -282,11 +345,13 @@ impl PyVecEnv {
     /// `num_envs` copies of env `id`.
     ///
     /// * `autoreset_mode`: `"NextStep"` or `"SameStep"` (Gymnasium's `AutoresetMode` values);
-    /// * `vectorization`: `"auto"` (the hand-vectorised batch where one exists, else `"sync"`) or
-    ///   `"sync"` (scalar envs in a loop, like Gymnasium's `SyncVectorEnv`);
+    /// * `vectorization`: `"auto"` (the hand-vectorised batch where the env has one, seeded as
+    ///   `gymnasium.make_vec` seeds it), `"per_env"` (the same batch, env `i` seeded `seed + i` as
+    ///   `SyncVectorEnv`) or `"sync"` (scalar envs in a Rust loop, like `SyncVectorEnv`, for every env);
     /// * `copy`: return fresh arrays (`True`) or the same reused ones (`False`).
     #[new]
     #[pyo3(signature = (id, num_envs, kwargs=None, max_episode_steps=None, autoreset_mode="NextStep", vectorization="auto", copy=true))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         id: &str,
@@ -313,13 +378,16 @@ impl PyVecEnv {
                     )))
                 }
             };
+            if !["auto", "per_env", "sync"].contains(&vectorization) {
+                return Err(PyValueError::new_err(format!(
+                    "vectorization {vectorization:?} is not 'auto', 'per_env' or 'sync'"
+                )));
+            }
             let recipe = Recipe::parse(id, Kwargs::new(id, kwargs)?)?;
-            let batch = match (vectorization, mode) {
-                ("auto", Autoreset::NextStep) => fast(&recipe, id, num_envs, max_episode_steps).transpose().py()?,
-                ("auto" | "sync", _) => None,
-                (other, _) => {
-                    return Err(PyValueError::new_err(format!("vectorization {other:?} is not 'auto' or 'sync'")))
-                }
+            let batch = if vectorization == "sync" {
+                None
+            } else {
+                native(&recipe, num_envs, max_episode_steps, mode, vectorization).transpose().py()?
             };
             let batch = match batch {
                 Some(b) => b,
@@ -334,30 +402,36 @@ impl PyVecEnv {
                 Space::Box(b) => ActionKind::Vector(b.dim()),
                 other => return Err(PyValueError::new_err(format!("{id}: unsupported action space {other}"))),
             };
+            let observation_space = batch.single_observation_space();
+            let discrete_obs = observation_space.is_discrete();
+            let obs_dim = observation_space.flat_dim();
             let n = num_envs;
-            let buffers = if copy {
-                None
-            } else {
-                let obs = match batch.single_observation_space() {
-                    Space::Discrete(_) => PyArray1::<i64>::zeros(py, n, false).into_any().unbind(),
-                    s => PyArray2::<f32>::zeros(py, [n, s.flat_dim()], false).into_any().unbind(),
+            let buffers = (!copy).then(|| {
+                let obs = if discrete_obs {
+                    PyArray1::<i64>::zeros(py, n, false).into_any().unbind()
+                } else {
+                    PyArray2::<f32>::zeros(py, [n, obs_dim], false).into_any().unbind()
                 };
-                Some(Buffers {
-                    obs,
-                    rewards: PyArray1::zeros(py, n, false).unbind(),
-                    terminated: PyArray1::zeros(py, n, false).unbind(),
-                    truncated: PyArray1::zeros(py, n, false).unbind(),
-                })
-            };
+                let rewards = if batch.f32_rewards() {
+                    PyArray1::<f32>::zeros(py, n, false).into_any().unbind()
+                } else {
+                    PyArray1::<f64>::zeros(py, n, false).into_any().unbind()
+                };
+                (obs, rewards, PyArray1::zeros(py, n, false).unbind(), PyArray1::zeros(py, n, false).unbind())
+            });
             Ok(PyVecEnv {
                 batch,
                 n,
+                obs_dim,
+                discrete_obs,
                 action_kind,
                 action_space,
                 act_index: Vec::with_capacity(n),
                 act_vector: Vec::new(),
                 copy,
                 buffers,
+                final_f32: if discrete_obs { Vec::new() } else { vec![0.0; n * obs_dim] },
+                final_i64: if discrete_obs { vec![0; n] } else { Vec::new() },
                 started: false,
                 closed: false,
                 broken: None,
@@ -395,7 +469,7 @@ impl PyVecEnv {
     /// Whether the hand-vectorised batch runs this env (else scalar envs in a loop).
     #[getter]
     fn vectorized(&self) -> bool {
-        self.batch.infos().is_none()
+        self.batch.native()
     }
 
     /// The observation space of one env, as a description.
@@ -410,8 +484,8 @@ impl PyVecEnv {
         convert::space(py, &self.action_space)
     }
 
-    /// Reset every env: `seed` is `None`, an int (env `i` gets `seed + i`) or a list with one int or
-    /// `None` per env. Returns `(obs, infos)`.
+    /// Reset every env: `seed` is `None`, an int (env `i` gets `seed + i`; CartPole's default batch
+    /// seeds its one generator with it) or a list with one int or `None` per env. Returns `(obs, infos)`.
     #[pyo3(signature = (seed=None))]
     fn reset<'py>(
         &mut self,
@@ -430,11 +504,19 @@ impl PyVecEnv {
                 s.extract::<u64>().map_err(|_| PyValueError::new_err("seed must be a non-negative int below 2**64"))?,
             ),
         };
+        let arrays = self.arrays(py)?;
         self.run(|me| {
-            me.batch.reset(&seeds).py()?;
+            // SAFETY: as in `step_into`.
+            let obs = unsafe {
+                if me.discrete_obs {
+                    ObsMut::Index(arrays.obs.cast::<PyArray1<i64>>()?.as_slice_mut().map_err(slice_err)?)
+                } else {
+                    ObsMut::Vector(arrays.obs.cast::<PyArray2<f32>>()?.as_slice_mut().map_err(slice_err)?)
+                }
+            };
+            me.batch.reset(&seeds, obs).py()?;
             me.started = true;
-            let [obs, ..] = me.outputs(py)?;
-            Ok((obs, me.infos(py)?))
+            Ok((arrays.obs.clone(), me.infos(py)?))
         })
     }
 
@@ -445,36 +527,27 @@ impl PyVecEnv {
             return Err(ResetNeeded::new_err("Cannot call step() before calling reset()"));
         }
         self.read_actions(actions)?;
+        let arrays = self.arrays(py)?;
         self.run(|me| {
-            let acts = match me.action_kind {
-                ActionKind::Index => Actions::Index(&me.act_index),
-                ActionKind::Vector(dim) => Actions::Vector { data: &me.act_vector, dim },
-            };
-            let batch = &mut me.batch;
-            let r = if me.n >= DETACH_MIN_ENVS { py.detach(|| batch.step(acts)) } else { batch.step(acts) };
-            r.py()?;
-            let [obs, rew, term, trunc] = me.outputs(py)?;
+            me.step_into(py, &arrays)?;
             let infos = me.infos(py)?;
-            Ok((obs, rew, term, trunc, infos))
+            Ok((arrays.obs, arrays.rewards, arrays.terminated.into_any(), arrays.truncated.into_any(), infos))
         })
     }
 
-    /// Seconds per call of the Rust batch step alone (`calls` steps with the same actions, in a Rust
-    /// loop, GIL held): the part of a step that is not Python, for `bench/python_envs.py --profile`.
-    fn _bench_step(&mut self, actions: &Bound<'_, PyAny>, calls: usize) -> PyResult<f64> {
+    /// Seconds per call of the Rust batch step alone (`calls` steps with the same actions into the
+    /// same arrays, GIL held): the part of a step that is not Python, for `bench/python_envs.py --profile`.
+    fn _bench_step(&mut self, py: Python<'_>, actions: &Bound<'_, PyAny>, calls: usize) -> PyResult<f64> {
         self.usable()?;
         if !self.started {
             return Err(ResetNeeded::new_err("Cannot call step() before calling reset()"));
         }
         self.read_actions(actions)?;
+        let arrays = self.arrays(py)?;
         self.run(|me| {
-            let acts = match me.action_kind {
-                ActionKind::Index => Actions::Index(&me.act_index),
-                ActionKind::Vector(dim) => Actions::Vector { data: &me.act_vector, dim },
-            };
             let start = std::time::Instant::now();
             for _ in 0..calls {
-                me.batch.step(acts).py()?;
+                me.step_into(py, &arrays)?;
             }
             Ok(start.elapsed().as_secs_f64() / calls.max(1) as f64)
         })
