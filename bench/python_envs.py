@@ -183,6 +183,9 @@ def profile(sizes: list[int], seconds: float) -> None:
     import rlox
 
     print("\nwhere the time of one rlox.make_vec step goes (microseconds per call):")
+    print("  Rust step: the batch step alone, in a Rust loop; _rlox call: the extension's step from Python")
+    print("  (copy=False: actions read, outputs in place, infos dict); +copy: with fresh output arrays;")
+    print("  VectorEnv: through the gymnasium.vector.VectorEnv method; py call: an empty Python method")
     print(
         f"{'envs':>6} {'Rust step':>10} {'_rlox call':>11} {'+copy':>7} {'VectorEnv':>10} {'py call':>8}"
     )

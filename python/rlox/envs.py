@@ -86,6 +86,11 @@ class RloxEnv(gymnasium.Env[Any, Any]):
     Build it with :func:`rlox.make` or ``gymnasium.make("rlox/<id>")``. The observation and action
     spaces, dtypes, ``reset(seed=..., options=...)`` and ``step`` follow Gymnasium; the dynamics run in
     Rust. ``env.state`` reads and writes the internal state (Gymnasium's ``env.unwrapped.state``).
+
+    The dynamics draw from a Rust copy of Gymnasium's stream (NumPy's PCG64 seeded through
+    SeedSequence), so ``reset(seed=s)`` starts where Gymnasium's env starts and the episode follows it
+    under the same actions. ``env.np_random`` is the Python generator ``gymnasium.Env`` keeps, seeded
+    the same way; drawing from it does not advance the Rust stream.
     """
 
     #: Set on the per-id subclasses that :func:`register_envs` creates.

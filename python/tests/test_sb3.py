@@ -83,4 +83,5 @@ def test_ppo_with_the_zoo_settings_solves_cartpole() -> None:
     mean, std = evaluate_policy(
         model, make_vec_env("CartPole-v1", 1, seed=1000), n_eval_episodes=20, deterministic=True
     )
+    print(f"SB3 PPO (zoo settings, seed 0) on rlox.sb3.make_vec_env('CartPole-v1', 8): {mean:.1f} +- {std:.1f}")
     assert mean >= 475, f"mean return {mean} +- {std}"

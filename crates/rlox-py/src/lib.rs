@@ -53,6 +53,17 @@ fn _panic_for_tests(message: &str) -> PyResult<()> {
     errors::guarded(|| panic!("{message}"))
 }
 
+/// Seconds per release-and-retake of the GIL (`py.detach(|| ())`), averaged over `calls`: what
+/// releasing the GIL around a step costs (`bench/python_envs.py --profile`).
+#[pyfunction]
+fn _detach_cost(py: Python<'_>, calls: usize) -> f64 {
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        py.detach(|| std::hint::black_box(()));
+    }
+    start.elapsed().as_secs_f64() / calls.max(1) as f64
+}
+
 /// The Rust core of the `rlox` Python package.
 #[pymodule]
 fn _rlox(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -64,6 +75,7 @@ fn _rlox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(specs, m)?)?;
     m.add_function(wrap_pyfunction!(renders, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(_detach_cost, m)?)?;
     m.add_function(wrap_pyfunction!(data::write_env_steps, m)?)?;
     Ok(())
 }
