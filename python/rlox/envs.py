@@ -95,7 +95,7 @@ class RloxEnv(gymnasium.Env[Any, Any]):
 
     #: Set on the per-id subclasses that :func:`register_envs` creates.
     rlox_id: ClassVar[Optional[str]] = None
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": None}
+    metadata: dict[str, Any] = {"render_modes": [], "render_fps": None}  # noqa: RUF012 (Gymnasium's layout)
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import gymnasium
 import numpy as np
 
 import rlox
@@ -76,17 +77,17 @@ class RolloutWorker:
         self.rng = np.random.default_rng([seed, worker])
         self.just_reset = np.zeros(num_envs, dtype=bool)
         space = self.env.single_action_space
-        self.discrete = hasattr(space, "n")
-        self.action_low = None if self.discrete else space.low
-        self.action_high = None if self.discrete else space.high
+        self.discrete = isinstance(space, gymnasium.spaces.Discrete)
+        self.action_low = space.low if isinstance(space, gymnasium.spaces.Box) else None
+        self.action_high = space.high if isinstance(space, gymnasium.spaces.Box) else None
 
     def sample(self, weights: Weights, num_steps: int) -> dict[str, Any]:
         """Step ``num_steps`` times; returns the transitions (rows) and the time spent."""
         policy = MLPPolicy(weights, self.discrete, self.action_low, self.action_high)
         n = self.env.num_envs
-        obs_shape = self.env.single_observation_space.shape or ()
+        obs_shape: tuple[int, ...] = self.env.single_observation_space.shape or ()
         obs = np.empty((num_steps, n, *obs_shape), dtype=self.obs.dtype)
-        act_dim = 1 if self.discrete else int(np.prod(self.env.single_action_space.shape))
+        act_dim = 1 if self.discrete else int(np.prod(self.env.single_action_space.shape or (1,)))
         actions = np.empty((num_steps, n, act_dim), dtype=np.float64)
         rewards = np.empty((num_steps, n), dtype=np.float64)
         terminated = np.empty((num_steps, n), dtype=bool)
@@ -165,10 +166,10 @@ def collect(
     probe = rlox.make_vec(env_id, 1, **env_options)
     obs_dim = int(np.prod(probe.single_observation_space.shape or (1,)))
     space = probe.single_action_space
-    out_dim = int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+    out_dim = int(space.n) if isinstance(space, gymnasium.spaces.Discrete) else int(np.prod(space.shape or (1,)))
     probe.close()
     weights = MLPPolicy.init(obs_dim, out_dim, hidden, seed)
-    actor = ray.remote(num_cpus=1)(RolloutWorker)
+    actor: Any = ray.remote(num_cpus=1)(RolloutWorker)
     workers = [actor.remote(env_id, num_envs, w, seed, **env_options) for w in range(num_workers)]
     ray.get([w.__ray_ready__.remote() for w in workers])  # actors started before the clock starts
     report = CollectReport(str(Path(root)), run, num_workers, num_envs, iterations)

@@ -74,7 +74,7 @@ class RloxSB3VecEnv(VecEnv):
         if dones.any():
             final_obs = infos["final_obs"]
             elapsed = round(time.time() - self._t_start, 6)
-            for i in np.flatnonzero(dones):
+            for i in np.flatnonzero(dones).tolist():
                 out[i]["terminal_observation"] = final_obs[i]
                 out[i]["episode"] = {
                     "r": round(float(self._episode_return[i]), 6),
