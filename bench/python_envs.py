@@ -88,7 +88,7 @@ def ensure_venv() -> None:
         os.execvpe(cmd[0], cmd, env)
 
 
-def time_calls(step, seconds: float) -> float:
+def _time_calls(step, seconds: float) -> float:
     """Calls of step(i) per second, over at least `seconds`."""
     n, start = 0, time.perf_counter()
     while True:
@@ -98,6 +98,9 @@ def time_calls(step, seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return n / elapsed
+
+
+time_calls = _time_calls
 
 
 def contestants(sizes: list[int]):

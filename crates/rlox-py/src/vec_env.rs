@@ -185,15 +185,7 @@ impl PyVecEnv {
                 if self.act_index.len() != n {
                     return Err(self.bad_actions(actions, &format!(" ({} actions for {n} envs)", self.act_index.len())));
                 }
-                if let Space::Discrete(d) = &self.action_space {
-                    if let Some(&bad) = self.act_index.iter().find(|&&a| !d.contains(a)) {
-                        return Err(InvalidAction::new_err(format!(
-                            "invalid action {bad} for {}: the action space is {}",
-                            self.batch.id(),
-                            self.action_space
-                        )));
-                    }
-                }
+                // The range is checked by the batch itself (before any env moves), once.
             }
             ActionKind::Vector(d) => {
                 let dst = &mut self.act_vector;
