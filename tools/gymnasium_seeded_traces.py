@@ -40,6 +40,7 @@ import json
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -155,7 +156,11 @@ class Actions:
 
 def taxi_q_values() -> np.ndarray:
     """Optimal action values of the dry Taxi table (value iteration, discount 0.95)."""
-    p = gym.make("Taxi-v4").unwrapped.P
+    from gymnasium.envs.toy_text.taxi import TaxiEnv
+
+    taxi = gym.make("Taxi-v4").unwrapped
+    assert isinstance(taxi, TaxiEnv)
+    p = taxi.P
     q = np.zeros((500, 6))
     for _ in range(200):
         v = q.max(axis=1)
@@ -180,9 +185,7 @@ def reset_observations(env_id: str, kwargs: dict, kind: str) -> list:
     return out
 
 
-def single_trace(
-    env_id: str, kwargs: dict, kind: str, steps: int, seed: int, action_seed: int, guided: bool
-) -> dict:
+def single_trace(env_id: str, kwargs: dict, kind: str, steps: int, seed: int, action_seed: int, guided: bool) -> dict:
     env = gym.make(env_id, **kwargs)
     actions = Actions(env_id, env.action_space, action_seed, guided)
     obs, _ = env.reset(seed=seed)
@@ -239,6 +242,7 @@ def vector_trace(
     ended = 0
     for c in range(calls):
         batch = [actions.next(obs[i]) for i in range(NUM_ENVS)]
+        act: np.ndarray
         if isinstance(space, gym.spaces.Discrete):
             act = np.array(batch, dtype=np.int64)
         else:
@@ -278,8 +282,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     total = 0
     for k, (stem, env_id, kwargs, kind, steps, calls) in enumerate(CASES):
-        guided = kwargs.get("fickle_passenger", False)
-        doc = {
+        guided = bool(kwargs.get("fickle_passenger", False))
+        doc: dict[str, Any] = {
             "gymnasium": gym.__version__,
             "numpy": np.__version__,
             "id": env_id,

@@ -61,7 +61,9 @@ def seed_record(seed: int) -> dict:
         "generate_state_u32": [int(w) for w in seq.generate_state(8, np.uint32)],
         "pcg64_state": format(st["state"]["state"], "032x"),
         "pcg64_inc": format(st["state"]["inc"], "032x"),
-        "next_u64": [format(int(x), "016x") for x in np.random.Generator(np.random.PCG64(seed)).bit_generator.random_raw(6)],
+        "next_u64": [
+            format(int(x), "016x") for x in np.random.Generator(np.random.PCG64(seed)).bit_generator.random_raw(6)
+        ],
         "random": [f64_bits(x) for x in np.random.default_rng(seed).random(6)],
     }
     # uniform as the classic-control resets call it (scalar bounds with a size, then array bounds).
@@ -120,7 +122,7 @@ def seed_record(seed: int) -> dict:
 def main() -> None:
     if gym.__version__ != GYMNASIUM_VERSION:
         sys.exit(f"expected gymnasium {GYMNASIUM_VERSION}, found {gym.__version__}")
-    doc = {
+    doc: dict[str, object] = {
         "numpy": np.__version__,
         "gymnasium": gym.__version__,
         "seeds": [seed_record(s) for s in SEEDS],

@@ -112,7 +112,18 @@ where
     fn reset(&mut self, seed: Option<u64>) -> Result<()> {
         let d = self.obs_dim;
         for (i, env) in self.envs.iter_mut().enumerate() {
-            let (o, _) = env.reset(seed.map(|s| s + i as u64))?;
+            // Gymnasium adds in Python integers; an env seed past u64::MAX cannot be passed to `Env::reset`.
+            let seed = match seed.map(|s| s.checked_add(i as u64)) {
+                Some(None) => {
+                    return Err(crate::Error::invalid(
+                        "seed",
+                        format!("seed {} + env index {i} does not fit in 64 bits", seed.unwrap_or_default()),
+                    ))
+                }
+                Some(s) => s,
+                None => None,
+            };
+            let (o, _) = env.reset(seed)?;
             o.write_flat(&mut self.obs[i * d..(i + 1) * d]);
             self.rewards[i] = 0.0;
             self.terminated[i] = false;
@@ -225,6 +236,9 @@ mod tests {
         assert_eq!(v.terminated(), &[true, false]);
         assert_eq!(v.envs()[1].resets, 2);
         assert!(v.step(&[1]).is_err(), "one action per env");
+        // Env 1 of a batch seeded with u64::MAX would need seed 2^64: an error, not a wrapped seed.
+        let e = v.reset(Some(u64::MAX)).unwrap_err().to_string();
+        assert!(e.contains("does not fit in 64 bits"), "{e}");
     }
 
     #[test]

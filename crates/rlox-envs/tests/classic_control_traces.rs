@@ -540,3 +540,124 @@ fn the_vector_kernel_runs_where_the_c_library_is_glibc_with_fma() {
         assert_eq!(v.isa(), Isa::Avx2);
     }
 }
+
+#[test]
+fn batch_api_checks_buffers_and_actions_before_anything_moves() {
+    let n = 3;
+    let mut v = CartPoleVec::new(n).unwrap();
+    let (mut obs, mut rew, mut term, mut trunc) =
+        (vec![0.0f32; 4 * n], vec![0.0f64; n], vec![false; n], vec![false; n]);
+    let mut fin: Vec<f32> = Vec::new();
+    macro_rules! out {
+        () => {
+            StepBuffers {
+                obs: &mut obs,
+                rewards: &mut rew,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                final_obs: &mut fin,
+            }
+        };
+    }
+    assert!(matches!(v.step_into(&[0, 0, 0], out!()), Err(Error::NeedsReset { .. })));
+    let e = v.reset_into(Some(0), &mut obs[..5]).unwrap_err().to_string();
+    assert!(e.contains("observation buffer") && e.contains("expected 12"), "{e}");
+    v.reset_into(Some(0), &mut obs).unwrap();
+    let before: Vec<Vec<f64>> = (0..n).map(|i| v.state(i).unwrap()).collect();
+    let e = v.step_into(&[0, -1, 1], out!()).unwrap_err();
+    assert!(matches!(e, Error::InvalidAction { .. }) && e.to_string().contains("-1"), "{e}");
+    assert!(matches!(v.step_into(&[0, 2, 1], out!()), Err(Error::InvalidAction { .. })));
+    assert!(matches!(v.step_into(&[0, 1], out!()), Err(Error::Invalid { .. })), "one action per env");
+    let mut short = vec![0.0f64; n - 1];
+    let e = v
+        .step_into(
+            &[0, 1, 1],
+            StepBuffers {
+                obs: &mut obs,
+                rewards: &mut short,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                final_obs: &mut fin,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reward buffer"), "{e}");
+    v.set_autoreset_mode(AutoresetMode::SameStep);
+    let e = v.step_into(&[0, 1, 1], out!()).unwrap_err().to_string();
+    assert!(e.contains("final observation buffer"), "SAME_STEP needs final_obs: {e}");
+    let after: Vec<Vec<f64>> = (0..n).map(|i| v.state(i).unwrap()).collect();
+    assert_eq!(before, after, "rejected calls leave every env alone");
+    // Continuous batches reject NaN torques the same way.
+    let mut p = PendulumVec::new(2).unwrap();
+    let mut pobs = vec![0.0f32; 6];
+    p.reset_into(Some(1), &mut pobs).unwrap();
+    let (mut r2, mut t2, mut u2) = (vec![0.0f32; 2], vec![false; 2], vec![false; 2]);
+    let out =
+        StepBuffers { obs: &mut pobs, rewards: &mut r2, terminated: &mut t2, truncated: &mut u2, final_obs: &mut [] };
+    assert!(matches!(p.step_into(&[0.5, f32::NAN], out), Err(Error::InvalidAction { .. })));
+}
+
+#[test]
+fn same_step_autoreset_is_next_step_without_the_extra_call() {
+    // With one generator per env, SAME_STEP resets draw the same numbers as NEXT_STEP resets: at the
+    // call where an episode ends, SAME_STEP's final_obs is NEXT_STEP's observation and SAME_STEP's
+    // observation is the reset observation NEXT_STEP returns one call later. Pendulum episodes all
+    // end at step 200, so both runs take the same actions up to there.
+    let n = 4;
+    let mut next = PendulumVec::new(n).unwrap();
+    let mut same = PendulumVec::new(n).unwrap();
+    same.set_autoreset_mode(AutoresetMode::SameStep);
+    let (mut o1, mut o2, mut fin) = (vec![0.0f32; 3 * n], vec![0.0f32; 3 * n], vec![f32::NAN; 3 * n]);
+    next.reset_into(Some(9), &mut o1).unwrap();
+    same.reset_into(Some(9), &mut o2).unwrap();
+    let (mut r1, mut r2) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let (mut t1, mut u1, mut t2, mut u2) = (vec![false; n], vec![false; n], vec![false; n], vec![false; n]);
+    let actions: Vec<f32> = (0..n).map(|i| i as f32 - 1.5).collect();
+    for call in 1..=200 {
+        next.step_into(
+            &actions,
+            StepBuffers { obs: &mut o1, rewards: &mut r1, terminated: &mut t1, truncated: &mut u1, final_obs: &mut [] },
+        )
+        .unwrap();
+        same.step_into(
+            &actions,
+            StepBuffers {
+                obs: &mut o2,
+                rewards: &mut r2,
+                terminated: &mut t2,
+                truncated: &mut u2,
+                final_obs: &mut fin,
+            },
+        )
+        .unwrap();
+        assert_eq!((&r1, &t1, &u1), (&r2, &t2, &u2), "call {call}: rewards and flags");
+        if call < 200 {
+            assert_eq!(o1, o2, "call {call}");
+        } else {
+            assert!(u2.iter().all(|&x| x));
+            assert_eq!(fin, o1, "final observations");
+        }
+    }
+    next.step_into(
+        &actions,
+        StepBuffers { obs: &mut o1, rewards: &mut r1, terminated: &mut t1, truncated: &mut u1, final_obs: &mut [] },
+    )
+    .unwrap();
+    assert_eq!(o1, o2, "SAME_STEP's reset observation is NEXT_STEP's, one call earlier");
+    assert!(r1.iter().all(|&r| r == 0.0));
+}
+
+#[test]
+fn per_env_seeds_past_u64_max_grow_wider_as_python_integers_do() {
+    // SyncVectorEnv seeds env i with seed + i in Python integers; at u64::MAX, env 1 gets 2^64.
+    let mut v = CartPoleVec::with_seeding(2, 500, BatchSeeding::PerEnv).unwrap();
+    v.reset(Some(u64::MAX)).unwrap();
+    let mut first = CartPole::new();
+    first.reset(Some(u64::MAX)).unwrap();
+    assert_eq!(v.state(0).unwrap(), first.state());
+    let mut second = CartPole::new();
+    *rlox_core::env::NpRandom::np_random_mut(&mut second) = rlox_core::seeding::np_random_from_int_limbs(&[0, 1]).0;
+    second.reset(None).unwrap();
+    assert_eq!(v.state(1).unwrap(), second.state());
+}

@@ -31,7 +31,7 @@
 //! [`BatchSeeding::PerEnv`] are these two; [`BatchSeeding::gymnasium_default`] says which one
 //! `make_vec` uses for an id. A batch that was never seeded draws fresh OS entropy, as Gymnasium does.
 
-use rlox_core::seeding::{np_random, Generator};
+use rlox_core::seeding::{np_random, np_random_from_int_limbs, Generator};
 use rlox_core::{Error, Result};
 
 /// When a finished env is reset (Gymnasium's `AutoresetMode`); see the [module docs](self).
@@ -133,12 +133,19 @@ impl<R: Reward> StepBuffers<'_, R> {
 pub trait DiscreteAction: Copy + std::fmt::Display {
     /// The action as an index, `None` when negative or too large for `usize`.
     fn index(self) -> Option<usize>;
+    /// The bits as a `u64` (sign-extended, so a negative action is larger than any index): lets a
+    /// batch check all its actions with one vectorised pass.
+    fn raw(self) -> u64;
 }
 
 impl DiscreteAction for usize {
     #[inline(always)]
     fn index(self) -> Option<usize> {
         Some(self)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
     }
 }
 
@@ -147,12 +154,20 @@ impl DiscreteAction for i64 {
     fn index(self) -> Option<usize> {
         usize::try_from(self).ok()
     }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
+    }
 }
 
 impl DiscreteAction for i32 {
     #[inline(always)]
     fn index(self) -> Option<usize> {
         usize::try_from(self).ok()
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as i64 as u64
     }
 }
 
@@ -264,7 +279,9 @@ impl Book {
         }
         if let Some(s) = seed {
             for (i, r) in self.rngs.iter_mut().enumerate() {
-                *r = np_random(Some(s.wrapping_add(i as u64))).0;
+                // Gymnasium adds in Python integers: past u64::MAX the seed just grows wider.
+                let wide = s as u128 + i as u128;
+                *r = np_random_from_int_limbs(&[wide as u64, (wide >> 64) as u64]).0;
             }
         }
         self.pending_reset.fill(false);

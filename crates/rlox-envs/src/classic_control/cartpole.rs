@@ -225,8 +225,12 @@ pub struct CartPoleVec {
     book: Book,
     /// Scratch: bit `i` is set when env `i` pushes right (action 1).
     action_bits: Vec<u64>,
-    /// Scratch: the envs reset within the current call.
-    reset_envs: Vec<usize>,
+    /// `NEXT_STEP`: the envs that ended at the previous call, reset at the next one.
+    pending: Vec<usize>,
+    /// Scratch: a list of envs (capacity `num_envs`, so a step never allocates).
+    scratch: Vec<usize>,
+    /// Scratch: bit `i` set when env `i` ended at this call.
+    ended_bits: Vec<u64>,
     isa: Isa,
 }
 
@@ -253,7 +257,9 @@ impl CartPoleVec {
             theta_dot: z,
             book,
             action_bits: vec![0; num_envs.div_ceil(64)],
-            reset_envs: Vec::with_capacity(num_envs),
+            pending: Vec::with_capacity(num_envs),
+            scratch: Vec::with_capacity(num_envs),
+            ended_bits: vec![0; num_envs.div_ceil(64)],
             isa: Isa::detect(),
         })
     }
@@ -310,91 +316,96 @@ impl CartPoleVec {
         [self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]]
     }
 
-    /// Draw reset states for the envs in `self.reset_envs` and write their observations: from the
+    /// Draw reset states for the envs in `list` (increasing) and write their observations: from the
     /// shared generator component by component (`uniform(size=(4, k))`), or four draws from each
-    /// env's own generator.
-    fn reset_listed(&mut self, obs: &mut [f32]) {
-        let k = self.reset_envs.len();
+    /// env's own generator. Their episode clocks restart.
+    fn reset_listed(&mut self, list: &[usize], obs: &mut [f32]) {
         match self.book.seeding {
             BatchSeeding::Shared => {
                 let rng = &mut self.book.rngs[0];
                 for component in [&mut self.x, &mut self.x_dot, &mut self.theta, &mut self.theta_dot] {
-                    for &i in &self.reset_envs[..k] {
+                    for &i in list {
                         component[i] = rng.uniform(-RESET_BOUND, RESET_BOUND);
                     }
                 }
             }
             BatchSeeding::PerEnv => {
-                for j in 0..k {
-                    let i = self.reset_envs[j];
+                for &i in list {
                     let s = sample_initial(&mut self.book.rngs[i]);
                     self.put(i, s);
                 }
             }
         }
-        for j in 0..k {
-            let i = self.reset_envs[j];
+        for &i in list {
             obs[4 * i..4 * i + 4].copy_from_slice(&observe(&self.get(i)));
+            self.book.elapsed[i] = 0;
         }
     }
 
     /// [`BatchEnv::step_into`] for any integer action type.
     pub fn step_actions<A: DiscreteAction, R: Reward>(&mut self, actions: &[A], out: StepBuffers<'_, R>) -> Result<()> {
         self.book.check_step(actions.len(), &out)?;
-        self.action_bits.fill(0);
-        for (i, &a) in actions.iter().enumerate() {
-            match a.index() {
-                Some(0) => {}
-                Some(1) => self.action_bits[i / 64] |= 1 << (i % 64),
-                _ => return Err(bad_discrete(ID, a, 2)),
-            }
+        // One pass that vectorises (a negative action is huge as a u64), then the action bits.
+        if actions.iter().fold(0u64, |acc, a| acc | a.raw()) > 1 {
+            let bad = actions.iter().copied().find(|a| a.raw() > 1).unwrap_or(actions[0]);
+            return Err(bad_discrete(ID, bad, 2));
+        }
+        for (word, chunk) in self.action_bits.iter_mut().zip(actions.chunks(64)) {
+            *word = chunk.iter().enumerate().fold(0, |w, (j, a)| w | (a.raw() & 1) << j);
         }
         let StepBuffers { obs, rewards, terminated, truncated, final_obs } = out;
 
         // 1. Every env takes its step (those pending a reset too: their result is overwritten).
-        let isa = effective_isa(self.isa);
-        let state = [&mut self.x[..], &mut self.x_dot[..], &mut self.theta[..], &mut self.theta_dot[..]];
-        kernel::step(isa, state, &self.action_bits, obs, terminated);
+        self.ended_bits.fill(0);
+        let io = kernel::Io {
+            x: &mut self.x,
+            xd: &mut self.x_dot,
+            th: &mut self.theta,
+            thd: &mut self.theta_dot,
+            bits: &self.action_bits,
+            obs,
+            terminated,
+            truncated,
+            elapsed: &mut self.book.elapsed,
+            max_steps: self.book.max_episode_steps,
+            ended: &mut self.ended_bits,
+        };
+        kernel::step(effective_isa(self.isa), io);
         rewards.fill(R::from_f64(1.0));
-        let max = self.book.max_episode_steps;
-        for (e, t) in self.book.elapsed.iter_mut().zip(truncated.iter_mut()) {
-            *e += 1;
-            *t = *e >= max;
-        }
 
         // 2. NEXT_STEP: envs that ended at the previous call are reset now (reward 0, flags false).
-        self.reset_envs.clear();
-        self.reset_envs.extend((0..actions.len()).filter(|&i| self.book.pending_reset[i]));
-        if !self.reset_envs.is_empty() {
-            self.reset_listed(obs);
-            for &i in &self.reset_envs {
-                self.book.pending_reset[i] = false;
-                self.book.elapsed[i] = 0;
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.reset_listed(&pending, obs);
+            for &i in &pending {
                 rewards[i] = R::from_f64(0.0);
                 terminated[i] = false;
                 truncated[i] = false;
+                self.ended_bits[i / 64] &= !(1 << (i % 64));
             }
         }
 
-        // 3. Envs that ended now: reset at the next call, or (SAME_STEP) right away.
-        match self.book.autoreset {
-            AutoresetMode::NextStep => {
-                for ((p, &t), &u) in self.book.pending_reset.iter_mut().zip(terminated.iter()).zip(truncated.iter()) {
-                    *p = t | u;
-                }
-            }
-            AutoresetMode::SameStep => {
-                self.reset_envs.clear();
-                self.reset_envs.extend((0..actions.len()).filter(|&i| terminated[i] | truncated[i]));
-                if !self.reset_envs.is_empty() {
-                    for &i in &self.reset_envs {
-                        final_obs[4 * i..4 * i + 4].copy_from_slice(&obs[4 * i..4 * i + 4]);
-                        self.book.elapsed[i] = 0;
-                    }
-                    self.reset_listed(obs);
-                }
+        // 3. The envs that ended now: reset at the next call, or (SAME_STEP) right away, their
+        //    final observation kept.
+        let mut ended = std::mem::take(&mut self.scratch);
+        ended.clear();
+        for (w, &word) in self.ended_bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                ended.push(64 * w + word.trailing_zeros() as usize);
+                word &= word - 1;
             }
         }
+        if self.book.autoreset == AutoresetMode::SameStep {
+            for &i in &ended {
+                final_obs[4 * i..4 * i + 4].copy_from_slice(&obs[4 * i..4 * i + 4]);
+            }
+            self.reset_listed(&ended, obs);
+            ended.clear();
+        }
+        // Both lists keep their capacity (`num_envs`), so no call allocates.
+        self.pending = ended;
+        self.scratch = pending;
         Ok(())
     }
 }
@@ -432,9 +443,13 @@ impl BatchEnv for CartPoleVec {
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
         self.book.begin_reset(seed, obs)?;
-        self.reset_envs.clear();
-        self.reset_envs.extend(0..self.book.len());
-        self.reset_listed(obs);
+        self.pending.clear();
+        let mut all = std::mem::take(&mut self.scratch);
+        all.clear();
+        all.extend(0..self.book.len());
+        self.reset_listed(&all, obs);
+        all.clear();
+        self.scratch = all;
         Ok(())
     }
 
@@ -451,62 +466,70 @@ mod kernel {
     use super::super::sincos;
     use super::*;
 
-    /// Step every env: state in place, observations (env-major), `terminated`.
-    pub(super) fn step(isa: Isa, s: [&mut [f64]; 4], bits: &[u64], obs: &mut [f32], terminated: &mut [bool]) {
-        let [x, xd, th, thd] = s;
-        let n = x.len();
-        assert!(xd.len() == n && th.len() == n && thd.len() == n);
-        assert!(obs.len() == 4 * n && terminated.len() == n && bits.len() * 64 >= n);
+    /// What one batch step reads and writes (all slices of the batch's length, `bits` and `ended`
+    /// of one bit per env).
+    pub(super) struct Io<'a> {
+        pub x: &'a mut [f64],
+        pub xd: &'a mut [f64],
+        pub th: &'a mut [f64],
+        pub thd: &'a mut [f64],
+        /// Bit `i`: env `i` pushes right.
+        pub bits: &'a [u64],
+        pub obs: &'a mut [f32],
+        pub terminated: &'a mut [bool],
+        pub truncated: &'a mut [bool],
+        /// The `TimeLimit` clocks, advanced by one.
+        pub elapsed: &'a mut [u32],
+        pub max_steps: u32,
+        /// Out (zeroed by the caller): bit `i` set when env `i` terminated or was truncated.
+        pub ended: &'a mut [u64],
+    }
+
+    /// Step every env: state in place, observations (env-major), flags, clocks, `ended` bits.
+    pub(super) fn step(isa: Isa, mut io: Io<'_>) {
+        let n = io.x.len();
+        assert!(io.xd.len() == n && io.th.len() == n && io.thd.len() == n && io.obs.len() == 4 * n);
+        assert!(io.terminated.len() == n && io.truncated.len() == n && io.elapsed.len() == n);
+        assert!(io.bits.len() * 64 >= n && io.ended.len() * 64 >= n);
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `effective_isa` checked the CPU and the sin/cos replay; the slices were checked above.
-            Isa::Avx512 => unsafe { avx512(x, xd, th, thd, bits, obs, terminated) },
+            Isa::Avx512 => unsafe { avx512(&mut io) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { avx2(x, xd, th, thd, bits, obs, terminated) },
+            Isa::Avx2 => unsafe { avx2(&mut io) },
             _ => 0,
         };
         // The envs the vector loop did not cover: one at a time with the C library's sin/cos.
         for i in done..n {
-            let a = (bits[i / 64] >> (i % 64)) as usize & 1;
-            let (ns, t) = dynamics([x[i], xd[i], th[i], thd[i]], a);
-            x[i] = ns[0];
-            xd[i] = ns[1];
-            th[i] = ns[2];
-            thd[i] = ns[3];
-            obs[4 * i..4 * i + 4].copy_from_slice(&observe(&ns));
-            terminated[i] = t;
+            let a = (io.bits[i / 64] >> (i % 64)) as usize & 1;
+            let (ns, t) = dynamics([io.x[i], io.xd[i], io.th[i], io.thd[i]], a);
+            io.x[i] = ns[0];
+            io.xd[i] = ns[1];
+            io.th[i] = ns[2];
+            io.thd[i] = ns[3];
+            io.obs[4 * i..4 * i + 4].copy_from_slice(&observe(&ns));
+            let e = io.elapsed[i] + 1;
+            io.elapsed[i] = e;
+            let u = e >= io.max_steps;
+            io.terminated[i] = t;
+            io.truncated[i] = u;
+            io.ended[i / 64] |= ((t | u) as u64) << (i % 64);
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-    unsafe fn avx512(
-        x: &mut [f64],
-        xd: &mut [f64],
-        th: &mut [f64],
-        thd: &mut [f64],
-        bits: &[u64],
-        obs: &mut [f32],
-        term: &mut [bool],
-    ) -> usize {
+    unsafe fn avx512(io: &mut Io<'_>) -> usize {
         // SAFETY: forwarded; this function runs only where AVX-512 is available.
-        unsafe { lanes::<super::super::simd::x86::F64x8>(x, xd, th, thd, bits, obs, term) }
+        unsafe { lanes::<super::super::simd::x86::F64x8>(io) }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        x: &mut [f64],
-        xd: &mut [f64],
-        th: &mut [f64],
-        thd: &mut [f64],
-        bits: &[u64],
-        obs: &mut [f32],
-        term: &mut [bool],
-    ) -> usize {
+    unsafe fn avx2(io: &mut Io<'_>) -> usize {
         // SAFETY: forwarded; this function runs only where AVX2 and FMA are available.
-        unsafe { lanes::<super::super::simd::x86::F64x4>(x, xd, th, thd, bits, obs, term) }
+        unsafe { lanes::<super::super::simd::x86::F64x4>(io) }
     }
 
     /// The vector loop over whole groups of `V::N` envs; returns how many envs it stepped.
@@ -514,28 +537,23 @@ mod kernel {
     /// # Safety
     /// `V` must be usable on this CPU; the slices have the lengths `step` checked.
     #[inline(always)]
-    pub(super) unsafe fn lanes<V: Lanes>(
-        x: &mut [f64],
-        xd: &mut [f64],
-        th: &mut [f64],
-        thd: &mut [f64],
-        bits: &[u64],
-        obs: &mut [f32],
-        term: &mut [bool],
-    ) -> usize {
-        let n = x.len();
+    pub(super) unsafe fn lanes<V: Lanes>(io: &mut Io<'_>) -> usize {
+        let n = io.x.len();
         let whole = n / V::N * V::N;
         let tab = sincos::table_ptr();
         let lane_mask = (1u64 << V::N) - 1;
+        let (x, xd, th, thd) = (io.x.as_mut_ptr(), io.xd.as_mut_ptr(), io.th.as_mut_ptr(), io.thd.as_mut_ptr());
+        let (obs, term, trunc, elapsed) =
+            (io.obs.as_mut_ptr(), io.terminated.as_mut_ptr(), io.truncated.as_mut_ptr(), io.elapsed.as_mut_ptr());
         let mut i = 0;
         while i < whole {
-            // SAFETY: i + N <= n for every slice read and written below (obs has 4n, term n).
+            // SAFETY: i + N <= n for every slice read and written below (obs has 4n entries).
             unsafe {
-                let s_x = V::load(x.as_ptr().add(i));
-                let s_xd = V::load(xd.as_ptr().add(i));
-                let s_th = V::load(th.as_ptr().add(i));
-                let s_thd = V::load(thd.as_ptr().add(i));
-                let right = V::mask_from_bits(((bits[i / 64] >> (i % 64)) & lane_mask) as u32);
+                let s_x = V::load(x.add(i));
+                let s_xd = V::load(xd.add(i));
+                let s_th = V::load(th.add(i));
+                let s_thd = V::load(thd.add(i));
+                let right = V::mask_from_bits(((io.bits[i / 64] >> (i % 64)) & lane_mask) as u32);
                 let force = V::select(right, V::splat(FORCE_MAG), V::splat(-FORCE_MAG));
 
                 let (sintheta, costheta) = sincos::sincos(s_th, tab);
@@ -558,15 +576,25 @@ mod kernel {
                     V::or(nth.lt(V::splat(-THETA_THRESHOLD_RADIANS)), nth.gt(V::splat(THETA_THRESHOLD_RADIANS))),
                 );
 
-                nx.store(x.as_mut_ptr().add(i));
-                nxd.store(xd.as_mut_ptr().add(i));
-                nth.store(th.as_mut_ptr().add(i));
-                nthd.store(thd.as_mut_ptr().add(i));
-                V::store_rows4_f32(nx, nxd, nth, nthd, obs.as_mut_ptr().add(4 * i));
+                nx.store(x.add(i));
+                nxd.store(xd.add(i));
+                nth.store(th.add(i));
+                nthd.store(thd.add(i));
+                V::store_rows4_f32(nx, nxd, nth, nthd, obs.add(4 * i));
+
+                // Flags and clocks, lane by lane (the compiler unrolls this).
                 let tb = V::bits(t);
+                let mut ended = 0u64;
                 for l in 0..V::N {
-                    term[i + l] = (tb >> l) & 1 != 0;
+                    let e = *elapsed.add(i + l) + 1;
+                    *elapsed.add(i + l) = e;
+                    let te = (tb >> l) & 1 != 0;
+                    let tr = e >= io.max_steps;
+                    *term.add(i + l) = te;
+                    *trunc.add(i + l) = tr;
+                    ended |= ((te | tr) as u64) << l;
                 }
+                io.ended[i / 64] |= ended << (i % 64);
             }
             i += V::N;
         }
