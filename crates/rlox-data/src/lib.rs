@@ -21,6 +21,7 @@
 //! | prompt-only | `prompt, answer?` | [`records::prompts_to_batch`], [`read::read_prompts`] |
 //! | GRPO rollout group | `run, step, prompt, completions: list<struct<text, num_tokens, rewards: struct<..>, reward, advantage>>` | [`rollouts::RolloutStore`], [`read::read_rollouts`] |
 //! | RL episode | `run, episode, return, length, terminated, truncated, transitions: list<struct<t, obs, action, reward>>` | [`records::episodes_to_batch`]; recorded while training by [`episodes::EpisodeRecorder`] |
+//! | env steps from rollout workers | `worker, env, t, obs, action, reward, terminated, truncated` under `run=/step=/part-<worker>` | [`env_steps::EnvStepStore`] |
 //! | training metric (long format) | `run, step, wall_time_us, name, value` | [`metrics::ParquetMetricsLogger`], [`metrics::metrics_from_jsonl`] |
 //!
 //! Datasets can also be laid out like a Hugging Face dataset repository ([`hf`]):
@@ -30,6 +31,7 @@
 //! Every reader error names the file: a truncated file, a file that is not Parquet, a column that is
 //! missing or has the wrong type.
 
+pub mod env_steps;
 pub mod episodes;
 pub mod error;
 pub mod hf;
