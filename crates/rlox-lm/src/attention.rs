@@ -95,6 +95,13 @@ pub trait AttentionKernel {
     /// `heads` a multiple of `kv_heads` (query head `h` uses key/value head `h / (heads / kv_heads)`).
     /// Returns `[batch, heads, queries, head_dim]` = `softmax(q k^T * scale + mask) v`.
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask, scale: f64) -> Tensor<4>;
+
+    /// A copy the backward pass can keep (gradient checkpointing re-runs attention after the call
+    /// that received `&self` has returned). `None`, the default, turns checkpointing off for calls
+    /// with this kernel.
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        None
+    }
 }
 
 /// The straightforward (materialised scores) attention.
@@ -112,6 +119,10 @@ impl AttentionKernel for EagerAttention {
         let scores = scores + mask.bias.clone().unsqueeze_dim::<5>(1);
         let p = softmax(scores, 4).reshape([b, kv, rep * t, s]);
         p.matmul(v).reshape([b, h, t, d])
+    }
+
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        Some(std::sync::Arc::new(*self))
     }
 }
 
@@ -148,5 +159,9 @@ impl AttentionKernel for FlashAttention {
             Ok(out) => out,
             Err(_) => EagerAttention.attend(q, k, v, mask, scale),
         }
+    }
+
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        Some(std::sync::Arc::new(*self))
     }
 }

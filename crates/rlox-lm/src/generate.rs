@@ -179,10 +179,10 @@ pub fn log_softmax_at(logits: &[f32], i: usize, t: f32) -> f32 {
     (logits[i] as f64 / t - m - z.ln()) as f32
 }
 
-/// Last-position logits of each row of a `[batch, seq, vocab]` tensor, to the CPU.
-fn last_logits(logits: rlox_nn::Tensor<3>) -> Vec<Vec<f32>> {
-    let [b, t, v] = logits.dims();
-    let flat: Vec<f32> = logits.narrow(1, t - 1, 1).into_data().try_into_vec_as::<f32>().expect("f32");
+/// The rows of a `[batch, vocab]` tensor, to the CPU.
+fn rows(logits: rlox_nn::Tensor<2>) -> Vec<Vec<f32>> {
+    let [b, v] = logits.dims();
+    let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("float logits");
     flat.chunks(v).take(b).map(<[f32]>::to_vec).collect()
 }
 
@@ -232,9 +232,9 @@ pub fn generate(
     let mut cache = KvCache::new(&model.config, b);
     let first = ForwardInput::left_padded(prompts, cfg.pad_token_id);
     let mut logits = if cfg.use_cache {
-        last_logits(model.forward(&first, Some(&mut cache))?.logits)
+        rows(model.next_token_logits(&first, Some(&mut cache))?)
     } else {
-        last_logits(model.forward(&first, None)?.logits)
+        rows(model.next_token_logits(&first, None)?)
     };
     let mut stop_at: Vec<Option<usize>> = vec![None; b];
     while !done.iter().all(|&d| d) {
@@ -271,9 +271,9 @@ pub fn generate(
                 positions: seqs.iter().map(|s| vec![s.len() - 1]).collect(),
                 valid: vec![vec![true]; b],
             };
-            last_logits(model.forward(&step, Some(&mut cache))?.logits)
+            rows(model.next_token_logits(&step, Some(&mut cache))?)
         } else {
-            last_logits(model.forward(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?.logits)
+            rows(model.next_token_logits(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?)
         };
     }
     if let Some(tk) = tokenizer {
