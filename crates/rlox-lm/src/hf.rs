@@ -246,7 +246,7 @@ pub fn save_model_as(
 
 /// String metadata of a safetensors file (for tools).
 pub fn metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::invalid("checkpoint", format!("{e}")))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::invalid("checkpoint", format!("{e}")))?;
     Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
 }

@@ -36,6 +36,9 @@ pub use attention::{AttentionKernel, AttentionMask, EagerAttention, FlashAttenti
 pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
 pub use generate::{generate, GenerationConfig, GenerationOutput, Sampler};
 pub use hf::{load_model, load_model_with, save_model, save_model_as, LoadOptions};
-pub use model::{CausalLm, ForwardInput, HiddenStates, KvCache, LmOutput, MemoryOptions, HashInit, ParamKind, ParamSource, RandomInit};
-pub use weights::{StorageDtype, WeightFiles, WeightWriter};
+pub use model::{
+    CausalLm, ForwardInput, HashInit, HiddenStates, KvCache, LmOutput, MemoryOptions, ParamKind, ParamSource,
+    RandomInit,
+};
 pub use tokenizer::{ChatMessage, ChatTemplate, LmTokenizer};
+pub use weights::{StorageDtype, WeightFiles, WeightWriter};

@@ -188,10 +188,14 @@ impl RmsNorm {
         Ok(RmsNorm { weight: src.param(&format!("{prefix}.weight"), [hidden], ParamKind::Ones)?, eps })
     }
 
-    /// Normalise over the last dimension.
+    /// Normalise over the last dimension. A bf16 input is normalised in f32 and rounded back before
+    /// the scale, as transformers' `Qwen2RMSNorm`/`LlamaRMSNorm` do.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        let x = if dtype == DType::F32 { x } else { x.cast(DType::F32) };
         let var = x.clone().square().mean_dim(D - 1);
         let x = x * var.add_scalar(self.eps).sqrt().recip();
+        let x = if dtype == DType::F32 { x } else { x.cast(dtype) };
         x * self.weight.val().unsqueeze::<D>()
     }
 }
@@ -664,11 +668,8 @@ impl CausalLm {
         let embed_tokens =
             Embedding { weight: src.param("model.embed_tokens.weight", [c.vocab_size, hs], ParamKind::Normal)? };
         let norm = RmsNorm::load(src, "model.norm", hs, c.rms_norm_eps)?;
-        let lm_head = if c.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::load(src, "lm_head", hs, c.vocab_size, false)?)
-        };
+        let lm_head =
+            if c.tie_word_embeddings { None } else { Some(Linear::load(src, "lm_head", hs, c.vocab_size, false)?) };
         Ok(CausalLm {
             model: Decoder { embed_tokens, layers, norm },
             lm_head,
@@ -765,9 +766,9 @@ impl CausalLm {
             };
             parts.push(match &self.lm_head {
                 Some(head) => rlox_nn::recompute::checkpoint(head, h, move |m: &Linear, h| f(m.forward2(h))),
-                None => rlox_nn::recompute::checkpoint(&self.model.embed_tokens, h, move |m: &Embedding, h| {
-                    f(m.attend(h))
-                }),
+                None => {
+                    rlox_nn::recompute::checkpoint(&self.model.embed_tokens, h, move |m: &Embedding, h| f(m.attend(h)))
+                }
             });
             start += len;
         }
@@ -800,7 +801,10 @@ impl CausalLm {
             return Err(Error::invalid("input", "positions and valid must have one row per sequence"));
         }
         if input.positions.iter().any(|r| r.len() != t) || input.valid.iter().any(|r| r.len() != t) {
-            return Err(Error::invalid("input", format!("positions and valid rows must have {t} entries, like the ids")));
+            return Err(Error::invalid(
+                "input",
+                format!("positions and valid rows must have {t} entries, like the ids"),
+            ));
         }
         if let Some(&bad) = input.ids.iter().flatten().find(|&&i| i as usize >= c.vocab_size) {
             return Err(Error::invalid(
@@ -844,7 +848,11 @@ impl CausalLm {
         }
         let constant = |v: Vec<f32>| {
             let t = Tensor::<4>::from_data(TensorData::new(v, [b, 1, t, d]), &device).inner();
-            if dtype == DType::F32 { t } else { t.cast(dtype) }
+            if dtype == DType::F32 {
+                t
+            } else {
+                t.cast(dtype)
+            }
         };
         let (cos, sin) = (constant(cos), constant(sin));
         // Masks, one per distinct window.

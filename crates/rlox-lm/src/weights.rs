@@ -412,7 +412,7 @@ fn convert_into(src: &[u8], dtype: Dtype, out: &mut [f32]) {
 /// both sides are read and written a cache line at a time.
 fn convert_transposed_into(src: &[u8], dtype: Dtype, rows: usize, cols: usize, out: &mut [f32]) {
     const TILE: usize = 64;
-    let size = dtype.size();
+    let size = dtype.bitsize() / 8;
     let mut row_buf = [0.0f32; TILE];
     for r0 in (0..rows).step_by(TILE) {
         let r1 = (r0 + TILE).min(rows);
@@ -439,7 +439,7 @@ struct Pending {
 
 enum PendingValues {
     /// A burn tensor kept as `[rows, cols]` (1-D tensors as `[1, n]`), written transposed or not.
-    Tensor { tensor: Tensor<2>, transpose: bool },
+    Tensor { tensor: Box<Tensor<2>>, transpose: bool },
     /// Host values in row-major order.
     Host(Vec<f32>),
 }
@@ -455,8 +455,8 @@ impl View for &Pending {
         let values: Vec<f32> = match &self.values {
             PendingValues::Host(v) => return Cow::Owned(self.dtype.encode(v)),
             PendingValues::Tensor { tensor, transpose } => {
-                let t = if *transpose { tensor.clone().transpose() } else { tensor.clone() };
-                t.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32")
+                let t = if *transpose { (**tensor).clone().transpose() } else { (**tensor).clone() };
+                t.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32")
             }
         };
         Cow::Owned(self.dtype.encode(&values))
@@ -494,14 +494,14 @@ impl WeightWriter {
         let rows = if D == 0 { 1 } else { shape[..D - 1].iter().product() };
         let cols = shape.last().copied().unwrap_or(1);
         let tensor = tensor.reshape([rows, cols]);
-        self.push(name.into(), shape, PendingValues::Tensor { tensor, transpose: false });
+        self.push(name.into(), shape, PendingValues::Tensor { tensor: Box::new(tensor), transpose: false });
     }
 
     /// Add the 2-D `tensor` (`[rows, cols]`) stored transposed, as `[cols, rows]` (burn's `[in, out]`
     /// linear weights in PyTorch's `[out, in]` layout).
     pub fn add_transposed(&mut self, name: impl Into<String>, tensor: Tensor<2>) {
         let [r, c] = tensor.dims();
-        self.push(name.into(), vec![c, r], PendingValues::Tensor { tensor, transpose: true });
+        self.push(name.into(), vec![c, r], PendingValues::Tensor { tensor: Box::new(tensor), transpose: true });
     }
 
     /// Add host values (row-major) of `shape`.
@@ -510,7 +510,11 @@ impl WeightWriter {
         if shape.iter().product::<usize>() != values.len() {
             return Err(Error::invalid(
                 "checkpoint",
-                format!("tensor '{name}': shape {shape:?} needs {} values, got {}", shape.iter().product::<usize>(), values.len()),
+                format!(
+                    "tensor '{name}': shape {shape:?} needs {} values, got {}",
+                    shape.iter().product::<usize>(),
+                    values.len()
+                ),
             ));
         }
         self.push(name, shape, PendingValues::Host(values));
@@ -632,10 +636,10 @@ mod tests {
             // "mt" is m transposed in the file; reading it transposed gives m back.
             let back = files.tensor_transposed("mt", &dev).unwrap();
             assert_eq!(back.dims(), [5, 7]);
-            assert_eq!(back.into_data().into_vec::<f32>().unwrap(), rounded);
+            assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), rounded);
             let (_, mt) = files.read_f32("mt").unwrap();
             assert_eq!(mt[1], rounded[7], "row 0 of the file is column 0 of m");
-            assert_eq!(files.tensor::<1>("v", &dev).unwrap().into_data().into_vec::<f32>().unwrap(), rounded[..6]);
+            assert_eq!(files.tensor::<1>("v", &dev).unwrap().into_data().try_into_vec::<f32>().unwrap(), rounded[..6]);
         }
     }
 
@@ -678,7 +682,8 @@ mod tests {
         assert!(e.to_string().contains("in both one and two"), "{e}");
         // A truncated file.
         let bytes = std::fs::read(&path).unwrap();
-        let e = WeightFiles::from_bytes(vec![("cut.safetensors".into(), bytes[..bytes.len() - 3].to_vec())]).unwrap_err();
+        let e =
+            WeightFiles::from_bytes(vec![("cut.safetensors".into(), bytes[..bytes.len() - 3].to_vec())]).unwrap_err();
         assert!(e.to_string().contains("cut.safetensors"), "{e}");
     }
 }

@@ -26,7 +26,7 @@ fn check(reference: &Path) {
     let (mut worst, mut worst_lse) = (0.0f64, 0.0f64);
     for (p, ids) in r["prompts"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<u32> = ids.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
-        let logits = model.forward_ids(&[ids.clone()]).unwrap().logits;
+        let logits = model.forward_ids(std::slice::from_ref(&ids)).unwrap().logits;
         let v = config.vocab_size;
         let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().unwrap();
         for (t, row) in flat.chunks(v).enumerate() {

@@ -13,17 +13,17 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Every parameter's gradient, flattened, in visiting order.
-fn all_grads(model: &CausalLm, grads: &Grads) -> Vec<(String, Vec<f32>)> {
-    struct V<'a>(&'a Grads, Vec<(String, Vec<f32>)>, usize);
+fn all_grads(model: &CausalLm, grads: &Grads, what: &str) -> Vec<(String, Vec<f32>)> {
+    struct V<'a>(&'a Grads, Vec<(String, Vec<f32>)>, usize, &'a str);
     impl ModuleVisitor for V<'_> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             self.2 += 1;
             let g: Option<Tensor<D>> = self.0.get(p.id);
-            let g = g.unwrap_or_else(|| panic!("parameter #{} has no gradient", self.2));
+            let g = g.unwrap_or_else(|| panic!("{}: parameter #{} has no gradient", self.3, self.2));
             self.1.push((format!("#{}", self.2), g.into_data().try_into_vec_as::<f32>().unwrap()));
         }
     }
-    let mut v = V(grads, Vec::new(), 0);
+    let mut v = V(grads, Vec::new(), 0, what);
     model.visit(&mut v);
     v.1
 }
@@ -93,14 +93,15 @@ fn checkpointing_and_chunked_head_give_the_plain_gradients() {
         let model = load_model(fixture(name), &device).unwrap();
         let (input, _) = batch();
         let plain = plain_loss(&model, &input);
-        let reference = all_grads(&model, &rlox_nn::backward(&plain, &model));
-        let plain = plain.into_scalar();
+        let reference = all_grads(&model, &rlox_nn::backward(&plain, &model), &format!("{name} plain"));
+        let plain: f32 = plain.into_scalar();
         for (ckpt, rows) in [(true, 0), (false, 3), (true, 5)] {
             let mut m = model.clone();
             m.memory = MemoryOptions { gradient_checkpointing: ckpt, logits_chunk_rows: rows };
             let loss = if rows == 0 { plain_loss(&m, &input) } else { chunked_loss(&m, &input) };
-            let grads = all_grads(&m, &rlox_nn::backward(&loss, &m));
-            let value = loss.into_scalar();
+            let grads =
+                all_grads(&m, &rlox_nn::backward(&loss, &m), &format!("{name} checkpointing={ckpt} chunk={rows}"));
+            let value: f32 = loss.into_scalar();
             assert!((value - plain).abs() < 1e-5, "{name}: loss {value} vs {plain}");
             compare(&reference, &grads, &format!("{name} checkpointing={ckpt} chunk={rows}"));
         }
@@ -117,7 +118,8 @@ fn token_logprobs_equal_log_softmax_of_the_logits() {
     let [b, t, v] = logits.dims();
     let hidden = model.hidden_states(&input, None).unwrap().hidden.reshape([b * t, 64]);
     let targets: Vec<u32> = (0..b * t).map(|i| (i * 37 % v) as u32).collect();
-    let full: Vec<f32> = log_softmax(logits.reshape([b * t, v]).div_scalar(0.7), 1).into_data().try_into_vec_as().unwrap();
+    let full: Vec<f32> =
+        log_softmax(logits.reshape([b * t, v]).div_scalar(0.7), 1).into_data().try_into_vec_as().unwrap();
     for rows in [0, 1, 4, 100] {
         model.memory.logits_chunk_rows = rows;
         let lp: Vec<f32> =

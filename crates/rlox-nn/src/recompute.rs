@@ -26,7 +26,7 @@
 //! On any other device, without autodiff, or when neither `x` nor any parameter is tracked,
 //! [`checkpoint`] just returns `f(module, x)` (same values, ordinary memory use).
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 use std::sync::Arc;
 
@@ -60,48 +60,13 @@ pub fn without_autodiff<M: Module>(module: M) -> M {
     module.map(&mut Inner)
 }
 
-/// The module's float parameters, in visiting order.
-fn param_values<M: Module>(module: &M) -> Vec<ParamValue> {
-    struct Collect(Vec<ParamValue>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(ParamValue::new(param.val()));
-        }
-    }
-    let mut c = Collect(Vec::new());
-    module.visit(&mut c);
-    c.0
-}
-
-/// A float tensor of any rank (the parameters of a block have ranks 1 and 2, a few may have more).
-#[derive(Clone, Debug)]
-enum ParamValue {
-    R1(Tensor<1>),
-    R2(Tensor<2>),
-    R3(Tensor<3>),
-    R4(Tensor<4>),
-}
-
-impl ParamValue {
-    fn new<const D: usize>(t: Tensor<D>) -> Self {
-        let dims = t.dims();
-        match D {
-            1 => ParamValue::R1(t.reshape([dims[0]])),
-            2 => ParamValue::R2(t.reshape([dims[0], dims[1]])),
-            3 => ParamValue::R3(t.reshape([dims[0], dims[1], dims[2]])),
-            4 => ParamValue::R4(t.reshape([dims[0], dims[1], dims[2], dims[3]])),
-            _ => unimplemented!("checkpointed blocks take parameters of rank 1 to 4, got {D}"),
-        }
-    }
-}
-
 #[cfg(feature = "flex")]
 mod imp {
-    use super::{param_values, without_autodiff, ParamValue};
+    use super::without_autodiff;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
     use burn::backend::autodiff::{Autodiff, NodeId};
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
@@ -175,30 +140,34 @@ mod imp {
         v.1
     }
 
-    fn ad_node(p: &ParamValue) -> Option<(bool, Option<NodeId>)> {
-        fn one<const D: usize>(t: &Tensor<D>) -> Option<(bool, Option<NodeId>)> {
-            let tracked = t.is_require_grad();
-            let ad = t.clone().try_into_primitive::<Ad>().ok()?;
-            Some((tracked, tracked.then(|| ad.id())))
+    /// The outer graph's node of each parameter (visiting order; `None` when it does not require a
+    /// gradient) and a guard on the first one that does. `None` when a parameter is not an autodiff
+    /// Flex tensor. The parameters' own tensors are read: a reshape or any other op would create a
+    /// new node, and a gradient registered there would never reach the parameter.
+    fn param_nodes<M: Module>(module: &M) -> Option<(Vec<Option<NodeId>>, Option<NodeGuard>)> {
+        struct Nodes {
+            ids: Vec<Option<NodeId>>,
+            anchor: Option<NodeGuard>,
+            ok: bool,
         }
-        match p {
-            ParamValue::R1(t) => one(t),
-            ParamValue::R2(t) => one(t),
-            ParamValue::R3(t) => one(t),
-            ParamValue::R4(t) => one(t),
+        impl ModuleVisitor for Nodes {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let t = param.val();
+                let tracked = t.is_require_grad();
+                match t.try_into_primitive::<Ad>() {
+                    Ok(ad) => {
+                        if tracked && self.anchor.is_none() {
+                            self.anchor = Some(ad.node());
+                        }
+                        self.ids.push(tracked.then(|| ad.id()));
+                    }
+                    Err(_) => self.ok = false,
+                }
+            }
         }
-    }
-
-    fn anchor_guard(p: &ParamValue) -> burn::backend::autodiff::ops::NodeGuard {
-        fn one<const D: usize>(t: &Tensor<D>) -> burn::backend::autodiff::ops::NodeGuard {
-            t.clone().try_into_primitive::<Ad>().expect("checked to be an autodiff Flex tensor").node()
-        }
-        match p {
-            ParamValue::R1(t) => one(t),
-            ParamValue::R2(t) => one(t),
-            ParamValue::R3(t) => one(t),
-            ParamValue::R4(t) => one(t),
-        }
+        let mut v = Nodes { ids: Vec::new(), anchor: None, ok: true };
+        module.visit(&mut v);
+        v.ok.then_some((v.ids, v.anchor))
     }
 
     pub(super) fn checkpoint<M, F, const D: usize, const E: usize>(module: &M, x: Tensor<D>, f: Arc<F>) -> Tensor<E>
@@ -210,12 +179,9 @@ mod imp {
         let Ok(x_ad) = x.clone().try_into_primitive::<Ad>() else {
             return f(module, x);
         };
-        let params = param_values(module);
-        let Some(nodes) = params.iter().map(ad_node).collect::<Option<Vec<_>>>() else {
+        let Some((param_nodes, anchor)) = param_nodes(module) else {
             return f(module, x);
         };
-        let param_nodes: Vec<Option<NodeId>> = nodes.iter().map(|(_, id)| *id).collect();
-        let anchor = nodes.iter().position(|(tracked, _)| *tracked);
 
         // The forward pass: the block on constants, no graph, nothing kept.
         let inner = without_autodiff(module.clone());
@@ -237,13 +203,12 @@ mod imp {
         };
         let state = State { recompute, param_nodes };
         let out = match anchor {
-            Some(i) => match CheckpointStep.prepare::<NoCheckpointing>([x_ad.node(), anchor_guard(&params[i])])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(state, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            },
+            Some(anchor) => {
+                match CheckpointStep.prepare::<NoCheckpointing>([x_ad.node(), anchor]).compute_bound().stateful() {
+                    OpsKind::Tracked(prep) => prep.finish(state, y),
+                    OpsKind::UnTracked(prep) => prep.finish(y),
+                }
+            }
             None => match CheckpointStep.prepare::<NoCheckpointing>([x_ad.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish(state, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
@@ -251,7 +216,6 @@ mod imp {
         };
         Tensor::<E>::from_primitive::<Ad>(out)
     }
-
 }
 
 #[cfg(test)]
@@ -302,7 +266,7 @@ mod tests {
     }
 
     fn flat(g: Option<Tensor<2>>) -> Vec<f32> {
-        g.expect("a gradient").into_data().into_vec::<f32>().unwrap()
+        g.expect("a gradient").into_data().try_into_vec::<f32>().unwrap()
     }
 
     #[test]
@@ -314,7 +278,7 @@ mod tests {
         let (x0, x1) = (x(), x());
         let plain = loss(&n, x0.clone(), false);
         let ckpt = loss(&n, x1.clone(), true);
-        let (a, b) = (plain.clone().into_scalar(), ckpt.clone().into_scalar());
+        let (a, b): (f32, f32) = (plain.clone().into_scalar(), ckpt.clone().into_scalar());
         assert_eq!(a, b, "the forward values are the same computation");
         let ga = plain.backward();
         let gb = ckpt.backward();
@@ -327,7 +291,9 @@ mod tests {
         for (i, blk) in n.blocks.iter().enumerate() {
             close(flat(blk.w1.val().grad(&ga)), flat(blk.w1.val().grad(&gb)), &format!("block {i} w1"));
             close(flat(blk.w2.val().grad(&ga)), flat(blk.w2.val().grad(&gb)), &format!("block {i} w2"));
-            let s = |g: &burn::tensor::Gradients| blk.scale.val().grad(g).unwrap().into_data().into_vec::<f32>().unwrap();
+            let s = |g: &burn::tensor::Gradients| {
+                blk.scale.val().grad(g).unwrap().into_data().try_into_vec::<f32>().unwrap()
+            };
             close(s(&ga), s(&gb), &format!("block {i} scale"));
         }
         close(flat(n.head.val().grad(&ga)), flat(n.head.val().grad(&gb)), "head");
@@ -344,7 +310,7 @@ mod tests {
         for b in &n.blocks {
             let a: Tensor<2> = ga.get(b.w1.id).unwrap();
             let c: Tensor<2> = gb.get(b.w1.id).unwrap();
-            let d = (a - c).abs().max().into_scalar();
+            let d: f32 = (a - c).abs().max().into_scalar();
             assert!(d < 1e-6, "{d}");
         }
         // Without autodiff: the same values.
@@ -352,8 +318,8 @@ mod tests {
         let m = without_autodiff(n.clone());
         let xp = x.inner();
         assert_eq!(
-            loss(&m, xp.clone(), true).into_scalar(),
-            loss(&m, xp.to_device(&plain), false).into_scalar()
+            loss(&m, xp.clone(), true).into_scalar::<f32>(),
+            loss(&m, xp.to_device(&plain), false).into_scalar::<f32>()
         );
     }
 }
