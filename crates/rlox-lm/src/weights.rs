@@ -10,10 +10,11 @@
 //!
 //! Files are memory-mapped, never read into a buffer: a tensor's bytes are converted straight from
 //! the page cache into the f32 buffer that becomes the burn tensor (one copy, which f32 compute needs
-//! anyway for bf16 or f16 files), and its pages are then dropped from the process with
-//! `madvise(MADV_DONTNEED)`, so loading a 1 GB bf16 checkpoint peaks at the f32 weights plus one
-//! tensor's pages, not at the file plus the weights. Linear weights, which Hugging Face stores
-//! `[out, in]` and burn multiplies as `[in, out]`, are transposed during the same conversion
+//! anyway for bf16 or f16 files, and which a transposed layout needs for any file), a few MiB at a
+//! time, each range's pages dropped from the process with `madvise(MADV_DONTNEED)` once converted.
+//! Loading a 1 GB bf16 checkpoint therefore peaks at the f32 weights plus a few MiB, not at the
+//! file plus the weights. Linear weights, which Hugging Face stores `[out, in]` and burn multiplies
+//! as `[in, out]`, are transposed during the same conversion
 //! ([`WeightFiles::tensor_transposed`]).
 //!
 //! Writing is streamed as well: the header is computed from shapes and dtypes, then each tensor is
@@ -304,14 +305,14 @@ impl WeightFiles {
         &self.files[e.file].storage.bytes()[e.start..e.end]
     }
 
-    /// Drop a tensor's pages from this process (they stay in the page cache): after conversion the
-    /// mapped bytes are not needed, and without this a big checkpoint's pages would add to the RSS
-    /// until the map is dropped.
-    fn release(&self, e: &Entry) {
+    /// Drop the mapped pages of bytes `start..end` of `e`'s file from this process (they stay in the
+    /// page cache): once converted they are not needed, and without this a big checkpoint's pages
+    /// would add to the resident memory until the map is dropped.
+    fn release(&self, e: &Entry, start: usize, end: usize) {
         if let Storage::Mapped(map) = &self.files[e.file].storage {
             let page = 4096;
-            let start = e.start.div_ceil(page) * page;
-            let end = e.end / page * page;
+            let start = start.div_ceil(page) * page;
+            let end = end / page * page;
             if end > start {
                 // SAFETY: the map is a shared read-only file mapping; MADV_DONTNEED only drops our
                 // page-table entries, and a later access faults the same bytes back in from the file.
@@ -335,9 +336,17 @@ impl WeightFiles {
         let e = self.entry(name)?;
         self.check_float(name, e)?;
         let n: usize = e.info.shape.iter().product();
+        let size = e.info.dtype.bitsize() / 8;
         let mut out = vec![0.0f32; n];
-        convert_into(self.raw(e), e.info.dtype, &mut out);
-        self.release(e);
+        // A few MiB at a time, each range's pages released once converted: the resident memory
+        // grows by the f32 copy only, not by the file's pages as well.
+        let per_chunk = (CHUNK_BYTES / size).max(1);
+        let raw = self.raw(e);
+        for (i, dst) in out.chunks_mut(per_chunk).enumerate() {
+            let at = i * per_chunk * size;
+            convert_into(&raw[at..at + dst.len() * size], e.info.dtype, dst);
+            self.release(e, e.start + at, e.start + at + dst.len() * size);
+        }
         Ok((e.info.shape.clone(), out))
     }
 
@@ -351,9 +360,14 @@ impl WeightFiles {
                 format!("tensor '{name}' has shape {:?}; only 2-D tensors can be transposed", e.info.shape),
             ));
         };
+        let size = e.info.dtype.bitsize() / 8;
         let mut out = vec![0.0f32; rows * cols];
-        convert_transposed_into(self.raw(e), e.info.dtype, rows, cols, &mut out);
-        self.release(e);
+        let raw = self.raw(e);
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            convert_transposed_rows(raw, e.info.dtype, (r0, r1), rows, cols, &mut out);
+            self.release(e, e.start + r0 * cols * size, e.start + r1 * cols * size);
+        }
         Ok((vec![cols, rows], out))
     }
 
@@ -408,25 +422,42 @@ fn convert_into(src: &[u8], dtype: Dtype, out: &mut [f32]) {
     }
 }
 
-/// Convert the `[rows, cols]` matrix in `src` into `out` as `[cols, rows]`, in square tiles so that
-/// both sides are read and written a cache line at a time.
-fn convert_transposed_into(src: &[u8], dtype: Dtype, rows: usize, cols: usize, out: &mut [f32]) {
-    const TILE: usize = 64;
+/// Bytes converted between two releases of mapped pages.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Side of the square tiles of the transposing conversion.
+const TILE: usize = 64;
+
+/// Rows `r0..r1` of the `[rows, cols]` matrix in `src`, written into `out` as columns of the
+/// `[cols, rows]` transpose, in square tiles so that both sides move a cache line at a time.
+fn convert_transposed_rows(
+    src: &[u8],
+    dtype: Dtype,
+    (r0, r1): (usize, usize),
+    rows: usize,
+    cols: usize,
+    out: &mut [f32],
+) {
     let size = dtype.bitsize() / 8;
     let mut row_buf = [0.0f32; TILE];
-    for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for c0 in (0..cols).step_by(TILE) {
-            let c1 = (c0 + TILE).min(cols);
-            let w = c1 - c0;
-            for r in r0..r1 {
-                let at = (r * cols + c0) * size;
-                convert_into(&src[at..at + w * size], dtype, &mut row_buf[..w]);
-                for (j, &v) in row_buf[..w].iter().enumerate() {
-                    out[(c0 + j) * rows + r] = v;
-                }
+    for c0 in (0..cols).step_by(TILE) {
+        let c1 = (c0 + TILE).min(cols);
+        let w = c1 - c0;
+        for r in r0..r1 {
+            let at = (r * cols + c0) * size;
+            convert_into(&src[at..at + w * size], dtype, &mut row_buf[..w]);
+            for (j, &v) in row_buf[..w].iter().enumerate() {
+                out[(c0 + j) * rows + r] = v;
             }
         }
+    }
+}
+
+/// The whole `[rows, cols]` matrix in `src` into `out` as `[cols, rows]`.
+#[cfg(test)]
+fn convert_transposed_into(src: &[u8], dtype: Dtype, rows: usize, cols: usize, out: &mut [f32]) {
+    for r0 in (0..rows).step_by(TILE) {
+        convert_transposed_rows(src, dtype, (r0, (r0 + TILE).min(rows)), rows, cols, out);
     }
 }
 
