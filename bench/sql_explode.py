@@ -3,7 +3,7 @@
 `rlox sql`, DuckDB and Spark (local[1]) on the same files. Single-threaded, one run each.
 
     cargo build --release -p rlox-data --example write_demo
-    cargo build --release -p rlox-cli --features sql
+    cargo build --release -p rlox-cli
     pip install duckdb pyspark
     RAYON_NUM_THREADS=1 python3 bench/sql_explode.py [--completions 1000000] [--target-dir target]
 

@@ -3,7 +3,7 @@
 `rlox sql` give the same rows as Spark for the same LATERAL VIEW explode query?
 
     cargo build --release -p rlox-data --example write_demo
-    cargo build --release -p rlox-cli --features sql
+    cargo build --release -p rlox-cli
     pip install pyspark datasets        # Java 17 for Spark
     python3 tools/spark_hive_compat.py [--target-dir target]
 

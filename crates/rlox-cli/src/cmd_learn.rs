@@ -116,11 +116,11 @@ impl Learner {
         &mut self,
         algo: ActorCriticAlgo,
         cfg: &PolicyGradientConfig,
-        reference: &[f64],
+        reference: Option<&[f64]>,
     ) -> anyhow::Result<PolicyGradientResult> {
         Ok(match self {
-            Learner::Grid(g) => learn_actor_critic(g.as_mut(), algo, cfg, Some(reference))?,
-            Learner::Other(e) => learn_actor_critic(e, algo, cfg, Some(reference))?,
+            Learner::Grid(g) => learn_actor_critic(g.as_mut(), algo, cfg, reference)?,
+            Learner::Other(e) => learn_actor_critic(e, algo, cfg, reference)?,
         })
     }
 
@@ -155,19 +155,69 @@ impl Learner {
     }
 }
 
-/// The values the RMSE curve is measured against: optimal values for control, the uniform policy's
-/// values for TD(0).
-pub fn reference_values(mdp: &TabularMdp, algo: LearnAlgo, gamma: f64) -> anyhow::Result<Vec<f64>> {
+/// The values the RMSE curve is measured against, or why there are none.
+pub enum Reference {
+    /// Optimal values for control, the uniform policy's values for TD(0).
+    Values(Vec<f64>),
+    /// The values are not defined (gamma 1 on a continuing task, or an undiscounted evaluation that does
+    /// not converge): learning runs, the RMSE is skipped, and this says why.
+    Undefined(String),
+}
+
+impl Reference {
+    /// The values, if defined.
+    pub fn values(&self) -> Option<&[f64]> {
+        match self {
+            Reference::Values(v) => Some(v),
+            Reference::Undefined(_) => None,
+        }
+    }
+
+    /// Why there are no values, if so.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Reference::Values(_) => None,
+            Reference::Undefined(why) => Some(why),
+        }
+    }
+}
+
+/// The reference values for `algo` at `gamma`: optimal values (value iteration) for control, the uniform
+/// policy's values for TD(0). With gamma 1 they exist only on an episodic model (terminal states make the
+/// undiscounted return finite, as on CliffWalking); otherwise the RMSE is skipped with a note.
+pub fn reference_values(mdp: &TabularMdp, algo: LearnAlgo, gamma: f64) -> anyhow::Result<Reference> {
+    if gamma == 1.0 && !mdp.has_terminal_states() {
+        return Ok(Reference::Undefined(
+            "no reference values at gamma 1: the task has no terminal state, so undiscounted values are not \
+             defined; the RMSE is not computed"
+                .into(),
+        ));
+    }
     if algo.is_control() {
         let o = PlanningOptions { gamma, tol: 1e-12, keep_history: false, ..Default::default() };
-        return Ok(value_iteration(mdp, &o).context("solving the model for the reference values")?.values);
+        let r = value_iteration(mdp, &o).context("solving the model for the reference values")?;
+        if !r.converged {
+            return Ok(Reference::Undefined(format!(
+                "no reference values: value iteration at gamma {gamma} did not converge in {} sweeps; the RMSE is \
+                 not computed",
+                r.iterations
+            )));
+        }
+        return Ok(Reference::Values(r.values));
     }
     let pi = TabularPolicy::uniform(mdp.n_states(), mdp.n_actions());
     if mdp.n_states() <= CLOSED_FORM_MAX_STATES && gamma < 1.0 {
-        Ok(closed_form_values(mdp, &pi, gamma)?)
-    } else {
-        Ok(iterative_evaluation(mdp, &pi, gamma, 1e-12, 1_000_000, None, false)?.values)
+        return Ok(Reference::Values(closed_form_values(mdp, &pi, gamma)?));
     }
+    const MAX_SWEEPS: usize = 1_000_000;
+    let e = iterative_evaluation(mdp, &pi, gamma, 1e-12, MAX_SWEEPS, None, false)?;
+    if !e.converged {
+        return Ok(Reference::Undefined(format!(
+            "no reference values: evaluating the uniform policy at gamma {gamma} did not converge in {MAX_SWEEPS} \
+             sweeps; the RMSE is not computed"
+        )));
+    }
+    Ok(Reference::Values(e.values))
 }
 
 /// Draw the learning curves (and a grid world's learned policy) into `dir`; returns the files.
@@ -375,17 +425,18 @@ pub fn run(a: LearnArgs) -> anyhow::Result<()> {
     let mut learner = Learner::from_args(&a.env)?;
     let mdp = learner.mdp()?;
     let start = Instant::now();
-    let (r, is_control, max_steps, probabilities) = match actor_critic {
+    let (r, is_control, max_steps, probabilities, reference) = match actor_critic {
         Some(ac) => {
             let cfg = a.policy_gradient_config(ac)?;
             let reference = reference_values(&mdp, LearnAlgo::QLearning, cfg.gamma)?;
-            let pg = learner.learn_actor_critic(ac, &cfg, &reference)?;
-            (pg.learn, true, cfg.max_episode_steps, Some(pg.probabilities))
+            let pg = learner.learn_actor_critic(ac, &cfg, reference.values())?;
+            (pg.learn, true, cfg.max_episode_steps, Some(pg.probabilities), reference)
         }
         None => {
             let s = a.spec().settings(a.seed)?;
             let reference = reference_values(&mdp, s.algo, a.gamma)?;
-            (learner.learn(&s, Some(&reference))?, s.algo.is_control(), s.td.max_episode_steps, None)
+            let r = learner.learn(&s, reference.values())?;
+            (r, s.algo.is_control(), s.td.max_episode_steps, None, reference)
         }
     };
     let wall = start.elapsed().as_secs_f64();
@@ -411,6 +462,7 @@ pub fn run(a: LearnArgs) -> anyhow::Result<()> {
             "wall_seconds": wall,
             "steps_per_second": r.steps as f64 / wall.max(1e-9),
             "final_rmse": h.rmse.last().map(|x| x.1),
+            "reference_note": reference.note(),
             "history": {
                 "episode_rewards": thin(&h.episode_rewards, 1000),
                 "episode_lengths": thin(&h.episode_lengths, 1000),
@@ -431,6 +483,9 @@ pub fn run(a: LearnArgs) -> anyhow::Result<()> {
             println!("{} steps in {:.2} s ({:.0} steps/s)", r.steps, wall, r.steps as f64 / wall.max(1e-9));
             if let Some(e) = h.rmse.last() {
                 println!("final RMSE against the reference: {:.4}", e.1);
+            }
+            if let Some(note) = reference.note() {
+                println!("note: {note}");
             }
             if let Some(e) = eval {
                 println!(

@@ -1,6 +1,7 @@
 //! `rlox sft | rm | dpo | grpo | r1-zero --config FILE.toml [--max-steps N]`: post-training runs
 //! from TOML configs (the fields of rlox-posttrain's `SftConfig`, `RewardConfig`, `DpoConfig`,
-//! `GrpoConfig`, `R1ZeroConfig`). Each writes a run directory and prints its summary.
+//! `GrpoConfig`, `R1ZeroConfig`; TRL's key names are accepted too, see `rlox_posttrain::config`). Each
+//! writes a run directory and prints its summary.
 
 use crate::output::{print_json, Format};
 use clap::Args;
@@ -54,28 +55,28 @@ fn report(summary: &serde_json::Value, format: Format) -> anyhow::Result<()> {
 pub fn run(method: Method, a: PostArgs) -> anyhow::Result<()> {
     let summary = match method {
         Method::Sft => {
-            let mut c: SftConfig = rlox_core::config::load_toml(&a.config)?;
+            let mut c: SftConfig = rlox_posttrain::config::load(&a.config)?;
             if let Some(n) = a.max_steps {
                 c.max_steps = n;
             }
             SftTrainer::new(&c)?.train()?
         }
         Method::Rm => {
-            let mut c: RewardConfig = rlox_core::config::load_toml(&a.config)?;
+            let mut c: RewardConfig = rlox_posttrain::config::load(&a.config)?;
             if let Some(n) = a.max_steps {
                 c.max_steps = n;
             }
             RewardTrainer::new(&c)?.train()?
         }
         Method::Dpo => {
-            let mut c: DpoConfig = rlox_core::config::load_toml(&a.config)?;
+            let mut c: DpoConfig = rlox_posttrain::config::load(&a.config)?;
             if let Some(n) = a.max_steps {
                 c.max_steps = n;
             }
             DpoTrainer::new(&c)?.train()?
         }
         Method::Grpo => {
-            let mut c: GrpoConfig = rlox_core::config::load_toml(&a.config)?;
+            let mut c: GrpoConfig = rlox_posttrain::config::load(&a.config)?;
             if let Some(n) = a.max_steps {
                 c.max_steps = n;
             }

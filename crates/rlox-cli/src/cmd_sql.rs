@@ -57,9 +57,14 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         "table" => out.to_table()? + "\n",
         "csv" => out.to_csv()?,
         "json" => {
+            // Written by hand so that each row's keys keep the SELECT's column order (serde_json's maps sort).
             let columns: Vec<&String> = out.schema.fields().iter().map(|f| f.name()).collect();
-            let v = serde_json::json!({"columns": columns, "num_rows": out.num_rows(), "rows": out.to_json_rows()?});
-            serde_json::to_string(&v)? + "\n"
+            format!(
+                "{{\"columns\":{},\"num_rows\":{},\"rows\":{}}}\n",
+                serde_json::to_string(&columns)?,
+                out.num_rows(),
+                out.to_json()?
+            )
         }
         _ => {
             let path = out.write_parquet(file.as_ref().expect("checked"))?;

@@ -2,7 +2,7 @@
 //! (`configs/gridworld.toml`): the book's grid world solved by planning and learned from samples,
 //! with metrics, plots, a checkpoint of the learned table and a summary in a run directory.
 
-use crate::cmd_learn::{draw_curves, reference_values, LearnSpec, Learner};
+use crate::cmd_learn::{draw_curves, reference_values, LearnSpec, Learner, Reference};
 use crate::output::{print_json, Format};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -386,11 +386,14 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
     if let (Some(spec), Some(settings)) = (&cfg.learn, &learn_settings) {
         let gamma = settings.td.gamma;
         let reference = match (&optimal, settings.algo.is_control(), &cfg.plan) {
-            (Some(v), true, Some(p)) if (p.gamma - gamma).abs() < 1e-15 => v.clone(),
+            (Some(v), true, Some(p)) if (p.gamma - gamma).abs() < 1e-15 => Reference::Values(v.clone()),
             _ => reference_values(&mdp, settings.algo, gamma)?,
         };
+        if let Some(note) = reference.note() {
+            tracing::warn!("{note}");
+        }
         let start = Instant::now();
-        let r = learner.learn(settings, Some(&reference))?;
+        let r = learner.learn(settings, reference.values())?;
         let wall = start.elapsed().as_secs_f64();
         for (step, e) in &r.history.rmse {
             log.log(*step, &[("learn/rmse", *e)])?;
@@ -414,10 +417,9 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> anyhow::Result<serde_json::Va
         });
         if settings.algo.is_control() {
             let greedy = TabularPolicy::deterministic(&r.policy, mdp.n_actions())?;
-            let gap = if gamma < 1.0 {
-                Some(max_abs_diff(&closed_form_values(&mdp, &greedy, gamma)?, &reference))
-            } else {
-                None
+            let gap = match reference.values() {
+                Some(optimal) if gamma < 1.0 => Some(max_abs_diff(&closed_form_values(&mdp, &greedy, gamma)?, optimal)),
+                _ => None,
             };
             let eval =
                 learner.evaluate(&r.policy, spec.eval_episodes, settings.td.max_episode_steps.min(1000), cfg.seed)?;

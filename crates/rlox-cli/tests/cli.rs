@@ -210,6 +210,61 @@ fn learn_actor_critic_path_finding() {
 }
 
 #[test]
+fn undiscounted_learning_on_an_episodic_task() {
+    // Sutton & Barto's example 6.6 as Gymnasium has it: gamma 1 is well defined on CliffWalking (the goal
+    // is terminal), so learning runs and the RMSE is measured against undiscounted optimal values.
+    let v = json_ok(&[
+        "learn",
+        "--env",
+        "CliffWalking-v1",
+        "--algo",
+        "q-learning",
+        "--gamma",
+        "1",
+        "--episodes",
+        "500",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(v["episodes"], 500);
+    assert!(v["reference_note"].is_null(), "{}", v["reference_note"]);
+    let rmse = v["final_rmse"].as_f64().expect("an RMSE against the undiscounted optimal values");
+    assert!(rmse.is_finite());
+    // Q-learning with epsilon 0.1 finds the path along the cliff: the greedy policy reaches the goal in 13 steps.
+    assert_eq!(v["eval"]["mean_return"].as_f64().unwrap(), -13.0, "{}", v["eval"]);
+    let solved = json_ok(&[
+        "solve",
+        "--env",
+        "CliffWalking-v1",
+        "--algo",
+        "value-iteration",
+        "--gamma",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(floats(&solved["values"])[36], -13.0);
+    // A continuing task has no undiscounted values: learning still runs and says why there is no RMSE.
+    let v = json_ok(&[
+        "learn",
+        "--preset",
+        "book-5x5",
+        "--algo",
+        "sarsa",
+        "--gamma",
+        "1",
+        "--episodes",
+        "5",
+        "--format",
+        "json",
+    ]);
+    assert!(v["final_rmse"].is_null());
+    assert!(v["reference_note"].as_str().unwrap().contains("no terminal state"), "{}", v["reference_note"]);
+}
+
+#[test]
 fn rollout_replays_the_cartpole_trace_exactly() {
     let trace_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/CartPole-v1.json");
     let trace: Value = serde_json::from_str(&std::fs::read_to_string(&trace_path).unwrap()).unwrap();

@@ -1,4 +1,4 @@
-//! `rlox sql` end to end (built with `--features sql`): a training run's Parquet output queried with
+//! `rlox sql` end to end (the default `sql` feature): a training run's Parquet output queried with
 //! Hive's LATERAL VIEW explode, and clear errors for bad tables and unsupported SQL.
 #![cfg(feature = "sql")]
 
@@ -55,6 +55,23 @@ fn a_dqn_run_is_queryable_with_lateral_view_explode() {
     assert!(e["episodes"].as_i64().unwrap() >= 2, "{per_episode}");
     assert_eq!(e["steps"].as_i64(), x["steps"].as_i64(), "{per_episode} vs {exploded}");
     assert!((e["total"].as_f64().unwrap() - x["total"].as_f64().unwrap()).abs() < 1e-9);
+    // Output columns keep the SELECT's order and Hive's/Spark's names in every format.
+    let q = "SELECT t.reward, episode, length FROM episodes LATERAL VIEW explode(transitions) x AS t LIMIT 3";
+    let out = rlox(&["sql", q, "--table", run, "--output", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["columns"], serde_json::json!(["reward", "episode", "length"]), "{text}");
+    let row = &text[text.find("\"rows\":[{").expect("rows")..];
+    let (r, e, l) =
+        (row.find("\"reward\":").unwrap(), row.find("\"episode\":").unwrap(), row.find("\"length\":").unwrap());
+    assert!(r < e && e < l, "keys out of SELECT order: {text}");
+    let csv = rlox(&["sql", q, "--table", run, "--output", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.starts_with("reward,episode,length\n"), "{csv}");
+    let table = String::from_utf8(rlox(&["sql", q, "--table", run]).stdout).unwrap();
+    let header: Vec<&str> = table.lines().nth(1).unwrap().split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(header, ["reward", "episode", "length"], "{table}");
     // The metrics table of the same run.
     let m = json_ok(&["sql", "SELECT count(DISTINCT name) AS names FROM metrics", "--table", run, "--output", "json"]);
     assert!(m["rows"][0]["names"].as_i64().unwrap() >= 2, "{m}");

@@ -61,6 +61,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Training diverged: a loss or gradient norm became NaN or infinite. The last checkpoint on disk
+    /// (if any) is from before, and is kept.
+    #[error("{algo} diverged: the {quantity} became {value} at {unit} {step}; {hint}")]
+    Diverged {
+        /// The trainer (`ppo`, `dpo`, ...).
+        algo: String,
+        /// What went non-finite (`loss`, `critic loss`, `gradient norm`, ...).
+        quantity: String,
+        /// Its value.
+        value: f64,
+        /// What `step` counts (`gradient step`, `update`, `step`).
+        unit: &'static str,
+        /// Where.
+        step: u64,
+        /// What to try.
+        hint: String,
+    },
+    /// A checkpoint that cannot be used: missing, truncated, corrupted, or from another run.
+    #[error("checkpoint {path}: {why}")]
+    Checkpoint {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A plot could not be drawn.
     #[error("plot {path}: {message}")]
     Plot {
@@ -75,6 +100,29 @@ impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), why: why.into() }
+    }
+
+    /// Shorthand for [`Error::Checkpoint`].
+    pub fn checkpoint(path: impl Into<PathBuf>, why: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.into(), why: why.into() }
+    }
+
+    /// Shorthand for [`Error::Diverged`] with the usual hint.
+    pub fn diverged(
+        algo: impl Into<String>,
+        quantity: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        step: u64,
+    ) -> Self {
+        Error::Diverged {
+            algo: algo.into(),
+            quantity: quantity.into(),
+            value,
+            unit,
+            step,
+            hint: "check the data (rewards, observations) for NaN/inf, or lower the learning rate".into(),
+        }
     }
 
     /// Shorthand for [`Error::Io`].

@@ -34,6 +34,9 @@ pub struct TabularMdp {
     next: Vec<u32>,
     prob: Vec<f64>,
     reward: Vec<f64>,
+    /// `terminal[s]`: `s` ends an episode ([`Mdp::is_terminal`] of the compiled model). Undiscounted
+    /// (gamma = 1) planning is defined only when such states exist.
+    terminal: Vec<bool>,
 }
 
 impl TabularMdp {
@@ -63,6 +66,7 @@ impl TabularMdp {
             next: Vec::new(),
             prob: Vec::new(),
             reward: rewards,
+            terminal: vec![false; n_states],
         };
         m.offsets.push(0);
         for (row, list) in rows.into_iter().enumerate() {
@@ -108,7 +112,26 @@ impl TabularMdp {
                 rewards.push(mdp.expected_reward(s, a));
             }
         }
-        TabularMdp::new(ns, na, rows, rewards)
+        let mut m = TabularMdp::new(ns, na, rows, rewards)?;
+        m.terminal = (0..ns).map(|s| mdp.is_terminal(s)).collect();
+        Ok(m)
+    }
+
+    /// The same model with `terminal` marking the states that end an episode (one flag per state).
+    pub fn with_terminal(mut self, terminal: Vec<bool>) -> Result<Self> {
+        if terminal.len() != self.n_states {
+            return Err(Error::invalid(
+                "mdp",
+                format!("{} terminal flags for {} states", terminal.len(), self.n_states),
+            ));
+        }
+        self.terminal = terminal;
+        Ok(self)
+    }
+
+    /// Whether the model is episodic: at least one state ends an episode.
+    pub fn has_terminal_states(&self) -> bool {
+        self.terminal.iter().any(|&t| t)
     }
 
     /// The `(next_states, probabilities)` of `(s, a)` as parallel slices (the hot path of planning).
@@ -146,6 +169,9 @@ impl Mdp for TabularMdp {
     }
     fn expected_reward(&self, state: usize, action: usize) -> f64 {
         self.reward[state * self.n_actions + action]
+    }
+    fn is_terminal(&self, state: usize) -> bool {
+        self.terminal[state]
     }
 }
 

@@ -12,10 +12,137 @@
 //! ```
 
 use crate::checkpoint::atomic_write;
+use crate::config::FlatTable;
 use crate::logger::{CsvLogger, JsonlLogger, MultiLogger, ProgressLogger, TensorBoardLogger};
 use crate::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Which backend to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// burn's pure-Rust CPU backend, Flex (feature `flex`, the default).
+    #[default]
+    Cpu,
+    /// The NdArray CPU backend (feature `ndarray`; deprecated upstream, kept as a fallback).
+    Ndarray,
+    /// CUDA through CubeCL (feature `cuda`), GPU with this index.
+    Cuda(usize),
+}
+
+impl DeviceKind {
+    /// Parse `cpu`, `ndarray`, `cuda` or `cuda:N`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "cpu" | "flex" => Ok(DeviceKind::Cpu),
+            "ndarray" => Ok(DeviceKind::Ndarray),
+            "cuda" => Ok(DeviceKind::Cuda(0)),
+            _ => match text.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+                Some(i) => Ok(DeviceKind::Cuda(i)),
+                None => Err(Error::invalid("device", format!("'{text}': expected cpu, ndarray, cuda or cuda:N"))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Ndarray => f.write_str("ndarray"),
+            DeviceKind::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// What every training run has, whatever it trains (deep RL and post-training alike): its name, seed,
+/// length, how often it evaluates, checkpoints and logs, where it writes, and the device. The method's
+/// own hyper-parameters live in its config struct; both sit side by side in one flat config file (see
+/// [`crate::config::FlatTable`]), and the names of Stable-Baselines3 and TRL are accepted as aliases
+/// ([`RunSettings::ALIASES`]).
+///
+/// The defaults here are placeholders: each trainer starts from its own (`total_steps` is 100,000 env
+/// steps for PPO on CartPole, 50,000 for DQN, ...), and the resolved values go to the run directory's
+/// `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSettings {
+    /// Run name: the run directory is `<runs_dir>/<name>-<timestamp>`. TRL: `run_name`.
+    pub name: String,
+    /// The seed every random stream of the run derives from.
+    pub seed: u64,
+    /// Where run directories go. TRL: `output_dir`.
+    pub runs_dir: PathBuf,
+    /// Length of training: environment steps for RL (SB3: `total_timesteps`), optimizer steps for
+    /// post-training (TRL: `max_steps`; 0 there means `num_train_epochs` passes over the data).
+    pub total_steps: u64,
+    /// Evaluate every this many steps (0: only at the end). SB3: `eval_freq`, TRL: `eval_steps`.
+    pub eval_every: u64,
+    /// Episodes per evaluation (RL). SB3: `n_eval_episodes`.
+    pub eval_episodes: usize,
+    /// Checkpoint every this many steps (0: only at the end); checkpoints go to `<run dir>/checkpoints`.
+    /// TRL: `save_steps`.
+    pub checkpoint_every: u64,
+    /// Log training metrics every this many steps (0: the trainer's natural cadence, e.g. every update).
+    /// TRL: `logging_steps`.
+    pub log_every: u64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// The device to train on (`cpu`, `ndarray`, `cuda`, `cuda:N`).
+    pub device: DeviceKind,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            name: "run".into(),
+            seed: 0,
+            runs_dir: PathBuf::from("runs"),
+            total_steps: 0,
+            eval_every: 0,
+            eval_episodes: 10,
+            checkpoint_every: 0,
+            log_every: 0,
+            progress: true,
+            device: DeviceKind::Cpu,
+        }
+    }
+}
+
+impl RunSettings {
+    /// Other spellings of the run settings: Stable-Baselines3's and TRL's (alias, setting).
+    pub const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("run_name", "name"),
+        ("output_dir", "runs_dir"),
+        ("total_timesteps", "total_steps"),
+        ("max_steps", "total_steps"),
+        ("eval_freq", "eval_every"),
+        ("eval_steps", "eval_every"),
+        ("n_eval_episodes", "eval_episodes"),
+        ("save_steps", "checkpoint_every"),
+        ("save_freq", "checkpoint_every"),
+        ("logging_steps", "log_every"),
+    ];
+
+    /// Take the run settings out of a flat config, starting from a trainer's `defaults`.
+    pub fn take(table: &mut FlatTable, defaults: &RunSettings) -> Result<RunSettings> {
+        for (alias, key) in Self::ALIASES {
+            table.alias(alias, key)?;
+        }
+        table.take_over(defaults)
+    }
+
+    /// Whether a run setting is named `key` (or spelled so by an alias).
+    pub fn is_key(key: &str) -> bool {
+        crate::config::struct_keys::<RunSettings>().contains(&key) || Self::ALIASES.iter().any(|(a, _)| *a == key)
+    }
+
+    /// Whether `count` (steps done) is a multiple of a cadence (`every` 0 means never).
+    pub fn due(every: u64, count: u64) -> bool {
+        every > 0 && count > 0 && count.is_multiple_of(every)
+    }
+}
 
 /// A run directory.
 #[derive(Debug, Clone)]

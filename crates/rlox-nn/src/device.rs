@@ -6,55 +6,27 @@
 
 use burn::tensor::Device;
 use rlox_core::{Error, Result};
-use serde::{Deserialize, Serialize};
 
-/// Which backend to run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeviceKind {
-    /// burn's pure-Rust CPU backend, Flex (feature `flex`, the default).
-    #[default]
-    Cpu,
-    /// The NdArray CPU backend (feature `ndarray`; deprecated upstream, kept as a fallback).
-    Ndarray,
-    /// CUDA through CubeCL (feature `cuda`), GPU with this index.
-    Cuda(usize),
-}
+pub use rlox_core::run::DeviceKind;
 
-impl DeviceKind {
-    /// Parse `cpu`, `ndarray`, `cuda` or `cuda:N`.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "cpu" | "flex" => Ok(DeviceKind::Cpu),
-            "ndarray" => Ok(DeviceKind::Ndarray),
-            "cuda" => Ok(DeviceKind::Cuda(0)),
-            _ => match text.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-                Some(i) => Ok(DeviceKind::Cuda(i)),
-                None => Err(Error::invalid("device", format!("'{text}': expected cpu, ndarray, cuda or cuda:N"))),
-            },
+/// The plain (inference) device of `kind`, or an error naming the cargo feature that is missing.
+pub fn device_of(kind: DeviceKind) -> Result<Device> {
+    match kind {
+        DeviceKind::Cpu => cpu_device(),
+        DeviceKind::Ndarray => {
+            #[cfg(feature = "ndarray")]
+            return Ok(Device::ndarray());
+            #[cfg(not(feature = "ndarray"))]
+            Err(missing("ndarray"))
         }
-    }
-
-    /// The plain (inference) device, or an error naming the cargo feature that is missing.
-    pub fn device(self) -> Result<Device> {
-        match self {
-            DeviceKind::Cpu => cpu_device(),
-            DeviceKind::Ndarray => {
-                #[cfg(feature = "ndarray")]
-                return Ok(Device::ndarray());
-                #[cfg(not(feature = "ndarray"))]
-                Err(missing("ndarray"))
-            }
-            DeviceKind::Cuda(_index) => {
-                #[cfg(feature = "cuda")]
-                return Ok(Device::cuda(_index));
-                #[cfg(not(feature = "cuda"))]
-                Err(missing("cuda"))
-            }
+        DeviceKind::Cuda(_index) => {
+            #[cfg(feature = "cuda")]
+            return Ok(Device::cuda(_index));
+            #[cfg(not(feature = "cuda"))]
+            Err(missing("cuda"))
         }
     }
 }
-
 #[allow(dead_code)]
 fn missing(feature: &str) -> Error {
     Error::invalid(
@@ -78,7 +50,7 @@ pub fn cpu_device() -> Result<Device> {
 /// burn may keep one generator per backend rather than per device: seed before creating each model,
 /// in a fixed order, and runs repeat.
 pub fn train_device(kind: DeviceKind, seed: u64) -> Result<Device> {
-    let device = kind.device()?.autodiff();
+    let device = device_of(kind)?.autodiff();
     device.seed(seed);
     Ok(device)
 }
@@ -103,7 +75,7 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_feature_is_an_error() {
-        let e = DeviceKind::Cuda(0).device().unwrap_err().to_string();
+        let e = device_of(DeviceKind::Cuda(0)).unwrap_err().to_string();
         assert!(e.contains("--features cuda"), "{e}");
     }
 }

@@ -40,7 +40,7 @@ pub use burn::module::Module;
 pub use burn::tensor::{Device, Int, Tensor, TensorData};
 pub use checkpoint::{load_safetensors, read_safetensors_metadata, save_safetensors, to_safetensors_bytes};
 pub use clip::{clip_grad_norm, global_grad_norm};
-pub use device::{cpu_device, train_device, DeviceKind};
+pub use device::{cpu_device, device_of, train_device, DeviceKind};
 pub use mlp::{Activation, Mlp, MlpConfig, OutputInit};
 pub use optim::{AdamParamState, Optimizer, OptimizerConfig};
 pub use params::{all_finite, polyak_update};

@@ -33,7 +33,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use rlox_lm::{ChatMessage, LmTokenizer};
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One dataset row as a JSON object.
 pub type Row = Map<String, Value>;
@@ -62,6 +62,63 @@ impl Dataset {
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// A dataset by path or by name, as TRL's `dataset_name` and `dataset_train_split` take it:
+    ///
+    /// * a file (`.jsonl`, `.json`, `.parquet`) or a directory of Parquet files: read as [`Dataset::load`];
+    /// * a Hugging Face dataset directory (`data/<split>-*.parquet`, as the Hub and `datasets.save_to_disk`
+    ///   in Parquet form lay it out, or `<split>-*.parquet` / `<split>.jsonl` at its top): the `split` rows;
+    /// * a Hub id (`org/name`) already in the local Hugging Face cache (`$HF_HUB_CACHE`, else
+    ///   `$HF_HOME/hub`, else `~/.cache/huggingface/hub`): its snapshot, read as a dataset directory.
+    ///
+    /// rlox never downloads: an id that is not cached is an error that says where it looked.
+    pub fn open(name_or_path: &Path, split: &str) -> Result<Self> {
+        if name_or_path.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "dataset",
+                "no dataset given: set `dataset_name` (or `train_file`) to a file, a directory or a cached Hub id",
+            ));
+        }
+        if name_or_path.is_file() {
+            return Dataset::load(name_or_path);
+        }
+        if name_or_path.is_dir() {
+            return match split_files(name_or_path, split)? {
+                Some(files) => Dataset::load_files(&files),
+                None => Dataset::load(name_or_path),
+            };
+        }
+        let id = name_or_path.to_string_lossy();
+        let hub = hub_cache_dir();
+        let repo = hub.join(format!("datasets--{}", id.replace('/', "--")));
+        if let Some(snapshot) = cached_snapshot(&repo) {
+            return match split_files(&snapshot, split)? {
+                Some(files) => Dataset::load_files(&files),
+                None => Err(Error::invalid(
+                    format!("dataset {id}"),
+                    format!("the cached snapshot {} has no files for split `{split}`", snapshot.display()),
+                )),
+            };
+        }
+        Err(Error::invalid(
+            format!("dataset {id}"),
+            format!(
+                "no such file or directory, and not in the Hugging Face cache ({}); rlox does not download \
+                 datasets: give a path, or fetch it first (`huggingface-cli download --repo-type dataset {id}`)",
+                repo.display()
+            ),
+        ))
+    }
+
+    fn load_files(files: &[PathBuf]) -> Result<Self> {
+        let mut ds = Dataset::default();
+        for f in files {
+            let part = Dataset::load(f)?;
+            ds.rows.extend(part.rows);
+            ds.locations.extend(part.locations);
+        }
+        Ok(ds)
     }
 
     /// Read `.jsonl`, `.json` (an array of objects) or Parquet (a `.parquet` file or a directory of them).
@@ -134,6 +191,66 @@ fn load_jsonl(path: &Path) -> Result<Dataset> {
         ds.locations.push(loc);
     }
     Ok(ds)
+}
+
+/// The Hugging Face hub cache directory (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+fn hub_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("HF_HOME") {
+        return PathBuf::from(p).join("hub");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+/// The snapshot a cached Hub repo's `refs/main` names, else its only snapshot.
+fn cached_snapshot(repo: &Path) -> Option<PathBuf> {
+    let snapshots = repo.join("snapshots");
+    if let Ok(rev) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let p = snapshots.join(rev.trim());
+        if p.is_dir() {
+            return Some(p);
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&snapshots).ok()?.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    (dirs.len() == 1).then(|| dirs.remove(0))
+}
+
+/// The files of `split` in a dataset directory (`data/<split>-*`, `<split>-*`, `<split>.<ext>` or
+/// `<split>/`), or `None` when the directory has no split layout.
+fn split_files(dir: &Path, split: &str) -> Result<Option<Vec<PathBuf>>> {
+    let data_exts = ["parquet", "jsonl", "json"];
+    let is_data = |p: &Path| p.extension().and_then(|e| e.to_str()).is_some_and(|e| data_exts.contains(&e));
+    let list = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        v.sort();
+        v
+    };
+    let prefix = format!("{split}-");
+    for d in [dir.join("data"), dir.to_path_buf()] {
+        let files: Vec<PathBuf> = list(&d)
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                is_data(p) && (name.starts_with(&prefix) || p.file_stem().and_then(|s| s.to_str()) == Some(split))
+            })
+            .collect();
+        if !files.is_empty() {
+            return Ok(Some(files));
+        }
+    }
+    let sub = dir.join(split);
+    if sub.is_dir() {
+        let files: Vec<PathBuf> = list(&sub).into_iter().filter(|p| is_data(p)).collect();
+        if !files.is_empty() {
+            return Ok(Some(files));
+        }
+    }
+    Ok(None)
 }
 
 fn load_parquet(path: &Path) -> Result<Dataset> {

@@ -34,6 +34,8 @@ pub struct DpoConfig {
     pub ref_model: Option<PathBuf>,
     /// Preference dataset (`.jsonl`, `.json`, `.parquet` or a directory).
     pub train_file: PathBuf,
+    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
+    pub dataset_train_split: String,
     /// KL strength. *TRL*: 0.1.
     pub beta: f64,
     /// The loss. *TRL*: sigmoid.
@@ -86,6 +88,7 @@ impl Default for DpoConfig {
             model: ModelConfig::default(),
             ref_model: None,
             train_file: PathBuf::new(),
+            dataset_train_split: "train".into(),
             beta: 0.1,
             loss_type: DpoLossType::Sigmoid,
             label_smoothing: 0.0,
@@ -219,7 +222,7 @@ impl DpoTrainer {
         config.validate()?;
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
         let loaded = config.model.load(&device)?;
-        let ds = Dataset::load(&config.train_file)?;
+        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
         let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &config.truncation())?;
         let reference = match &config.ref_model {
             Some(p) => Some(rlox_lm::load_model(p, &device.clone().inner())?),
@@ -384,5 +387,14 @@ impl DpoTrainer {
         });
         run.finish(&summary)?;
         Ok(summary)
+    }
+}
+
+impl crate::config::RequiredKeys for DpoConfig {
+    fn required(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
+            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
+        ]
     }
 }

@@ -56,6 +56,8 @@ pub struct GrpoConfig {
     pub model: ModelConfig,
     /// Prompt-only dataset; extra columns go to the reward functions.
     pub train_file: PathBuf,
+    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
+    pub dataset_train_split: String,
     /// Held-out prompts scored with greedy decoding every `eval_steps`.
     pub eval_file: Option<PathBuf>,
     /// Evaluate every this many steps (0: only at the start and the end).
@@ -133,6 +135,7 @@ impl Default for GrpoConfig {
         GrpoConfig {
             model: ModelConfig::default(),
             train_file: PathBuf::new(),
+            dataset_train_split: "train".into(),
             eval_file: None,
             eval_steps: 0,
             eval_num_samples: 0,
@@ -320,7 +323,7 @@ impl GrpoTrainer {
     ) -> Result<Self> {
         config.validate()?;
         let reward_fns: Vec<(Box<dyn RewardFn>, f64)> = config.reward_funcs.iter().map(RewardSpec::build).collect();
-        let ds = Dataset::load(&config.train_file)?;
+        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
         let prompts = load_prompts(&ds, &tokenizer, config.max_prompt_length, &reward_fns)?;
         if prompts.is_empty() {
             return Err(Error::invalid("grpo.train_file", "the dataset has no prompts"));
@@ -718,4 +721,13 @@ pub fn rollout_groups(step: i64, prompts: &[PromptItem], r: &Rollout, g: usize) 
         });
     }
     groups
+}
+
+impl crate::config::RequiredKeys for GrpoConfig {
+    fn required(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
+            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
+        ]
+    }
 }

@@ -12,6 +12,7 @@
 //! * [`rewards`]: the [`rewards::RewardFn`] trait and the R1 format, countdown, arithmetic and length rewards.
 //! * [`tasks`]: countdown and arithmetic problem generators with worked solutions.
 //! * [`sft`], [`reward_model`], [`dpo`], [`grpo`]: the trainers.
+//! * [`config`]: reading configs in rlox's or TRL's key names.
 //! * [`common`]: model loading/initialisation, run directories (metrics JSONL/CSV/Parquet, TensorBoard,
 //!   checkpoints in Hugging Face layout, samples), the optimizer step.
 //! * [`r1_zero`]: the tiny R1-Zero pipeline (tasks, SFT warm-up from scratch, GRPO, curves).
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod common;
+pub mod config;
 pub mod datasets;
 pub mod dpo;
 pub mod grpo;

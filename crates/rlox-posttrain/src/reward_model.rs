@@ -37,6 +37,8 @@ pub struct RewardConfig {
     pub model: ModelConfig,
     /// Preference data (`prompt`, `chosen`, `rejected`, optional `margin`).
     pub train_file: PathBuf,
+    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
+    pub dataset_train_split: String,
     /// Reward-centering coefficient (Eisenstein et al. 2023); `None`: off. *TRL*: None.
     pub center_rewards_coefficient: Option<f64>,
     /// Prompt plus completion at most this long. *TRL*: 1024.
@@ -72,6 +74,7 @@ impl Default for RewardConfig {
         RewardConfig {
             model: ModelConfig::default(),
             train_file: PathBuf::new(),
+            dataset_train_split: "train".into(),
             center_rewards_coefficient: None,
             max_length: Some(1024),
             per_device_train_batch_size: 8,
@@ -136,7 +139,7 @@ impl RewardTrainer {
         }
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
         let loaded = config.model.load(&device)?;
-        let ds = Dataset::load(&config.train_file)?;
+        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
         let trunc = Truncation { max_length: config.max_length, ..Default::default() };
         let pairs = tokenize_preferences(&ds, &loaded.tokenizer, &trunc)?;
         if pairs.is_empty() {
@@ -233,5 +236,14 @@ impl RewardTrainer {
         });
         run.finish(&summary)?;
         Ok(summary)
+    }
+}
+
+impl crate::config::RequiredKeys for RewardConfig {
+    fn required(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
+            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
+        ]
     }
 }

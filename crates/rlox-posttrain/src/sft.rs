@@ -32,6 +32,8 @@ pub struct SftConfig {
     pub model: ModelConfig,
     /// Training data.
     pub train_file: PathBuf,
+    /// The split of a dataset directory or cached Hub dataset. *TRL*: `dataset_train_split`, train.
+    pub dataset_train_split: String,
     /// Loss on completion tokens only. *TRL*: true for prompt-completion data.
     pub completion_only_loss: bool,
     /// Pack examples into rows of `max_length`. *TRL*: false.
@@ -73,6 +75,7 @@ impl Default for SftConfig {
         SftConfig {
             model: ModelConfig::default(),
             train_file: PathBuf::new(),
+            dataset_train_split: "train".into(),
             completion_only_loss: true,
             packing: false,
             max_length: Some(1024),
@@ -195,7 +198,7 @@ impl SftTrainer {
         }
         let device = rlox_nn::train_device(config.device, derive_seed(config.seed, 1))?;
         let loaded = config.model.load(&device)?;
-        let ds = Dataset::load(&config.train_file)?;
+        let ds = Dataset::open(&config.train_file, &config.dataset_train_split)?;
         let mut seqs = tokenize_sft(&ds, &loaded.tokenizer, config.completion_only_loss, config.max_length)?;
         if config.packing {
             let m = config.max_length.ok_or_else(|| Error::invalid("sft.max_length", "packing needs max_length"))?;
@@ -273,5 +276,14 @@ impl SftTrainer {
         });
         run.finish(&summary)?;
         Ok(summary)
+    }
+}
+
+impl crate::config::RequiredKeys for SftConfig {
+    fn required(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("model_name_or_path (or [model] path)", !self.model.path.as_os_str().is_empty()),
+            ("dataset_name (or train_file)", !self.train_file.as_os_str().is_empty()),
+        ]
     }
 }

@@ -385,7 +385,7 @@ fn r1_zero_pipeline_writes_its_run_directory() {
 }
 
 /// The README's tiny R1-Zero (`configs/r1_zero_tiny.toml`), end to end: about 15 minutes on one core, so
-/// ignored by default (`cargo test --workspace --release --features rlox-cli/sql --test trainers -- --ignored`,
+/// ignored by default (`cargo test --workspace --release --test trainers -- --ignored`,
 /// the workspace's feature set, so burn is not rebuilt). Seeded;
 /// the margins are below what seeds 0 and 1 gave on this machine (sampled held-out accuracy 0.3175 ->
 /// 0.5075 and 0.20 -> 0.4925): GRPO must raise the accuracy of the sampled policy on problems it never

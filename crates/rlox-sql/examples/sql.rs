@@ -38,7 +38,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let out = s.query(&query)?;
     match output.as_str() {
         "csv" => print!("{}", out.to_csv()?),
-        "json" => println!("{}", serde_json::Value::Array(out.to_json_rows()?)),
+        "json" => println!("{}", out.to_json()?),
         _ => println!("{}", out.to_table()?),
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! Hive's `LATERAL VIEW explode` (see [`rewrite`]).
 //!
 //! This crate is kept out of the foundation crates' build: the `rlox` binary gets it through its
-//! `sql` cargo feature (`cargo build --release -p rlox-cli --features sql`), and the workspace test
+//! `sql` cargo feature (on by default: `cargo build --release -p rlox-cli`), and the workspace test
 //! run builds and tests it as a member.
 //!
 //! ```no_run
@@ -103,20 +103,29 @@ impl QueryOutput {
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    /// The rows as JSON objects (column name → value; nested lists and structs as JSON).
-    pub fn to_json_rows(&self) -> Result<Vec<serde_json::Value>> {
+    /// The rows as a JSON array of objects whose keys follow the result's column order (and a struct's
+    /// field order); NULLs are written as `null`, not left out.
+    pub fn to_json(&self) -> Result<String> {
         let mut buf = Vec::new();
         {
-            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+            let mut w = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
             for b in self.all() {
                 w.write(&b)?;
             }
             w.finish()?;
         }
         if buf.is_empty() {
-            return Ok(Vec::new());
+            return Ok("[]".into());
         }
-        match serde_json::from_slice(&buf).map_err(|e| Error::Engine(e.to_string()))? {
+        String::from_utf8(buf).map_err(|e| Error::Engine(e.to_string()))
+    }
+
+    /// The rows as JSON values (column name → value; nested lists and structs as JSON). serde_json's
+    /// objects sort their keys: use [`QueryOutput::to_json`] where the column order matters.
+    pub fn to_json_rows(&self) -> Result<Vec<serde_json::Value>> {
+        match serde_json::from_str(&self.to_json()?).map_err(|e| Error::Engine(e.to_string()))? {
             serde_json::Value::Array(rows) => Ok(rows),
             _ => Ok(Vec::new()),
         }

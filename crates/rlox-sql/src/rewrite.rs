@@ -372,8 +372,55 @@ impl VisitorMut for Rewriter {
     }
 }
 
+/// Names unaliased field and column references the way Hive and Spark do: `SELECT c.text, t.id` gives
+/// columns `text` and `id` (DataFusion would name them `c[text]`, `t.id`). A name that would then appear
+/// twice in the same SELECT list is left to DataFusion, which rejects duplicate output names.
+struct SparkOutputNames;
+
+fn output_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+        SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(|i| i.value.clone()),
+        _ => None,
+    }
+}
+
+fn name_like_spark(select: &mut Select) {
+    let names: Vec<Option<String>> = select.projection.iter().map(output_name).collect();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item else { continue };
+        let Some(last) = parts.last().cloned() else { continue };
+        let unique = names.iter().enumerate().all(|(j, n)| j == i || n.as_deref() != Some(last.value.as_str()));
+        if unique {
+            let expr = Expr::CompoundIdentifier(std::mem::take(parts));
+            *item = SelectItem::ExprWithAlias { expr, alias: last };
+        }
+    }
+}
+
+fn name_set_expr_like_spark(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => name_like_spark(select),
+        SetExpr::SetOperation { left, right, .. } => {
+            name_set_expr_like_spark(left);
+            name_set_expr_like_spark(right);
+        }
+        _ => {}
+    }
+}
+
+impl VisitorMut for SparkOutputNames {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        name_set_expr_like_spark(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
 /// Rewrite one parsed statement in place.
 pub fn rewrite_statement(stmt: &mut Statement) -> Result<(), RewriteError> {
+    let _ = stmt.visit(&mut SparkOutputNames);
     // Generators in LATERAL VIEW and in the SELECT list are rewritten first; whatever Hive function is
     // left afterwards is reported with its position.
     let mut first = None;

@@ -189,6 +189,44 @@ fn grpo_group_advantages_with_window_functions() {
     assert_eq!(json[1]["sd"], 0.5);
 }
 
+#[test]
+fn output_columns_keep_the_select_order_and_spark_names() {
+    let dir = tempfile::tempdir().unwrap();
+    grpo_store(dir.path());
+    let mut s_ = Session::new(1).unwrap();
+    s_.register("rollouts", dir.path()).unwrap();
+    let out = s_
+        .query(
+            "SELECT prompt, c.text, c.reward, rollouts.step FROM rollouts LATERAL VIEW explode(completions) v AS c \
+             ORDER BY step, prompt, c.text LIMIT 2",
+        )
+        .unwrap();
+    // Spark and Hive name a projected struct field (and a qualified column) by its last name.
+    let names: Vec<&str> = out.schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["prompt", "text", "reward", "step"]);
+    // JSON: every row's keys in that order (not sorted), NULLs written out.
+    let json = out.to_json().unwrap();
+    let first = json.split("},{").next().unwrap();
+    let at = |k: &str| first.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing in {first}"));
+    assert!(at("prompt") < at("text") && at("text") < at("reward") && at("reward") < at("step"), "{json}");
+    assert_eq!(out.to_json_rows().unwrap().len(), 2);
+    // CSV header and the table's header line.
+    assert!(out.to_csv().unwrap().starts_with("prompt,text,reward,step\n"), "{}", out.to_csv().unwrap());
+    let table = out.to_table().unwrap();
+    let header = table.lines().nth(1).unwrap();
+    let cells: Vec<&str> = header.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells, ["prompt", "text", "reward", "step"], "{table}");
+    // A field whose last name another output column already has keeps DataFusion's name (no collision).
+    let out = s_
+        .query("SELECT c.num_tokens AS reward, c.reward FROM rollouts LATERAL VIEW explode(completions) v AS c LIMIT 1")
+        .unwrap();
+    assert_eq!(out.schema.field(0).name(), "reward");
+    assert_ne!(out.schema.field(1).name(), "reward");
+    // An explicit alias wins.
+    let out = s_.query("SELECT c.text AS t FROM rollouts LATERAL VIEW explode(completions) v AS c LIMIT 1").unwrap();
+    assert_eq!(out.schema.field(0).name(), "t");
+}
+
 fn err(s: &Session, sql: &str) -> String {
     match s.query(sql) {
         Ok(_) => panic!("{sql} should fail"),

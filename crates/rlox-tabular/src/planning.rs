@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlanningOptions {
-    /// Discount factor, in [0, 1). Default 0.9 (the book's).
+    /// Discount factor, in [0, 1); value iteration also takes 1 on an episodic model (one with terminal
+    /// states, such as CliffWalking or Sutton & Barto's example 6.6). Default 0.9 (the book's).
     pub gamma: f64,
     /// Stop when `||v_k - v_{k-1}||_inf < tol`. Default 1e-10.
     pub tol: f64,
@@ -77,8 +78,31 @@ pub struct PlanningResult {
     pub history: Vec<IterationRecord>,
 }
 
-fn validate(mdp: &TabularMdp, o: &PlanningOptions) -> Result<()> {
-    if !(0.0..1.0).contains(&o.gamma) {
+/// Which discount factors an algorithm accepts.
+#[derive(Clone, Copy, PartialEq)]
+enum Discount {
+    /// gamma in [0, 1).
+    Discounted,
+    /// gamma in [0, 1], and 1 only on an episodic model.
+    UndiscountedEpisodic,
+}
+
+fn validate(mdp: &TabularMdp, o: &PlanningOptions, discount: Discount) -> Result<()> {
+    if o.gamma == 1.0 && discount == Discount::UndiscountedEpisodic {
+        if !mdp.has_terminal_states() {
+            return Err(Error::invalid(
+                "gamma",
+                "1 needs an episodic model, and this one has no terminal state: its undiscounted values are \
+                 infinite or undefined; use gamma < 1",
+            ));
+        }
+    } else if o.gamma == 1.0 {
+        return Err(Error::invalid(
+            "gamma",
+            "1 is outside [0, 1) for policy iteration (an improper policy has no finite values); value \
+             iteration accepts gamma 1 on an episodic model",
+        ));
+    } else if !(0.0..1.0).contains(&o.gamma) {
         return Err(Error::invalid("gamma", format!("{} is outside [0, 1)", o.gamma)));
     }
     if !(o.tol > 0.0) {
@@ -157,8 +181,13 @@ pub fn value_iteration(mdp: &impl Mdp, options: &PlanningOptions) -> Result<Plan
 }
 
 /// [`value_iteration`] on an already compiled model (no copy; the benchmark's entry point).
+///
+/// With gamma = 1 (episodic models only) the sweep is the undiscounted Bellman optimality operator of a
+/// stochastic shortest-path problem: it converges when some policy reaches a terminal state with
+/// probability one and every policy that does not is infinitely costly (or gains nothing); otherwise it
+/// stops after `max_iterations` with `converged == false`.
 pub fn value_iteration_tabular(mdp: &TabularMdp, o: &PlanningOptions) -> Result<PlanningResult> {
-    validate(mdp, o)?;
+    validate(mdp, o, Discount::UndiscountedEpisodic)?;
     let n = mdp.n_states();
     let mut v = o.initial_values.clone().unwrap_or_else(|| vec![0.0; n]);
     let mut next = vec![0.0; n];
@@ -194,7 +223,7 @@ pub fn truncated_policy_iteration(mdp: &impl Mdp, sweeps: usize, options: &Plann
     }
     let mdp = TabularMdp::from_mdp(mdp)?;
     let o = options;
-    validate(&mdp, o)?;
+    validate(&mdp, o, Discount::Discounted)?;
     let (n, na) = (mdp.n_states(), mdp.n_actions());
     let mut v = o.initial_values.clone().unwrap_or_else(|| vec![0.0; n]);
     let mut actions = o.initial_policy.clone().unwrap_or_else(|| vec![0; n]);
@@ -235,7 +264,7 @@ pub fn truncated_policy_iteration(mdp: &impl Mdp, sweeps: usize, options: &Plann
 pub fn policy_iteration(mdp: &impl Mdp, options: &PlanningOptions) -> Result<PlanningResult> {
     let mdp = TabularMdp::from_mdp(mdp)?;
     let o = options;
-    validate(&mdp, o)?;
+    validate(&mdp, o, Discount::Discounted)?;
     let (n, na) = (mdp.n_states(), mdp.n_actions());
     let mut actions = o.initial_policy.clone().unwrap_or_else(|| vec![0; n]);
     let mut v = o.initial_values.clone().unwrap_or_else(|| vec![0.0; n]);
@@ -296,5 +325,25 @@ mod tests {
             assert!(value_iteration(&g, &o).is_err() || policy_iteration(&g, &o).is_err());
         }
         assert!(truncated_policy_iteration(&g, 0, &PlanningOptions::default()).is_err());
+    }
+
+    #[test]
+    fn undiscounted_value_iteration_on_an_episodic_model() {
+        // CliffWalking (Sutton & Barto's example 6.6): -1 per step, so with gamma 1 the optimal value of a
+        // state is minus its number of steps to the goal along the cliff's edge. The start (3, 0) is 13 steps
+        // away (up, 11 right, down); the cell above the goal is 1 step away; the goal itself is 0.
+        let env = rlox_envs::toy_text::cliff_walking::cliff_walking_v1();
+        let o = PlanningOptions { gamma: 1.0, tol: 1e-12, keep_history: false, ..Default::default() };
+        let r = value_iteration(&env, &o).unwrap();
+        assert!(r.converged);
+        assert_eq!(r.values[36], -13.0);
+        assert_eq!(r.values[35], -1.0);
+        assert_eq!(r.values[47], 0.0);
+        // Policy iteration keeps gamma < 1, and a continuing model has no undiscounted values.
+        let err = policy_iteration(&env, &o).unwrap_err().to_string();
+        assert!(err.contains("value iteration accepts gamma 1"), "{err}");
+        let g = GridWorld::from_preset("book-5x5").unwrap();
+        let err = value_iteration(&g, &o).unwrap_err().to_string();
+        assert!(err.contains("no terminal state"), "{err}");
     }
 }
