@@ -7,7 +7,8 @@
 //! Keys (defaults): `phases=load,forward,train,generate` (any subset, in that order), `batch=1`
 //! and `seq=128` (forward and forward+backward on `[batch, seq]` tokens), `prompt=32` and `new=64`
 //! (greedy generation, batch 1), `reps=3` (best of), `ckpt=0` (gradient checkpointing in the
-//! training phase), `dtype=f32|bf16` (compute dtype).
+//! training phase), `dtype=f32|bf16` (compute dtype), `device=cpu|cuda|cuda:N` (`cuda` needs the `tch`
+//! or `cuda` feature; memory figures are the process's host memory).
 //!
 //! * `load`: seconds to build the model from the directory, and the resident memory it added.
 //! * `forward`: logits of every position (`[batch, seq, vocab]`), no gradients.
@@ -64,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("reps", "3"),
         ("ckpt", "0"),
         ("dtype", "f32"),
+        ("device", "cpu"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -89,7 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.insert("threads".into(), threads.into());
     out.insert("dtype".into(), opt["dtype"].clone().into());
 
-    let device = rlox_nn::cpu_device()?;
+    let kind = rlox_nn::DeviceKind::parse(&opt["device"])?;
+    let device = rlox_nn::device::device_of(kind)?;
+    out.insert("device".into(), opt["device"].clone().into());
     let rss0 = rss_mib();
     let t = Instant::now();
     let model: CausalLm = load_model_with(&dir, &device, LoadOptions { compute })?;
@@ -145,7 +149,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if phases.iter().any(|p| p == "train") {
         drop(model);
-        let tdev = rlox_nn::train_device(rlox_nn::DeviceKind::Cpu, 0)?;
+        let tdev = rlox_nn::train_device(kind, 0)?;
         let mut model = load_model_with(&dir, &tdev, LoadOptions { compute })?;
         model.memory.gradient_checkpointing = num("ckpt") != 0;
         let ids: Vec<Vec<u32>> = (0..batch).map(|b| tokens(seq + 1, vocab, b)).collect();
