@@ -736,8 +736,9 @@ impl CausalLm {
     /// and one target id per row: what SFT, DPO and GRPO differentiate.
     ///
     /// The logits are computed [`MemoryOptions::logits_chunk_rows`] rows at a time, and with
-    /// gradients on each chunk is a checkpointed block ([`rlox_nn::recompute`]): the backward pass
-    /// recomputes its `[rows, vocab]` logits, so neither pass ever holds the `[n, vocab]` matrix
+    /// gradients on and more than one chunk each chunk is a checkpointed block
+    /// ([`rlox_nn::recompute`]): the backward pass recomputes its `[rows, vocab]` logits (one more
+    /// product with the output layer), so neither pass ever holds the `[n, vocab]` matrix
     /// (at Qwen2.5's vocabulary, 2048 tokens of logits are 1.2 GB, and the softmax, its gradient
     /// and the logits' gradient would each take as much again).
     pub fn token_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
@@ -764,9 +765,14 @@ impl CausalLm {
                 let idx = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [len, 1]), &logits.device());
                 log_softmax(logits, 1).gather(1, idx).reshape([len])
             };
-            parts.push(match &self.lm_head {
-                Some(head) => rlox_nn::recompute::checkpoint(head, h, move |m: &Linear, h| f(m.forward2(h))),
-                None => {
+            // One chunk holds everything: the plain graph keeps no more than a chunk's logits anyway,
+            // and skips the recomputation.
+            let whole = len == n;
+            parts.push(match (&self.lm_head, whole) {
+                (Some(head), true) => f(head.forward2(h)),
+                (None, true) => f(self.model.embed_tokens.attend(h)),
+                (Some(head), false) => rlox_nn::recompute::checkpoint(head, h, move |m: &Linear, h| f(m.forward2(h))),
+                (None, false) => {
                     rlox_nn::recompute::checkpoint(&self.model.embed_tokens, h, move |m: &Embedding, h| f(m.attend(h)))
                 }
             });

@@ -25,7 +25,10 @@ pub fn device_of(kind: DeviceKind) -> Result<Device> {
         DeviceKind::Cuda(_index) => {
             #[cfg(feature = "cuda")]
             return Ok(Device::cuda(_index));
+            // burn marks burn-tch deprecated in favour of CubeCL, whose CUDA runtime cannot be built
+            // offline (see the `cuda` feature); LibTorch is the GPU path that builds here.
             #[cfg(all(not(feature = "cuda"), feature = "tch"))]
+            #[allow(deprecated)]
             return Ok(Device::libtorch_cuda(_index));
             #[cfg(not(any(feature = "cuda", feature = "tch")))]
             Err(missing("cuda"))
