@@ -8,7 +8,12 @@
 //! * `grpo_parity`: per-token log-probs and the loss on the case's fixed rollout (token ids and
 //!   advantages from the script) with `old = logp.detach()` and the reference = the initial model.
 //! * `dpo_speed`, `grpo_speed`: seconds per optimizer step (median of STEPS after one warm-up step)
-//!   and tokens per second, one thread.
+//!   and tokens per second, one thread; `peak_rss_mib`: the process's peak resident memory over the
+//!   DPO steps (high-water mark reset before them).
+//!
+//! Optional case keys: `gradient_checkpointing` (the policy's `MemoryOptions`), `dpo_only` (DPO speed
+//! and memory only; `memory_steps` steps, no warm-up), `grpo.speed_max_completion_length` and
+//! `grpo.speed_beta` (the GRPO speed run's settings when they differ from the parity rollout's).
 
 use rlox_nn::Module;
 use rlox_posttrain::datasets::PaddedBatch;
@@ -23,6 +28,15 @@ use std::time::Instant;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+fn status_mib(key: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -66,9 +80,29 @@ fn main() -> rlox_posttrain::Result<()> {
         max_steps: 1000,
         ..Default::default()
     };
-    let model = rlox_lm::load_model(&model_dir, &device)?;
+    let mut model = rlox_lm::load_model(&model_dir, &device)?;
+    model.memory.gradient_checkpointing = case["gradient_checkpointing"].as_bool().unwrap_or(false);
     let mut dpo = DpoTrainer::from_parts(&cfg, model, None, pairs.clone(), tok.pad_token_id, model_dir.clone())?;
     let all: Vec<usize> = (0..pairs.len()).collect();
+    if case["dpo_only"].as_bool().unwrap_or(false) {
+        let steps = case["memory_steps"].as_u64().unwrap_or(1) as usize;
+        let base = status_mib("VmRSS:");
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let t = Instant::now();
+        let mut tokens = 0;
+        for _ in 0..steps {
+            tokens = dpo.train_step(&all, cfg.learning_rate)?.tokens;
+        }
+        let s = t.elapsed().as_secs_f64() / steps as f64;
+        out.insert(
+            "dpo_speed".into(),
+            json!({"seconds_per_step": s, "tokens_per_step": tokens, "peak_rss_mib": status_mib("VmHWM:"),
+                   "rss_before_steps_mib": base,
+                   "gradient_checkpointing": dpo.model.memory.gradient_checkpointing}),
+        );
+        println!("{}", Value::Object(out));
+        return Ok(());
+    }
     let (_, st) = dpo.compute_loss(&all)?;
     let mut metrics = serde_json::Map::new();
     for (k, v) in st.metrics.named() {
@@ -79,6 +113,7 @@ fn main() -> rlox_posttrain::Result<()> {
         json!({"loss": st.loss, "metrics": metrics, "ref_logps": st.ref_logps.iter().map(|(c, r)| vec![*c, *r]).collect::<Vec<_>>()}),
     );
     let mut times = Vec::new();
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     for k in 0..=steps {
         let t = Instant::now();
         dpo.train_step(&all, cfg.learning_rate)?;
@@ -89,8 +124,10 @@ fn main() -> rlox_posttrain::Result<()> {
     let s = median(times);
     out.insert(
         "dpo_speed".into(),
-        json!({"seconds_per_step": s, "tokens_per_second": st.tokens as f64 / s, "tokens_per_step": st.tokens}),
+        json!({"seconds_per_step": s, "tokens_per_second": st.tokens as f64 / s, "tokens_per_step": st.tokens,
+               "peak_rss_mib": status_mib("VmHWM:")}),
     );
+    drop(dpo);
 
     // ---- GRPO parity on a fixed rollout
     let g = &case["grpo"];
@@ -138,9 +175,12 @@ fn main() -> rlox_posttrain::Result<()> {
         reward_funcs: vec![RewardSpec::Length { weight: 1.0, free_chars: 10, coef: 1.0 }],
         num_generations: g["num_generations"].as_u64().unwrap_or(4) as usize,
         prompts_per_step: g["prompts_per_step"].as_u64().unwrap_or(2) as usize,
-        max_completion_length: g["max_completion_length"].as_u64().unwrap_or(48) as usize,
+        max_completion_length: g["speed_max_completion_length"]
+            .as_u64()
+            .or(g["max_completion_length"].as_u64())
+            .unwrap_or(48) as usize,
         ignore_eos: true,
-        beta: s.beta,
+        beta: g["speed_beta"].as_f64().unwrap_or(s.beta),
         max_steps: 1000,
         write_rollouts: false,
         output_dir: dir.join("runs"),
