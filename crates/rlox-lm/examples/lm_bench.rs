@@ -27,6 +27,10 @@ use rlox_nn::burn::tensor::FloatDType;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
+/// Large blocks on transparent huge pages (see `rlox_nn::alloc`), as rlox's binaries run.
+#[global_allocator]
+static ALLOC: rlox_nn::alloc::HugePageAlloc = rlox_nn::alloc::HugePageAlloc;
+
 fn status_kib(key: &str) -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()

@@ -419,7 +419,7 @@ pub struct MemoryOptions {
     /// autodiff (see [`rlox_nn::recompute`]); MoE layers and calls with a KV cache run as usual.
     pub gradient_checkpointing: bool,
     /// Rows of `[rows, vocab]` logits that [`CausalLm::token_logprobs`] computes at once (0: as many
-    /// as fit in 64 MiB, e.g. 110 rows at Qwen2.5's vocabulary of 151,936).
+    /// as fit in 128 MiB, e.g. 220 rows at Qwen2.5's vocabulary of 151,936).
     pub logits_chunk_rows: usize,
 }
 
@@ -735,12 +735,12 @@ impl CausalLm {
     /// `log softmax(logits(hidden) / temperature)` at `targets`, `[n]`, for `hidden: [n, hidden]`
     /// and one target id per row: what SFT, DPO and GRPO differentiate.
     ///
-    /// The logits are computed [`MemoryOptions::logits_chunk_rows`] rows at a time, and with
-    /// gradients on and more than one chunk each chunk is a checkpointed block
-    /// ([`rlox_nn::recompute`]): the backward pass recomputes its `[rows, vocab]` logits (one more
-    /// product with the output layer), so neither pass ever holds the `[n, vocab]` matrix
-    /// (at Qwen2.5's vocabulary, 2048 tokens of logits are 1.2 GB, and the softmax, its gradient
-    /// and the logits' gradient would each take as much again).
+    /// The logits are computed [`MemoryOptions::logits_chunk_rows`] rows at a time, so neither
+    /// pass ever holds the `[n, vocab]` matrix (at Qwen2.5's vocabulary, 2048 tokens of logits are
+    /// 1.2 GB, and the softmax, its gradient and the logits' gradient would each take as much
+    /// again). On the CPU backend in f32 this is rlox-nn's fused kernel ([`rlox_nn::lm_head`]: its
+    /// own backward recomputes each chunk's logits and accumulates one weight gradient); elsewhere
+    /// each chunk is a plain graph, checkpointed ([`rlox_nn::recompute`]) when there are several.
     pub fn token_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
         let [n, _] = hidden.dims();
         if targets.len() != n {
@@ -751,9 +751,37 @@ impl CausalLm {
             return Err(Error::invalid("targets", format!("token id {bad} is outside the vocabulary (size {vocab})")));
         }
         let rows = match self.memory.logits_chunk_rows {
-            0 => ((64usize << 20) / (vocab * 4)).max(16),
+            0 => ((128usize << 20) / (vocab * 4)).max(16),
             r => r,
         };
+        // The fused kernel (CPU backend, f32): one pass, one weight gradient, no [n, vocab] anywhere.
+        #[cfg(feature = "flex")]
+        {
+            use rlox_nn::lm_head::{token_logprobs, WeightLayout};
+            let fused = match &self.lm_head {
+                None => token_logprobs(
+                    &hidden,
+                    &self.model.embed_tokens.weight.val(),
+                    WeightLayout::VocabMajor,
+                    targets,
+                    temperature as f32,
+                    rows,
+                ),
+                Some(head) if head.bias.is_none() => token_logprobs(
+                    &hidden,
+                    &head.weight.val(),
+                    WeightLayout::HiddenMajor,
+                    targets,
+                    temperature as f32,
+                    rows,
+                ),
+                Some(_) => None,
+            };
+            if let Some(lp) = fused {
+                return Ok(lp);
+            }
+        }
+        // Elsewhere: the plain graph per chunk, each chunk checkpointed when there are several.
         let mut parts = Vec::with_capacity(n.div_ceil(rows));
         let mut start = 0;
         while start < n {

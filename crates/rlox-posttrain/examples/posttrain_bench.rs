@@ -26,6 +26,10 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Large blocks on transparent huge pages (see `rlox_nn::alloc`), as rlox's binaries run.
+#[global_allocator]
+static ALLOC: rlox_nn::alloc::HugePageAlloc = rlox_nn::alloc::HugePageAlloc;
+
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
