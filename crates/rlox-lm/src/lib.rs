@@ -10,7 +10,10 @@
 //! * [`attention`]: the [`attention::AttentionKernel`] boundary; [`attention::EagerAttention`] is
 //!   the straightforward path, [`attention::FlashAttention`] (rlox-nn's tiled kernel with its own
 //!   backward) the default on the CPU.
-//! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout.
+//! * [`weights`]: safetensors tensors by name in f32/bf16/f16, memory-mapped, into f32 burn tensors;
+//!   a streaming writer in f32/bf16/f16. Model-agnostic.
+//! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout, in f32, bf16 or
+//!   f16, with f32 (default) or bf16 compute; memory per parameter in its docs.
 //! * [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate; ChatML and Llama 3 chat templates.
 //! * [`generate`]: batched generation with a KV cache, greedy or sampled (temperature, top-k,
 //!   top-p, repetition penalty), stop strings and EOS, log-probs of the chosen tokens.
@@ -27,10 +30,15 @@ pub mod generate;
 pub mod hf;
 pub mod model;
 pub mod tokenizer;
+pub mod weights;
 
 pub use attention::{AttentionKernel, AttentionMask, EagerAttention, FlashAttention};
 pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
 pub use generate::{generate, GenerationConfig, GenerationOutput, Sampler};
-pub use hf::{load_model, save_model};
-pub use model::{CausalLm, ForwardInput, KvCache, LmOutput};
+pub use hf::{load_model, load_model_with, save_model, save_model_as, LoadOptions};
+pub use model::{
+    CausalLm, ForwardInput, HashInit, HiddenStates, KvCache, LmOutput, MemoryOptions, ParamKind, ParamSource,
+    RandomInit,
+};
 pub use tokenizer::{ChatMessage, ChatTemplate, LmTokenizer};
+pub use weights::{StorageDtype, WeightFiles, WeightWriter};

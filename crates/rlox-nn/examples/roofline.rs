@@ -53,7 +53,7 @@ fn gemm_crate_1(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     // SAFETY: the slices hold m×k, k×n and m×n values, row-major (column stride 1, row stride the width).
     unsafe {
-        gemm_lib::gemm(
+        ::gemm::gemm(
             m,
             n,
             k,
@@ -72,7 +72,7 @@ fn gemm_crate_1(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
             false,
             false,
             false,
-            gemm_lib::Parallelism::None,
+            ::gemm::Parallelism::None,
         )
     }
 }

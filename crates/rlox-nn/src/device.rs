@@ -10,6 +10,9 @@ use rlox_core::{Error, Result};
 pub use rlox_core::run::DeviceKind;
 
 /// The plain (inference) device of `kind`, or an error naming the cargo feature that is missing.
+///
+/// `DeviceKind::Cuda(i)` is CubeCL's CUDA device with the `cuda` feature, else libtorch's CUDA device
+/// with the `tch` feature (burn-tch, which builds offline against an installed PyTorch).
 pub fn device_of(kind: DeviceKind) -> Result<Device> {
     match kind {
         DeviceKind::Cpu => cpu_device(),
@@ -22,7 +25,12 @@ pub fn device_of(kind: DeviceKind) -> Result<Device> {
         DeviceKind::Cuda(_index) => {
             #[cfg(feature = "cuda")]
             return Ok(Device::cuda(_index));
-            #[cfg(not(feature = "cuda"))]
+            // burn marks burn-tch deprecated in favour of CubeCL, whose CUDA runtime cannot be built
+            // offline (see the `cuda` feature); LibTorch is the GPU path that builds here.
+            #[cfg(all(not(feature = "cuda"), feature = "tch"))]
+            #[allow(deprecated)]
+            return Ok(Device::libtorch_cuda(_index));
+            #[cfg(not(any(feature = "cuda", feature = "tch")))]
             Err(missing("cuda"))
         }
     }
@@ -72,7 +80,7 @@ mod tests {
         assert!(d.is_autodiff());
     }
 
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(not(any(feature = "cuda", feature = "tch")))]
     #[test]
     fn cuda_without_feature_is_an_error() {
         let e = device_of(DeviceKind::Cuda(0)).unwrap_err().to_string();

@@ -8,7 +8,12 @@
 //! * `grpo_parity`: per-token log-probs and the loss on the case's fixed rollout (token ids and
 //!   advantages from the script) with `old = logp.detach()` and the reference = the initial model.
 //! * `dpo_speed`, `grpo_speed`: seconds per optimizer step (median of STEPS after one warm-up step)
-//!   and tokens per second, one thread.
+//!   and tokens per second, one thread; `peak_rss_mib`: the process's peak resident memory over the
+//!   DPO steps (high-water mark reset before them).
+//!
+//! Optional case keys: `gradient_checkpointing` (the policy's `MemoryOptions`), `dpo_only` (DPO speed
+//! and memory only; `memory_steps` steps, no warm-up), `grpo.speed_max_completion_length` and
+//! `grpo.speed_beta` (the GRPO speed run's settings when they differ from the parity rollout's).
 
 use rlox_nn::Module;
 use rlox_posttrain::config::{DataConfig, Optimization, RunConfig};
@@ -23,8 +28,21 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Large blocks on transparent huge pages (see `rlox_nn::alloc`), as rlox's binaries run.
+#[global_allocator]
+static ALLOC: rlox_nn::alloc::HugePageAlloc = rlox_nn::alloc::HugePageAlloc;
+
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+fn status_mib(key: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -73,8 +91,32 @@ fn main() -> rlox_posttrain::Result<()> {
         },
     };
     let mut model = rlox_lm::load_model(&model_dir, &device)?;
+    model.memory.gradient_checkpointing = case["gradient_checkpointing"].as_bool().unwrap_or(false);
     let dpo = Dpo::new(&cfg, &model, None, pairs.clone(), Vec::new(), tok.pad_token_id)?;
     let all: Vec<usize> = (0..pairs.len()).collect();
+    let mut opt = cfg.optimization.optimizer.build();
+    if case["dpo_only"].as_bool().unwrap_or(false) {
+        let steps = case["memory_steps"].as_u64().unwrap_or(1) as usize;
+        let base = status_mib("VmRSS:");
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let t = Instant::now();
+        let mut tokens = 0;
+        for k in 0..steps {
+            let (loss, st) = dpo.compute_loss(&model, &all)?;
+            tokens = st.tokens;
+            let lr = cfg.optimization.learning_rate;
+            model = optimizer_step(model, &loss, &mut opt, lr, 1.0, MethodKind::Dpo, k as u64 + 1)?.0;
+        }
+        let s = t.elapsed().as_secs_f64() / steps as f64;
+        out.insert(
+            "dpo_speed".into(),
+            json!({"seconds_per_step": s, "tokens_per_step": tokens, "peak_rss_mib": status_mib("VmHWM:"),
+                   "rss_before_steps_mib": base,
+                   "gradient_checkpointing": model.memory.gradient_checkpointing}),
+        );
+        println!("{}", Value::Object(out));
+        return Ok(());
+    }
     let (_, st) = dpo.compute_loss(&model, &all)?;
     let mut metrics = serde_json::Map::new();
     for (k, v) in st.metrics.named() {
@@ -85,7 +127,7 @@ fn main() -> rlox_posttrain::Result<()> {
         json!({"loss": st.loss, "metrics": metrics, "ref_logps": st.ref_logps.iter().map(|(c, r)| vec![*c, *r]).collect::<Vec<_>>()}),
     );
     let mut times = Vec::new();
-    let mut opt = cfg.optimization.optimizer.build();
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     for k in 0..=steps {
         let t = Instant::now();
         let (loss, _) = dpo.compute_loss(&model, &all)?;
@@ -98,8 +140,10 @@ fn main() -> rlox_posttrain::Result<()> {
     let s = median(times);
     out.insert(
         "dpo_speed".into(),
-        json!({"seconds_per_step": s, "tokens_per_second": st.tokens as f64 / s, "tokens_per_step": st.tokens}),
+        json!({"seconds_per_step": s, "tokens_per_second": st.tokens as f64 / s, "tokens_per_step": st.tokens,
+               "peak_rss_mib": status_mib("VmHWM:")}),
     );
+    drop(dpo);
 
     // ---- GRPO parity on a fixed rollout
     let g = &case["grpo"];
@@ -150,9 +194,12 @@ fn main() -> rlox_posttrain::Result<()> {
             reward_funcs: vec![RewardSpec::Length { weight: 1.0, free_chars: 10, coef: 1.0 }],
             num_generations: g["num_generations"].as_u64().unwrap_or(4) as usize,
             prompts_per_step: g["prompts_per_step"].as_u64().unwrap_or(2) as usize,
-            max_completion_length: g["max_completion_length"].as_u64().unwrap_or(48) as usize,
+            max_completion_length: g["speed_max_completion_length"]
+                .as_u64()
+                .or(g["max_completion_length"].as_u64())
+                .unwrap_or(48) as usize,
             ignore_eos: true,
-            beta: s.beta,
+            beta: g["speed_beta"].as_f64().unwrap_or(s.beta),
             write_rollouts: false,
             ..Default::default()
         },

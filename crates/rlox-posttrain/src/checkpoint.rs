@@ -145,8 +145,12 @@ impl TrainedModel for CausalLm {
         rlox_lm::LmConfig::from_file(&json).map_err(|e| checkpoint_error(&json, e))?;
         let file = dir.join("model.safetensors");
         let bytes = read_file(dir, "model.safetensors")?;
-        rlox_lm::hf::load_weights(&self.config, &[(file.display().to_string(), bytes)], device)
-            .map_err(|e| checkpoint_error(&file, e))
+        let files = rlox_lm::weights::WeightFiles::from_bytes(vec![(file.display().to_string(), bytes)])
+            .map_err(|e| checkpoint_error(&file, e))?;
+        let mut model = rlox_lm::hf::load_weights(&self.config, &files, device, Default::default())
+            .map_err(|e| checkpoint_error(&file, e))?;
+        model.memory = self.memory;
+        Ok(model)
     }
 }
 

@@ -2,14 +2,15 @@
 //!
 //! A [`PaddedBatch`] puts every completion at the same column `P` (prompts left-padded, completions
 //! right-padded), so one forward pass gives `logits[:, P-1 .. P+C-1]`, the predictions of the `C`
-//! completion tokens; `log_softmax(logits / temperature)` gathered at the completion ids is `[B, C]`.
+//! completion tokens; `log_softmax(logits / temperature)` gathered at the completion ids is `[B, C]`,
+//! computed by `rlox_lm::CausalLm::token_logprobs` a few rows at a time (at a 151,936-token vocabulary
+//! the whole logits of a DPO batch would take gigabytes, and their softmax and gradients as much again).
 //! This is `rlox lm score`'s computation (`score_ids`), batched and kept on the autodiff graph.
 
 use crate::datasets::PaddedBatch;
 use crate::{Error, Result};
 use rlox_lm::CausalLm;
-use rlox_nn::burn::tensor::activation::log_softmax;
-use rlox_nn::{Int, Tensor, TensorData};
+use rlox_nn::{Tensor, TensorData};
 
 /// `[B, C]` log-probs of the completion tokens (padding positions hold arbitrary finite values: multiply
 /// by the completion mask). `temperature` divides the logits first (GRPO samples at a temperature and
@@ -23,15 +24,13 @@ pub fn completion_logps(model: &CausalLm, batch: &PaddedBatch, temperature: f64)
         return Err(Error::invalid("batch", "no completion tokens to score"));
     }
     let b = batch.ids.len();
-    let logits = model.forward(&batch.forward_input(), None)?.logits;
-    let mut logits = logits.narrow(1, p - 1, c);
-    if temperature != 1.0 {
-        logits = logits.div_scalar(temperature);
-    }
-    let lp = log_softmax(logits, 2);
-    let ids: Vec<i64> = batch.completion_ids.iter().flatten().map(|&i| i as i64).collect();
-    let idx = Tensor::<3, Int>::from_data(TensorData::new(ids, [b, c, 1]), &lp.device());
-    Ok(lp.gather(2, idx).reshape([b, c]))
+    // The final hidden states of the completion's predictions, then the LM head and the log-softmax
+    // in chunks of rows (`CausalLm::token_logprobs`): the [B, C, vocab] logits never exist whole.
+    let hidden = model.hidden_states(&batch.forward_input(), None)?.hidden;
+    let h = hidden.dims()[2];
+    let hidden = hidden.narrow(1, p - 1, c).reshape([b * c, h]);
+    let targets: Vec<u32> = batch.completion_ids.iter().flatten().copied().collect();
+    Ok(model.token_logprobs(hidden, &targets, temperature)?.reshape([b, c]))
 }
 
 /// The completion mask `[B, C]` on `device`.
