@@ -186,17 +186,46 @@ fn last_logits(logits: rlox_nn::Tensor<3>) -> Vec<Vec<f32>> {
     flat.chunks(v).take(b).map(<[f32]>::to_vec).collect()
 }
 
+/// A causal language model that [`generate`] can decode: the Llama/Qwen2 [`CausalLm`], the DeepSeek-V3
+/// decoder, or a vision-language model that puts image features in its prompts.
+pub trait Decode {
+    /// What is kept between steps (keys and values, or a compressed latent).
+    type Cache;
+    /// The longest sequence the model takes (`max_position_embeddings`).
+    fn max_context(&self) -> usize;
+    /// An empty cache for `batch` sequences.
+    fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// Logits `[batch, seq, vocab]` of `input`, after the positions held in `cache` (which is extended).
+    fn logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<3>>;
+}
+
+impl Decode for CausalLm {
+    type Cache = KvCache;
+
+    fn max_context(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache::new(&self.config, batch)
+    }
+
+    fn logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<3>> {
+        Ok(self.forward(input, cache)?.logits)
+    }
+}
+
 /// Generate continuations of `prompts` (token ids, any lengths) with `model`.
 ///
 /// With a tokenizer, completions are decoded and stop strings apply. Errors: an empty prompt, a
 /// prompt that does not fit the model's context, an id outside the vocabulary.
-pub fn generate(
-    model: &CausalLm,
+pub fn generate<M: Decode + ?Sized>(
+    model: &M,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     tokenizer: Option<&LmTokenizer>,
 ) -> Result<Vec<GenerationOutput>> {
-    let ctx = model.config.max_position_embeddings;
+    let ctx = model.max_context();
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
@@ -229,12 +258,12 @@ pub fn generate(
         .collect();
     let mut done = vec![cfg.max_new_tokens == 0; b];
     let mut samplers: Vec<Sampler> = (0..b).map(|i| Sampler::new(cfg.seed, cfg.stream_offset + i as u64)).collect();
-    let mut cache = KvCache::new(&model.config, b);
+    let mut cache = model.new_cache(b);
     let first = ForwardInput::left_padded(prompts, cfg.pad_token_id);
     let mut logits = if cfg.use_cache {
-        last_logits(model.forward(&first, Some(&mut cache))?.logits)
+        last_logits(model.logits(&first, Some(&mut cache))?)
     } else {
-        last_logits(model.forward(&first, None)?.logits)
+        last_logits(model.logits(&first, None)?)
     };
     let mut stop_at: Vec<Option<usize>> = vec![None; b];
     while !done.iter().all(|&d| d) {
@@ -271,9 +300,9 @@ pub fn generate(
                 positions: seqs.iter().map(|s| vec![s.len() - 1]).collect(),
                 valid: vec![vec![true]; b],
             };
-            last_logits(model.forward(&step, Some(&mut cache))?.logits)
+            last_logits(model.logits(&step, Some(&mut cache))?)
         } else {
-            last_logits(model.forward(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?.logits)
+            last_logits(model.logits(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?)
         };
     }
     if let Some(tk) = tokenizer {

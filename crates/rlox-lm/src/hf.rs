@@ -9,6 +9,8 @@
 //! directory with `AutoModelForCausalLM.from_pretrained`.
 
 use crate::config::LmConfig;
+use crate::deepseek_v3::{DeepseekV3Config, DeepseekV3ForCausalLm};
+use crate::init::Init;
 use crate::model::CausalLm;
 use rlox_core::checkpoint::atomic_write;
 use rlox_core::{Error, Result};
@@ -41,8 +43,10 @@ impl ModuleVisitor for Names {
     }
 }
 
-/// Hugging Face names and shapes (`[out, in]` for linear weights) of a model's parameters.
-pub fn hf_param_shapes(model: &CausalLm) -> Vec<(String, Vec<usize>)> {
+/// Hugging Face names and shapes (`[out, in]` for linear weights) of a model's parameters (any module whose
+/// parameter paths are Hugging Face names: [`CausalLm`], the DeepSeek-V3 decoder, a vision-language model).
+/// Reads shapes only, so it works on a lazy skeleton ([`crate::Init::Lazy`]) of any size.
+pub fn hf_param_shapes<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
     let mut v = Names { path: Vec::new(), out: Vec::new() };
     model.visit(&mut v);
     v.out
@@ -136,20 +140,100 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// The bytes of a model directory's safetensors files, each with its path (see [`weight_files`]).
+pub fn read_weight_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut blobs = Vec::new();
+    for f in &weight_files(dir)? {
+        blobs.push((f.display().to_string(), std::fs::read(f).map_err(|e| Error::io(f, e))?));
+    }
+    Ok(blobs)
+}
+
 /// Load a model directory (`config.json`, weights) onto `device`.
 pub fn load_model(dir: impl AsRef<Path>, device: &Device) -> Result<CausalLm> {
     let dir = dir.as_ref();
     let config = LmConfig::from_file(dir.join("config.json"))?;
-    let files = weight_files(dir)?;
-    let mut blobs = Vec::new();
-    for f in &files {
-        blobs.push((f.display().to_string(), std::fs::read(f).map_err(|e| Error::io(f, e))?));
+    load_weights(&config, &read_weight_files(dir)?, device)
+}
+
+/// Whether a tensor of a DeepSeek-V3 checkpoint may be left unused: rotary buffers, the tied output
+/// projection, and the multi-token-prediction layers past `num_hidden_layers` that DeepSeek-V3's own
+/// checkpoint carries (transformers skips them too).
+pub fn deepseek_v3_ignored(config: &DeepseekV3Config, name: &str) -> bool {
+    if config.tie_word_embeddings && name == "lm_head.weight" {
+        return true;
     }
-    load_weights(&config, &blobs, device)
+    name.strip_prefix("model.layers.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .is_some_and(|i| i >= config.num_hidden_layers)
+}
+
+/// Build a DeepSeek-V3 model of `config` from safetensors blobs.
+pub fn load_deepseek_v3_weights(
+    config: &DeepseekV3Config,
+    blobs: &[(String, Vec<u8>)],
+    device: &Device,
+) -> Result<DeepseekV3ForCausalLm> {
+    let skeleton = DeepseekV3ForCausalLm::new(config, Init::Lazy, device);
+    load_into(skeleton, blobs, &|name: &str| deepseek_v3_ignored(config, name))
+}
+
+/// Load a DeepSeek-V3 model directory (`config.json`, `model.safetensors` or shards, any of F32, BF16,
+/// F16 and F64 tensors) onto `device`.
+pub fn load_deepseek_v3(dir: impl AsRef<Path>, device: &Device) -> Result<DeepseekV3ForCausalLm> {
+    let dir = dir.as_ref();
+    let config = DeepseekV3Config::from_file(dir.join("config.json"))?;
+    load_deepseek_v3_weights(&config, &read_weight_files(dir)?, device)
+}
+
+/// Save a DeepSeek-V3 model into `dir` (`config.json`, `model.safetensors`, and the tokenizer files of
+/// `tokenizer_dir` when given), each file written atomically.
+pub fn save_deepseek_v3(model: &DeepseekV3ForCausalLm, dir: impl AsRef<Path>, tokenizer_dir: Option<&Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    atomic_write(dir.join("model.safetensors"), &to_hf_safetensors(model)?)?;
+    let config = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json");
+    atomic_write(dir.join("config.json"), config.as_bytes())?;
+    copy_tokenizer_files(tokenizer_dir, dir)
+}
+
+/// Copy the tokenizer files a model directory may hold (`tokenizer.json`, `tiktoken.model`, their configs)
+/// from `src` (if any) to `dir`.
+pub fn copy_tokenizer_files(src: Option<&Path>, dir: &Path) -> Result<()> {
+    let Some(src) = src else { return Ok(()) };
+    for f in [
+        "tokenizer.json",
+        "tiktoken.model",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "special_tokens_map.json",
+        "preprocessor_config.json",
+        "chat_template.jinja",
+    ] {
+        let p = src.join(f);
+        if p.exists() {
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            atomic_write(dir.join(f), &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Build a model of `config` from safetensors blobs `(origin, bytes)`.
 pub fn load_weights(config: &LmConfig, blobs: &[(String, Vec<u8>)], device: &Device) -> Result<CausalLm> {
+    // Zero-initialised skeleton (cheap), filled below.
+    let model = CausalLm::init(config, 0.0, device);
+    let tied = config.tie_word_embeddings;
+    load_into(model, blobs, &|name: &str| tied && name == "lm_head.weight")
+}
+
+/// Fill `skeleton`'s parameters from safetensors blobs `(origin, bytes)` by Hugging Face name.
+///
+/// Every parameter must be in the files with the shape the skeleton has (linear weights `[out, in]`); a
+/// tensor in the files that no parameter takes is an error too, unless `ignore(name)` says it may be
+/// skipped (`rotary_emb.inv_freq` buffers always may). Errors name the tensor, the file and both shapes.
+pub fn load_into<M: Module>(skeleton: M, blobs: &[(String, Vec<u8>)], ignore: &dyn Fn(&str) -> bool) -> Result<M> {
     let mut tensors: HashMap<String, usize> = HashMap::new();
     let mut parsed = Vec::new();
     for (origin, bytes) in blobs {
@@ -166,8 +250,7 @@ pub fn load_weights(config: &LmConfig, blobs: &[(String, Vec<u8>)], device: &Dev
             tensors.insert(name.to_string(), i);
         }
     }
-    // Zero-initialised skeleton (cheap), filled below.
-    let model = CausalLm::init(config, 0.0, device);
+    let model = skeleton;
     let expected = hf_param_shapes(&model);
     let mut values: HashMap<String, Vec<f32>> = HashMap::new();
     for (name, shape) in &expected {
@@ -207,7 +290,7 @@ pub fn load_weights(config: &LmConfig, blobs: &[(String, Vec<u8>)], device: &Dev
         .keys()
         .filter(|n| !known.contains(n.as_str()))
         .filter(|n| !n.ends_with("rotary_emb.inv_freq"))
-        .filter(|n| !(config.tie_word_embeddings && n.as_str() == "lm_head.weight"))
+        .filter(|n| !ignore(n))
         .collect();
     extra.sort();
     if !extra.is_empty() {
@@ -269,8 +352,9 @@ impl ModuleVisitor for Collect {
     }
 }
 
-/// The model's weights as a Hugging Face `model.safetensors` (f32, `format: pt` metadata).
-pub fn to_hf_safetensors(model: &CausalLm) -> Result<Vec<u8>> {
+/// The model's weights as a Hugging Face `model.safetensors` (f32, `format: pt` metadata); any module whose
+/// parameter paths are Hugging Face names.
+pub fn to_hf_safetensors<M: Module>(model: &M) -> Result<Vec<u8>> {
     let mut c = Collect { path: Vec::new(), out: Vec::new() };
     model.visit(&mut c);
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =

@@ -25,7 +25,7 @@ pub struct Linear {
     pub bias: Option<Param<Tensor<1>>>,
 }
 
-fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
+pub(crate) fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
     Param::from_tensor(Tensor::<D>::random(shape, Distribution::Normal(0.0, std), device))
 }
 
@@ -109,7 +109,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn new(hidden: usize, inter: usize, bias: bool, std: f64, device: &Device) -> Self {
+    pub(crate) fn new(hidden: usize, inter: usize, bias: bool, std: f64, device: &Device) -> Self {
         Mlp {
             gate_proj: Linear::new(hidden, inter, bias, std, device),
             up_proj: Linear::new(hidden, inter, bias, std, device),

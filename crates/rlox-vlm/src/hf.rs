@@ -1,0 +1,83 @@
+//! Kimi-VL checkpoints in the published layout: `config.json` (`kimi_vl`), `model.safetensors` or shards
+//! named by `model.safetensors.index.json` (F32, BF16, F16 or F64), tensors `vision_tower.*`,
+//! `multi_modal_projector.*`, `language_model.model.*` and `language_model.lm_head.weight`; and the
+//! parameter counts of a configuration, read from a lazy skeleton without weights.
+
+use crate::config::KimiVlConfig;
+use crate::model::KimiVl;
+use rlox_core::checkpoint::atomic_write;
+use rlox_core::{Error, Result};
+use rlox_lm::hf::{copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, load_into, read_weight_files, to_hf_safetensors};
+use rlox_lm::Init;
+use rlox_nn::Device;
+use serde::Serialize;
+use std::path::Path;
+
+/// Whether a checkpoint tensor may stay unused (rotary buffers, a tied head, multi-token-prediction layers).
+fn ignored(config: &KimiVlConfig, name: &str) -> bool {
+    name.strip_prefix("language_model.").is_some_and(|rest| deepseek_v3_ignored(&config.text, rest))
+}
+
+/// Build a Kimi-VL model of `config` from safetensors blobs `(origin, bytes)`.
+pub fn load_kimi_vl_weights(config: &KimiVlConfig, blobs: &[(String, Vec<u8>)], device: &Device) -> Result<KimiVl> {
+    let skeleton = KimiVl::new(config, Init::Lazy, device);
+    load_into(skeleton, blobs, &|name: &str| ignored(config, name))
+}
+
+/// Load a Kimi-VL model directory onto `device`.
+pub fn load_kimi_vl(dir: impl AsRef<Path>, device: &Device) -> Result<KimiVl> {
+    let dir = dir.as_ref();
+    let config = KimiVlConfig::from_file(dir.join("config.json"))?;
+    load_kimi_vl_weights(&config, &read_weight_files(dir)?, device)
+}
+
+/// Save `model` into `dir` (`config.json`, `model.safetensors` in f32, and the tokenizer and preprocessor
+/// files of `src_dir` when given), each file written atomically.
+pub fn save_kimi_vl(model: &KimiVl, dir: impl AsRef<Path>, src_dir: Option<&Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    atomic_write(dir.join("model.safetensors"), &to_hf_safetensors(model)?)?;
+    let config = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json");
+    atomic_write(dir.join("config.json"), config.as_bytes())?;
+    copy_tokenizer_files(src_dir, dir)
+}
+
+/// Parameter counts of a Kimi-VL configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ParamCounts {
+    /// Everything.
+    pub total: u64,
+    /// The vision tower.
+    pub vision: u64,
+    /// The projector.
+    pub projector: u64,
+    /// The language model.
+    pub text: u64,
+    /// The language model's parameters used per token: all but the routed experts, plus `num_experts_per_tok`
+    /// of them in each MoE layer (embeddings and output projection included).
+    pub text_active: u64,
+    /// Tensors in the checkpoint layout.
+    pub tensors: usize,
+}
+
+/// Count the parameters of `config` from a lazy skeleton (no tensor is allocated).
+pub fn param_counts(config: &KimiVlConfig) -> ParamCounts {
+    let device = rlox_nn::burn::tensor::Device::default();
+    let model = KimiVl::new(config, Init::Lazy, &device);
+    let shapes = hf_param_shapes(&model);
+    let sum = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        shapes.iter().filter(|(n, _)| pred(n)).map(|(_, s)| s.iter().product::<usize>() as u64).sum()
+    };
+    let text = sum(&|n| n.starts_with("language_model."));
+    let routed = sum(&|n| n.starts_with("language_model.") && n.contains(".mlp.experts."));
+    let t = &config.text;
+    let active_routed = if t.n_routed_experts > 0 { routed / t.n_routed_experts as u64 * t.num_experts_per_tok as u64 } else { 0 };
+    ParamCounts {
+        total: sum(&|_| true),
+        vision: sum(&|n| n.starts_with("vision_tower.")),
+        projector: sum(&|n| n.starts_with("multi_modal_projector.")),
+        text,
+        text_active: text - routed + active_routed,
+        tensors: shapes.len(),
+    }
+}
