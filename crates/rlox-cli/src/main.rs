@@ -13,6 +13,7 @@ mod cmd_solve;
 #[cfg(feature = "sql")]
 mod cmd_sql;
 mod cmd_train;
+mod cmd_vlm;
 mod data_out;
 mod output;
 mod train_offpolicy;
@@ -43,6 +44,9 @@ enum Command {
     /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
     #[command(subcommand)]
     Lm(cmd_lm::LmCommand),
+    /// Vision-language models: generate and score with a Hugging Face-layout Kimi-VL model.
+    #[command(subcommand)]
+    Vlm(cmd_vlm::VlmCommand),
     /// Supervised fine-tuning of a language model from a TOML config.
     Sft(cmd_posttrain::PostArgs),
     /// Train a Bradley-Terry reward model from a TOML config.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Lm(c) => cmd_lm::run(c),
+        Command::Vlm(c) => cmd_vlm::run(c),
         Command::Sft(a) => cmd_posttrain::run(cmd_posttrain::Method::Sft, a),
         Command::Rm(a) => cmd_posttrain::run(cmd_posttrain::Method::Rm, a),
         Command::Dpo(a) => cmd_posttrain::run(cmd_posttrain::Method::Dpo, a),

@@ -3,6 +3,7 @@
 //! in order, in place of its embedding (what `KimiVLForConditionalGeneration` does), and the language model
 //! runs on those embeddings.
 
+use rlox_nn::burn;
 use crate::config::KimiVlConfig;
 use crate::moonvit::{MoonVit, VisionOutput};
 use crate::processor::ProcessedImage;

@@ -16,6 +16,7 @@
 //! 4. A final LayerNorm, then the patch merger: each `2 x 2` neighbourhood of the grid (raster order of
 //!    neighbourhoods, raster order inside) becomes one token of four sub-patch vectors.
 
+use rlox_nn::burn;
 use crate::config::MoonVitConfig;
 use rlox_core::{Error, Result};
 use rlox_lm::model::Linear;

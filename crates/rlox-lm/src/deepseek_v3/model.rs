@@ -1,6 +1,7 @@
 //! [`DeepseekV3ForCausalLm`]: embeddings, layers of MLA + (dense or routed) feed-forward, final norm, output
 //! projection; a cache of the compressed latent; an embeddings input for multimodal models.
 
+use rlox_nn::burn;
 use crate::attention::{AttentionKernel, AttentionMask, FlashAttention};
 use crate::deepseek_v3::config::DeepseekV3Config;
 use crate::deepseek_v3::mla::{LatentSlot, Mla, RopeTables};

@@ -8,6 +8,7 @@
 //! `routed_scaling_factor`. The choice is a discrete decision made on the host; the weights stay tensors,
 //! so the router's weight gets gradients through them.
 
+use rlox_nn::burn;
 use crate::deepseek_v3::config::{DeepseekV3Config, ScoringFunc, TopkMethod};
 use crate::init::Init;
 use crate::model::{Linear, Mlp};
