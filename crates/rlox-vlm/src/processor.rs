@@ -37,7 +37,8 @@ pub struct ProcessorConfig {
     pub image_std: [f32; 3],
     /// Largest side accepted before decoding, in pixels (default 32768), against decompression bombs.
     pub max_side: u32,
-    /// Largest grid side (default 512 patches, MoonViT's rotary range).
+    /// Grid sides must stay below this (default 512 patches, MoonViT's rotary range; the published
+    /// processor rejects 512 itself).
     pub max_grid_side: usize,
 }
 
@@ -336,15 +337,15 @@ impl ImageProcessor {
         let (mh, mw) = (c.merge_kernel_size[0] * p, c.merge_kernel_size[1] * p);
         let (pw, ph) = (w.div_ceil(mw) * mw, h.div_ceil(mh) * mh);
         let grid = (ph / p, pw / p);
-        if grid.0 > c.max_grid_side || grid.1 > c.max_grid_side {
+        if grid.0 >= c.max_grid_side || grid.1 >= c.max_grid_side {
             return Err(Error::invalid(
                 "image",
                 format!(
-                    "{w}x{h} pixels make a {}x{} patch grid, beyond MoonViT's {m}x{m}; the aspect ratio is too extreme (a side over {} pixels)",
+                    "{w}x{h} pixels make a {}x{} patch grid, beyond MoonViT's {m}x{m}; the aspect ratio is too extreme (a side over {px} pixels)",
                     grid.0,
                     grid.1,
                     m = c.max_grid_side,
-                    c.max_grid_side * p
+                    px = c.max_grid_side * p
                 ),
             ));
         }
