@@ -189,7 +189,11 @@ pub fn load_deepseek_v3(dir: impl AsRef<Path>, device: &Device) -> Result<Deepse
 
 /// Save a DeepSeek-V3 model into `dir` (`config.json`, `model.safetensors`, and the tokenizer files of
 /// `tokenizer_dir` when given), each file written atomically.
-pub fn save_deepseek_v3(model: &DeepseekV3ForCausalLm, dir: impl AsRef<Path>, tokenizer_dir: Option<&Path>) -> Result<()> {
+pub fn save_deepseek_v3(
+    model: &DeepseekV3ForCausalLm,
+    dir: impl AsRef<Path>,
+    tokenizer_dir: Option<&Path>,
+) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     atomic_write(dir.join("model.safetensors"), &to_hf_safetensors(model)?)?;

@@ -33,9 +33,7 @@ impl Init {
     /// A weight tensor.
     pub fn weight<const D: usize>(self, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
         match self {
-            Init::Normal(std) => {
-                Param::from_tensor(Tensor::<D>::random(shape, Distribution::Normal(0.0, std), device))
-            }
+            Init::Normal(std) => Param::from_tensor(Tensor::<D>::random(shape, Distribution::Normal(0.0, std), device)),
             Init::Lazy => lazy(shape, 0.0, device),
         }
     }

@@ -41,7 +41,7 @@ pub use attention::{AttentionKernel, AttentionMask, EagerAttention, FlashAttenti
 pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
 pub use deepseek_v3::{DeepseekV3Config, DeepseekV3ForCausalLm, LatentCache};
 pub use generate::{generate, Decode, GenerationConfig, GenerationOutput, Sampler};
-pub use init::Init;
 pub use hf::{load_model, save_model};
+pub use init::Init;
 pub use model::{CausalLm, ForwardInput, KvCache, LmOutput};
 pub use tokenizer::{ChatMessage, ChatTemplate, LmTokenizer};

@@ -69,7 +69,10 @@ impl MoonVitConfig {
             match v.get(key) {
                 None | Some(Value::Null) => Ok(default),
                 Some(x) => x.as_u64().map(|n| n as usize).ok_or_else(|| {
-                    Error::invalid("config.json", format!("'vision_config.{key}' must be a non-negative integer, got {x}"))
+                    Error::invalid(
+                        "config.json",
+                        format!("'vision_config.{key}' must be a non-negative integer, got {x}"),
+                    )
                 }),
             }
         };
@@ -100,7 +103,10 @@ impl MoonVitConfig {
             merge_kernel_size: merge,
             ..d
         };
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 || c.head_dim() % 4 != 0 {
+        if c.num_attention_heads == 0
+            || !c.hidden_size.is_multiple_of(c.num_attention_heads)
+            || !c.head_dim().is_multiple_of(4)
+        {
             return Err(Error::invalid(
                 "config.json",
                 format!(
@@ -110,7 +116,10 @@ impl MoonVitConfig {
             ));
         }
         if c.patch_size == 0 || c.init_pos_emb_height == 0 || c.init_pos_emb_width == 0 {
-            return Err(Error::invalid("config.json", "vision_config: patch_size and the position table must be positive"));
+            return Err(Error::invalid(
+                "config.json",
+                "vision_config: patch_size and the position table must be positive",
+            ));
         }
         Ok(c)
     }
@@ -176,7 +185,10 @@ impl KimiVlConfig {
             .map_err(|e| Error::invalid("config.json", format!("text_config: {e}")))?;
         let media = v
             .get("media_placeholder_token_id")
-            .map(|x| x.as_u64().ok_or_else(|| Error::invalid("config.json", "'media_placeholder_token_id' must be an integer")))
+            .map(|x| {
+                x.as_u64()
+                    .ok_or_else(|| Error::invalid("config.json", "'media_placeholder_token_id' must be an integer"))
+            })
             .transpose()?
             .unwrap_or(163605) as u32;
         if media as usize >= text.vocab_size {

@@ -7,7 +7,9 @@ use crate::config::KimiVlConfig;
 use crate::model::KimiVl;
 use rlox_core::checkpoint::atomic_write;
 use rlox_core::{Error, Result};
-use rlox_lm::hf::{copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, load_into, read_weight_files, to_hf_safetensors};
+use rlox_lm::hf::{
+    copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, load_into, read_weight_files, to_hf_safetensors,
+};
 use rlox_lm::Init;
 use rlox_nn::Device;
 use serde::Serialize;
@@ -71,7 +73,8 @@ pub fn param_counts(config: &KimiVlConfig) -> ParamCounts {
     let text = sum(&|n| n.starts_with("language_model."));
     let routed = sum(&|n| n.starts_with("language_model.") && n.contains(".mlp.experts."));
     let t = &config.text;
-    let active_routed = if t.n_routed_experts > 0 { routed / t.n_routed_experts as u64 * t.num_experts_per_tok as u64 } else { 0 };
+    let active_routed =
+        if t.n_routed_experts > 0 { routed / t.n_routed_experts as u64 * t.num_experts_per_tok as u64 } else { 0 };
     ParamCounts {
         total: sum(&|_| true),
         vision: sum(&|n| n.starts_with("vision_tower.")),

@@ -3,7 +3,6 @@
 //! in order, in place of its embedding (what `KimiVLForConditionalGeneration` does), and the language model
 //! runs on those embeddings.
 
-use rlox_nn::burn;
 use crate::config::KimiVlConfig;
 use crate::moonvit::{MoonVit, VisionOutput};
 use crate::processor::ProcessedImage;
@@ -12,6 +11,7 @@ use rlox_core::{Error, Result};
 use rlox_lm::attention::{AttentionKernel, FlashAttention};
 use rlox_lm::generate::Decode;
 use rlox_lm::{DeepseekV3ForCausalLm, ForwardInput, Init, LatentCache, LmOutput};
+use rlox_nn::burn;
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
 
 /// Kimi-VL (`KimiVLForConditionalGeneration`); parameter paths are the checkpoint's tensor names.
@@ -198,7 +198,10 @@ impl<'a> ImagePrompts<'a> {
     /// `prompts[b]` (token ids with placeholders) shown `images[b]`.
     pub fn new(model: &'a KimiVl, prompts: &[Vec<u32>], images: &[Vec<ProcessedImage>]) -> Result<Self> {
         if prompts.len() != images.len() {
-            return Err(Error::invalid("images", format!("{} rows of images for {} prompts", images.len(), prompts.len())));
+            return Err(Error::invalid(
+                "images",
+                format!("{} rows of images for {} prompts", images.len(), prompts.len()),
+            ));
         }
         Ok(ImagePrompts {
             model,

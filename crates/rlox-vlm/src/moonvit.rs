@@ -16,12 +16,12 @@
 //! 4. A final LayerNorm, then the patch merger: each `2 x 2` neighbourhood of the grid (raster order of
 //!    neighbourhoods, raster order inside) becomes one token of four sub-patch vectors.
 
-use rlox_nn::burn;
 use crate::config::MoonVitConfig;
 use rlox_core::{Error, Result};
 use rlox_lm::model::Linear;
 use rlox_lm::Init;
 use rlox_nn::attention::{flash_attention, FlashConfig, Masking};
+use rlox_nn::burn;
 use rlox_nn::burn::module::Param;
 use rlox_nn::burn::tensor::activation::{gelu_approximate, softmax};
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
@@ -198,7 +198,11 @@ impl MoonVit {
         if width != 3 * c.patch_size * c.patch_size {
             return Err(Error::invalid(
                 "pixel values",
-                format!("{width} values per patch; a {p}x{p} RGB patch has {}", 3 * c.patch_size * c.patch_size, p = c.patch_size),
+                format!(
+                    "{width} values per patch; a {p}x{p} RGB patch has {}",
+                    3 * c.patch_size * c.patch_size,
+                    p = c.patch_size
+                ),
             ));
         }
         if grids.is_empty() || n != want {

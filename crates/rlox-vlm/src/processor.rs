@@ -73,21 +73,23 @@ impl ProcessorConfig {
         let usize_of = |key: &str, default: usize| -> Result<usize> {
             match v.get(key) {
                 None | Some(Value::Null) => Ok(default),
-                Some(x) => x
-                    .as_u64()
-                    .filter(|&n| n > 0)
-                    .map(|n| n as usize)
-                    .ok_or_else(|| Error::invalid("preprocessor_config.json", format!("'{key}' must be a positive integer, got {x}"))),
+                Some(x) => x.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(|| {
+                    Error::invalid("preprocessor_config.json", format!("'{key}' must be a positive integer, got {x}"))
+                }),
             }
         };
         let triple = |key: &str, default: [f32; 3]| -> Result<[f32; 3]> {
             match v.get(key) {
                 None | Some(Value::Null) => Ok(default),
                 Some(x) => {
-                    let a: Option<Vec<f32>> = x.as_array().map(|a| a.iter().filter_map(|n| n.as_f64().map(|n| n as f32)).collect());
+                    let a: Option<Vec<f32>> =
+                        x.as_array().map(|a| a.iter().filter_map(|n| n.as_f64().map(|n| n as f32)).collect());
                     match a.as_deref() {
                         Some([r, g, b]) => Ok([*r, *g, *b]),
-                        _ => Err(Error::invalid("preprocessor_config.json", format!("'{key}' must be three numbers, got {x}"))),
+                        _ => Err(Error::invalid(
+                            "preprocessor_config.json",
+                            format!("'{key}' must be three numbers, got {x}"),
+                        )),
                     }
                 }
             }
@@ -95,7 +97,12 @@ impl ProcessorConfig {
         let merge = match v.get("merge_kernel_size").and_then(Value::as_array) {
             Some(a) => match a.iter().map(|n| n.as_u64().map(|n| n as usize)).collect::<Option<Vec<_>>>().as_deref() {
                 Some([h, w]) if *h > 0 && *w > 0 => [*h, *w],
-                _ => return Err(Error::invalid("preprocessor_config.json", "'merge_kernel_size' must be two positive integers")),
+                _ => {
+                    return Err(Error::invalid(
+                        "preprocessor_config.json",
+                        "'merge_kernel_size' must be two positive integers",
+                    ))
+                }
             },
             None => d.merge_kernel_size,
         };
@@ -108,7 +115,10 @@ impl ProcessorConfig {
         }
         let std = triple("image_std", d.image_std)?;
         if std.iter().any(|&s| s <= 0.0) {
-            return Err(Error::invalid("preprocessor_config.json", format!("'image_std' must be positive, got {std:?}")));
+            return Err(Error::invalid(
+                "preprocessor_config.json",
+                format!("'image_std' must be positive, got {std:?}"),
+            ));
         }
         Ok(ProcessorConfig {
             in_token_limit: usize_of("in_token_limit", d.in_token_limit)?,

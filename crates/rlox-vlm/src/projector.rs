@@ -3,10 +3,10 @@
 //! over the vision width), the four are concatenated (`4 x 1152 = 4608` in Kimi-VL), then
 //! `linear_2(gelu(linear_1(.)))` with the exact (erf) GELU.
 
-use rlox_nn::burn;
 use crate::moonvit::LayerNorm;
 use rlox_lm::model::Linear;
 use rlox_lm::Init;
+use rlox_nn::burn;
 use rlox_nn::burn::tensor::activation::gelu;
 use rlox_nn::{Device, Module, Tensor};
 

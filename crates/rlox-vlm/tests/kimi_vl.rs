@@ -14,7 +14,7 @@ use rlox_nn::burn::module::{ModuleVisitor, Param};
 use rlox_nn::burn::tensor::activation::log_softmax;
 use rlox_nn::{Int, Module, Tensor, TensorData};
 use rlox_vlm::chat::{encode_with_images, render, Message};
-use rlox_vlm::{load_kimi_vl, param_counts, save_kimi_vl, ImagePrompts, ImageProcessor, KimiVl, KimiVlConfig};
+use rlox_vlm::{load_kimi_vl, param_counts, save_kimi_vl, ImageProcessor, ImagePrompts, KimiVl, KimiVlConfig};
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -68,7 +68,8 @@ fn processor_pixel_values_and_grids_equal_the_reference() {
     let m = meta();
     for key in ["a", "b", "c", "d", "e"] {
         let img = processor().process_file(image_path(key)).unwrap();
-        let grid: Vec<usize> = m["grids"][key].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let grid: Vec<usize> =
+            m["grids"][key].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
         assert_eq!(vec![img.grid.0, img.grid.1], grid, "{key}");
         let (_, want) = &refs[&format!("pixel_values.{key}")];
         // One grey level is 2/255 after normalising with mean 0.5 and std 0.5.
@@ -150,7 +151,8 @@ fn whole_model_logits_and_greedy_generation_match() {
         let counts: Vec<usize> = images.iter().map(|i| i.num_tokens([2, 2])).collect();
         let mine = encode_with_images(&tokenizer, text, m.config.media_placeholder_token_id, &counts).unwrap();
         assert_eq!(mine, ids, "{name}: prompt ids");
-        let logits = m.forward(&ForwardInput::dense(vec![ids.clone()]), &[images.clone()], None).unwrap().logits;
+        let logits =
+            m.forward(&ForwardInput::dense(vec![ids.clone()]), std::slice::from_ref(&images), None).unwrap().logits;
         let d = max_diff(&to_vec(logits), &refs[&format!("logits.{name}")].1);
         println!("{name}: {} tokens, max |logit - reference| = {d:.2e}", ids.len());
         assert!(d < 1e-4, "{name}: {d}");
@@ -200,9 +202,15 @@ fn native_tiktoken_reader_matches_tiktoken() {
     }
     let base = meta["tokenizer"]["base_vocab"].as_u64().unwrap() as u32;
     assert_eq!(tokenizer.token_to_id("[BOS]"), Some(base));
-    assert_eq!(tokenizer.token_to_id("<|media_pad|>"), Some(meta["media_placeholder_token_id"].as_u64().unwrap() as u32));
+    assert_eq!(
+        tokenizer.token_to_id("<|media_pad|>"),
+        Some(meta["media_placeholder_token_id"].as_u64().unwrap() as u32)
+    );
     assert_eq!(tokenizer.vocab_size(), base as usize + 258);
-    assert_eq!(tokenizer.eos_token_ids, vec![tokenizer.token_to_id("[EOS]").unwrap(), tokenizer.token_to_id("<|im_end|>").unwrap()]);
+    assert_eq!(
+        tokenizer.eos_token_ids,
+        vec![tokenizer.token_to_id("[EOS]").unwrap(), tokenizer.token_to_id("<|im_end|>").unwrap()]
+    );
 }
 
 struct GradCheck<'a> {
@@ -251,7 +259,8 @@ fn training_on_image_and_text_reaches_every_parameter() {
 
 fn tensor_names(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
-    let mut names: Vec<String> = SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(String::from).collect();
+    let mut names: Vec<String> =
+        SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(String::from).collect();
     names.sort();
     names
 }
@@ -267,8 +276,8 @@ fn save_reload_and_bf16_shards() {
     let images: Vec<_> = keys.iter().map(|k| processor().process_file(image_path(k)).unwrap()).collect();
     let input = ForwardInput::dense(vec![ids]);
     let again = load_kimi_vl(&out, &rlox_nn::cpu_device().unwrap()).unwrap();
-    let a = to_vec(m.forward(&input, &[images.clone()], None).unwrap().logits);
-    let b = to_vec(again.forward(&input, &[images.clone()], None).unwrap().logits);
+    let a = to_vec(m.forward(&input, std::slice::from_ref(&images), None).unwrap().logits);
+    let b = to_vec(again.forward(&input, std::slice::from_ref(&images), None).unwrap().logits);
     assert_eq!(a, b);
     assert!(LmTokenizer::from_dir(&out).is_ok() && out.join("preprocessor_config.json").exists());
 
@@ -278,7 +287,8 @@ fn save_reload_and_bf16_shards() {
     let mut bf16: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut f32s: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in st.tensors() {
-        let vals: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vals: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         // Round to nearest even, as torch's .to(torch.bfloat16).
         let halves: Vec<u16> = vals
             .iter()
@@ -316,10 +326,13 @@ fn save_reload_and_bf16_shards() {
     for (n, _, _) in &text {
         map.insert(n.clone(), "model-00002-of-00002.safetensors".into());
     }
-    std::fs::write(sharded.join("model.safetensors.index.json"), serde_json::json!({"weight_map": map}).to_string()).unwrap();
+    std::fs::write(sharded.join("model.safetensors.index.json"), serde_json::json!({"weight_map": map}).to_string())
+        .unwrap();
     write(&rounded.join("model.safetensors"), &f32s, safetensors::Dtype::F32);
     let cpu = rlox_nn::cpu_device().unwrap();
-    let from_bf16 = to_vec(load_kimi_vl(&sharded, &cpu).unwrap().forward(&input, &[images.clone()], None).unwrap().logits);
+    let from_bf16 = to_vec(
+        load_kimi_vl(&sharded, &cpu).unwrap().forward(&input, std::slice::from_ref(&images), None).unwrap().logits,
+    );
     let from_f32 = to_vec(load_kimi_vl(&rounded, &cpu).unwrap().forward(&input, &[images], None).unwrap().logits);
     assert_eq!(from_bf16, from_f32, "bf16 shards must decode to exactly the rounded f32 weights");
     assert!(max_diff(&from_bf16, &a) > 0.0, "rounding to bf16 should change something");
@@ -392,7 +405,7 @@ fn bad_inputs_are_clear_errors() {
         let at = ids.iter().position(|&i| i == media).unwrap();
         ids.iter().enumerate().filter(|&(i, _)| i != at).map(|(_, &x)| x).collect()
     };
-    let e = m.forward(&ForwardInput::dense(vec![short]), &[images.clone()], None).unwrap_err().to_string();
+    let e = m.forward(&ForwardInput::dense(vec![short]), std::slice::from_ref(&images), None).unwrap_err().to_string();
     assert!(e.contains("5 image placeholder tokens") && e.contains("give 6 features"), "{e}");
     let tokenizer = LmTokenizer::from_dir(fixture()).unwrap();
     let e = encode_with_images(&tokenizer, "no image here", m.config.media_placeholder_token_id, &[6]).unwrap_err();
@@ -415,7 +428,8 @@ fn bad_inputs_are_clear_errors() {
 
 #[test]
 fn cli_functions_return_json() {
-    let mut args = rlox_vlm::commands::VlmGenerateArgs::new(fixture(), vec![image_path("a")], "What colour is this image?");
+    let mut args =
+        rlox_vlm::commands::VlmGenerateArgs::new(fixture(), vec![image_path("a")], "What colour is this image?");
     args.max_new_tokens = 12;
     let v = rlox_vlm::commands::generate_json(&args).unwrap();
     let (_, _, greedy) = prompt(&meta(), "one_image");
@@ -424,8 +438,14 @@ fn cli_functions_return_json() {
     assert!(!got.is_empty() && greedy.starts_with(&got), "{got:?} vs {greedy:?}");
     assert_eq!(v["images"][0]["grid"], serde_json::json!([4, 6]));
     assert_eq!(v["images"][0]["tokens"], 6);
-    let s = rlox_vlm::commands::score_json(&fixture(), &[image_path("a")], "What colour is this image?", "The image is red.", false)
-        .unwrap();
+    let s = rlox_vlm::commands::score_json(
+        &fixture(),
+        &[image_path("a")],
+        "What colour is this image?",
+        "The image is red.",
+        false,
+    )
+    .unwrap();
     let n = s["token_ids"].as_array().unwrap().len();
     assert!(n > 0 && s["logprobs"].as_array().unwrap().len() == n && s["total_logprob"].as_f64().unwrap() < 0.0);
 }

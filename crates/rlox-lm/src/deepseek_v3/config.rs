@@ -145,7 +145,10 @@ fn bad(key: &str, why: impl std::fmt::Display) -> Error {
 fn get_usize(v: &Value, key: &str) -> Result<Option<usize>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| bad(key, format!("must be a non-negative integer, got {x}"))),
+        Some(x) => x
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| bad(key, format!("must be a non-negative integer, got {x}"))),
     }
 }
 
@@ -340,7 +343,7 @@ impl DeepseekV3Config {
 
     /// Whether layer `layer` routes to experts.
     pub fn is_moe_layer(&self, layer: usize) -> bool {
-        self.n_routed_experts > 0 && layer >= self.first_k_dense_replace && layer % self.moe_layer_freq == 0
+        self.n_routed_experts > 0 && layer >= self.first_k_dense_replace && layer.is_multiple_of(self.moe_layer_freq)
     }
 
     /// The softmax scale of attention: `qk_head_dim^-0.5`, times `mscale(factor, mscale_all_dim)^2` under YaRN.
@@ -368,9 +371,10 @@ impl DeepseekV3Config {
             DeepseekRope::Plain(RopeScaling::Llama3 { .. }) => unreachable!("not produced by from_hf_json"),
             DeepseekRope::Yarn(y) => {
                 let dim = d as f64;
-                let correction_dim =
-                    |rot: f64| dim * (y.original_max_position_embeddings / (rot * 2.0 * std::f64::consts::PI)).ln()
-                        / (2.0 * (self.rope_theta).ln());
+                let correction_dim = |rot: f64| {
+                    dim * (y.original_max_position_embeddings / (rot * 2.0 * std::f64::consts::PI)).ln()
+                        / (2.0 * (self.rope_theta).ln())
+                };
                 let (mut low, mut high) = (correction_dim(y.beta_fast), correction_dim(y.beta_slow));
                 if y.truncate {
                     low = low.floor();

@@ -14,11 +14,11 @@
 //! the value width differs from the query/key width the narrower side is padded with zeros (zero query/key
 //! dims add nothing to the scores; zero value dims are cut from the output).
 
-use rlox_nn::burn;
 use crate::attention::{AttentionKernel, AttentionMask};
 use crate::deepseek_v3::config::DeepseekV3Config;
 use crate::init::Init;
 use crate::model::{Linear, RmsNorm};
+use rlox_nn::burn;
 use rlox_nn::{Device, Module, Tensor, TensorData};
 
 /// Cos/sin tables of the rope dims for one forward call, `[batch, 1, seq, qk_rope_head_dim]`.

@@ -1,7 +1,6 @@
 //! [`DeepseekV3ForCausalLm`]: embeddings, layers of MLA + (dense or routed) feed-forward, final norm, output
 //! projection; a cache of the compressed latent; an embeddings input for multimodal models.
 
-use rlox_nn::burn;
 use crate::attention::{AttentionKernel, AttentionMask, FlashAttention};
 use crate::deepseek_v3::config::DeepseekV3Config;
 use crate::deepseek_v3::mla::{LatentSlot, Mla, RopeTables};
@@ -10,6 +9,7 @@ use crate::generate::Decode;
 use crate::init::Init;
 use crate::model::{Embedding, ForwardInput, Linear, LmOutput, RmsNorm};
 use rlox_core::{Error, Result};
+use rlox_nn::burn;
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
 
 /// One decoder layer (pre-norm attention and feed-forward, each with a residual).
@@ -115,7 +115,10 @@ impl DeepseekV3ForCausalLm {
         let b = ids.len();
         let t = ids.first().map_or(0, Vec::len);
         if b == 0 || t == 0 || ids.iter().any(|s| s.len() != t) {
-            return Err(Error::invalid("input", format!("token ids must be a non-empty rectangular block, got {b} rows")));
+            return Err(Error::invalid(
+                "input",
+                format!("token ids must be a non-empty rectangular block, got {b} rows"),
+            ));
         }
         if let Some(&bad) = ids.iter().flatten().find(|&&i| i as usize >= self.config.vocab_size) {
             return Err(Error::invalid(
@@ -162,7 +165,10 @@ impl DeepseekV3ForCausalLm {
         let c = &self.config;
         let [b, t, h] = x.dims();
         if h != c.hidden_size {
-            return Err(Error::invalid("input", format!("embeddings are {h} wide; the model's width is {}", c.hidden_size)));
+            return Err(Error::invalid(
+                "input",
+                format!("embeddings are {h} wide; the model's width is {}", c.hidden_size),
+            ));
         }
         let rows_fit = positions.iter().all(|r| r.len() == t) && valid.iter().all(|r| r.len() == t);
         if positions.len() != b || valid.len() != b || !rows_fit {

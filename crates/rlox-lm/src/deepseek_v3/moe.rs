@@ -8,10 +8,10 @@
 //! `routed_scaling_factor`. The choice is a discrete decision made on the host; the weights stay tensors,
 //! so the router's weight gets gradients through them.
 
-use rlox_nn::burn;
 use crate::deepseek_v3::config::{DeepseekV3Config, ScoringFunc, TopkMethod};
 use crate::init::Init;
 use crate::model::{Linear, Mlp};
+use rlox_nn::burn;
 use rlox_nn::burn::module::Param;
 use rlox_nn::burn::tensor::activation::{sigmoid, silu, softmax};
 use rlox_nn::burn::tensor::IndexingUpdateOp;
@@ -77,10 +77,8 @@ impl Router {
             }
             if c.topk_method == TopkMethod::NoauxTc && c.n_group > 1 {
                 // Score each group by its best two choices; hide the experts of all but the best groups.
-                let group_scores: Vec<f32> = choice
-                    .chunks(group)
-                    .map(|g| top_indices(g, 2.min(group)).iter().map(|&i| g[i]).sum())
-                    .collect();
+                let group_scores: Vec<f32> =
+                    choice.chunks(group).map(|g| top_indices(g, 2.min(group)).iter().map(|&i| g[i]).sum()).collect();
                 let keep = top_indices(&group_scores, c.topk_group);
                 for (gi, g) in choice.chunks_mut(group).enumerate() {
                     if !keep.contains(&gi) {
