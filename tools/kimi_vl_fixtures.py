@@ -417,7 +417,9 @@ def train_bpe(text: str, merges: int) -> list[bytes]:
     """Byte-level BPE on the pattern's pieces: the 256 bytes, then the most frequent adjacent pair each round."""
     import regex
 
-    words = Counter(tuple(bytes([b]) for b in piece.encode()) for piece in regex.findall(KIMI_PATTERN, text))
+    # VERSION1: `&&` is class intersection there, as in tiktoken's (Rust) regular expressions.
+    pieces = regex.findall(KIMI_PATTERN, text, flags=regex.VERSION1)
+    words = Counter(tuple(bytes([b]) for b in piece.encode()) for piece in pieces)
     vocab = [bytes([b]) for b in range(256)]
     for _ in range(merges):
         pairs: Counter[tuple[bytes, bytes]] = Counter()
@@ -427,7 +429,8 @@ def train_bpe(text: str, merges: int) -> list[bytes]:
         if not pairs:
             break
         (a, b), _n = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
-        vocab.append(a + b)
+        if a + b not in vocab:  # a tiktoken vocabulary lists each byte string once
+            vocab.append(a + b)
         new_words: Counter[tuple[bytes, ...]] = Counter()
         for w, n in words.items():
             out, i = [], 0
@@ -717,7 +720,13 @@ def crosscheck_k25(vision: MoonViTReference, projector: ProjectorReference,
 
 def check_remote(remote: str, fixture: str, ref: dict[str, torch.Tensor], meta: dict[str, Any],
                  processed: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> None:
-    """Load the fixture with the published remote code (copied into `remote`) and compare."""
+    """Load the fixture with the published remote code (copied into `remote`) and compare.
+
+    Found with transformers 5.25 (2026-12): with attn_implementation="sdpa" the remote code's packed features and
+    logits equal these references (1e-6 and 5e-6); with "eager" an image alone still agrees, but packed images
+    do not (features off by 0.5, logits by 1.2): its eager vision attention *adds* the boolean block mask to the
+    scores (+1 inside an image, 0 across) instead of masking the other images out, so packed images see each
+    other. rlox follows the sdpa / flash-attention behaviour (block-diagonal attention)."""
     from transformers import AutoModelForCausalLM
 
     work = os.path.join(remote, "model")

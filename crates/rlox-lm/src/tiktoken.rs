@@ -112,6 +112,15 @@ pub fn read_ranks(path: &Path) -> Result<Vec<Vec<u8>>> {
             return Err(bad(&format!("rank {rank} appears twice")));
         }
     }
+    let mut seen: HashMap<&[u8], usize> = HashMap::new();
+    for (rank, bytes) in &by_rank {
+        if let Some(first) = seen.insert(bytes.as_slice(), *rank) {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!("the token {bytes:?} appears twice, at ranks {first} and {rank}"),
+            });
+        }
+    }
     let n = by_rank.len();
     if n == 0 || by_rank.keys().next_back() != Some(&(n - 1)) {
         return Err(Error::Config {
@@ -229,5 +238,7 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("tiktoken.model"), "{e}");
         std::fs::write(&p, "YQ== 0\nYg== 2\n").unwrap();
         assert!(read_ranks(&p).unwrap_err().to_string().contains("not 0..2"));
+        std::fs::write(&p, "YQ== 0\nYg== 1\nYQ== 2\n").unwrap();
+        assert!(read_ranks(&p).unwrap_err().to_string().contains("ranks 0 and 2"));
     }
 }

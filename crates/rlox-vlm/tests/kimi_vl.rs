@@ -1,6 +1,6 @@
 //! Kimi-VL against the references of tools/kimi_vl_fixtures.py (fixture `kimi_vl_tiny`: MoonViT with
 //! hidden 32, 2 heads, 2 blocks and an 8x8 position table; the projector; a 2-layer DeepSeek-V3 with grouped
-//! sigmoid routing; a 456-token tiktoken vocabulary with Kimi's special tokens). The references are a
+//! sigmoid routing; a 379-token tiktoken vocabulary with Kimi's special tokens). The references are a
 //! PyTorch MoonViT written in the script from the published architecture (cross-checked there against
 //! transformers' Kimi-K2.5 vision tower to 2.4e-6) and transformers' `DeepseekV3ForCausalLM`.
 //! Run in release: `cargo test --release -p rlox-vlm --test kimi_vl`.
