@@ -23,7 +23,7 @@ use rlox_lm::Init;
 use rlox_nn::attention::{flash_attention, FlashConfig, Masking};
 use rlox_nn::burn;
 use rlox_nn::burn::module::Param;
-use rlox_nn::burn::tensor::activation::{gelu_approximate, softmax};
+use rlox_nn::burn::tensor::activation::{sigmoid, softmax};
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
 
 /// LayerNorm with a learned scale and shift (`weight`, `bias`), over the last dimension.
@@ -324,6 +324,16 @@ pub fn merge_patches(x: Tensor<2>, grids: &[(usize, usize)], [kh, kw]: [usize; 2
     x.select(0, Tensor::<1, Int>::from_data(TensorData::new(order, [n]), &device))
 }
 
+/// The tanh-approximated GELU, `0.5 x (1 + tanh(u))` with `u = sqrt(2/pi) (x + 0.044715 x^3)`, computed as the
+/// equal `x * sigmoid(2u)`: one exponential per element instead of a power and a hyperbolic tangent (burn's
+/// `gelu_approximate` spent a fifth of MoonViT's time in `powf` and `tanhf`).
+fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let u = (x.clone() + cube.mul_scalar(0.044715)).mul_scalar(TWO_SQRT_2_OVER_PI);
+    x * sigmoid(u)
+}
+
 /// Rotate complex pairs `(2j, 2j+1)` of `x` (`[patches, heads, head_dim]`).
 fn rotate_pairs(x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<3> {
     let [n, h, hd] = x.dims();
@@ -374,7 +384,7 @@ impl VisionBlock {
         let out = packed_attention(heads(q), heads(k), heads(part(2)), offsets, scale);
         let out = out.reshape([h, n, hd]).swap_dims(0, 1).reshape([n, d]);
         let x = x + self.wo.forward2(out);
-        let y = self.mlp.fc1.forward2(gelu_approximate(self.mlp.fc0.forward2(self.norm1.forward(x.clone()))));
+        let y = self.mlp.fc1.forward2(gelu_tanh(self.mlp.fc0.forward2(self.norm1.forward(x.clone()))));
         x + y
     }
 }
