@@ -41,7 +41,7 @@ enum Command {
     Learn(cmd_learn::LearnArgs),
     /// Run the main job from a TOML config (the embedded default when none is given).
     Train(cmd_train::TrainArgs),
-    /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
+    /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 or DeepSeek-V3 model.
     #[command(subcommand)]
     Lm(cmd_lm::LmCommand),
     /// Vision-language models: generate and score with a Hugging Face-layout Kimi-VL model.

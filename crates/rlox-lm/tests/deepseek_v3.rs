@@ -288,3 +288,26 @@ fn bad_inputs_are_clear_errors() {
     let e = generate(&model, &[vec![3; 200]], &GenerationConfig::default(), None).unwrap_err().to_string();
     assert!(e.contains("200 tokens") && e.contains("128"), "{e}");
 }
+
+#[test]
+fn lm_commands_score_deepseek_v3_directories() {
+    // `rlox lm score`'s computation on the DeepSeek-V3 decoder chosen by model_type.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("m");
+    std::fs::create_dir_all(&d).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("deepseek_v3").join(f), d.join(f)).unwrap();
+    }
+    let e = rlox_lm::commands::load_dir(&d).err().expect("no tokenizer").to_string();
+    assert!(e.contains("tokenizer.json"), "{e}");
+    let model = rlox_lm::commands::AnyLm::DeepseekV3(cpu_model(&fixture("deepseek_v3")));
+    let r = reference("deepseek_v3");
+    let ids = &r.prompts[0];
+    let lps = rlox_lm::commands::score_ids(&model, ids).unwrap();
+    let v = 96;
+    for (i, lp) in lps.iter().enumerate().skip(1) {
+        let row = &r.logits[0][(i - 1) * v..i * v];
+        let want = rlox_lm::generate::log_softmax_at(row, ids[i] as usize, 1.0);
+        assert!((lp.unwrap() - want).abs() < 1e-4);
+    }
+}
