@@ -9,8 +9,11 @@
 //! are stored as pairs `(x0, x1), (x2, x3), ...` and are de-interleaved before the usual half rotation.
 //!
 //! What the cache keeps per token is the latent and the rotated rope key — `kv_lora_rank +
-//! qk_rope_head_dim` floats (576 for Kimi-VL) instead of `heads * (qk_head_dim + v_head_dim)` (5120) — and
-//! the expansion is recomputed from it at every step. The attention kernel takes one head width, so when
+//! qk_rope_head_dim` floats (576 for Kimi-VL) instead of `heads * (qk_head_dim + v_head_dim)` (5120). A prompt
+//! (many queries) expands the latent into keys and values once; a decoding step (a few queries against many
+//! cached positions) instead attends to the latent itself, with `kv_b_proj` folded into the queries and the
+//! output ("absorbed" MLA, as DeepSeek's and vLLM's decoders do), so no cached position is ever expanded.
+//! The attention kernel takes one head width, so when
 //! the value width differs from the query/key width the narrower side is padded with zeros (zero query/key
 //! dims add nothing to the scores; zero value dims are cut from the output).
 
@@ -172,6 +175,9 @@ impl Mla {
             None => (latent, k_rot),
         };
         let s = latent.dims()[1];
+        if t <= ABSORB_MAX_QUERIES && s > t {
+            return self.attend_absorbed(q_nope, q_rot, latent, k_rot, c, mask, kernel);
+        }
         let kv = self.kv_b_proj.forward(latent).reshape([b, s, h, nope + vd]).swap_dims(1, 2);
         let k_nope = kv.clone().narrow(3, 0, nope);
         let v = kv.narrow(3, nope, vd);
@@ -182,4 +188,41 @@ impl Mla {
         let out = out.narrow(3, 0, vd).swap_dims(1, 2).reshape([b, t, h * vd]);
         self.o_proj.forward(out)
     }
+
+    /// Decoding against the latent itself: `kv_b_proj`'s key half is folded into the queries
+    /// (`q_nope . (W_k c) = (W_k^T q_nope) . c`) and its value half applied after the weighted sum, so the
+    /// cached positions are never expanded; attention is then one shared key/value head of width
+    /// `kv_lora_rank + rope` (keys `[c, k_rope]`, values `c`).
+    #[allow(clippy::too_many_arguments)]
+    fn attend_absorbed(
+        &self,
+        q_nope: Tensor<4>,
+        q_rot: Tensor<4>,
+        latent: Tensor<3>,
+        k_rot: Tensor<4>,
+        c: &DeepseekV3Config,
+        mask: &AttentionMask,
+        kernel: &dyn AttentionKernel,
+    ) -> Tensor<3> {
+        let [b, h, t, nope] = q_nope.dims();
+        let (rd, vd, r) = (c.qk_rope_head_dim, c.v_head_dim, c.kv_lora_rank);
+        let s = latent.dims()[1];
+        // kv_b_proj's weight is [r, h * (nope + v)]: per head, [r, nope] for keys then [r, v] for values.
+        let w = self.kv_b_proj.weight.val().reshape([r, h, nope + vd]).swap_dims(0, 1); // [h, r, nope + v]
+        let w_k = w.clone().narrow(2, 0, nope); // [h, r, nope]
+        let w_v = w.narrow(2, nope, vd); // [h, r, v]
+        let q_lat = q_nope.matmul(w_k.swap_dims(1, 2).unsqueeze::<4>()); // [b, h, t, r]
+        let q = Tensor::cat(vec![q_lat, q_rot], 3);
+        let latent = latent.unsqueeze_dim::<4>(1); // [b, 1, s, r]
+        let k = Tensor::cat(vec![latent.clone(), k_rot], 3);
+        let v = pad_last(latent, r + rd);
+        let out = kernel.attend(q, k, v, mask, c.softmax_scale()).narrow(3, 0, r); // [b, h, t, r]
+        let out = out.matmul(w_v.unsqueeze::<4>()); // [b, h, t, v]
+        debug_assert_eq!(s, mask.key_valid.first().map_or(s, Vec::len));
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, h * vd]))
+    }
 }
+
+/// Queries per call at or below which attention runs on the latent directly ([`Mla::attend_absorbed`]):
+/// decoding steps. Longer inputs (prefill) expand the latent once, which costs less there.
+const ABSORB_MAX_QUERIES: usize = 8;
