@@ -10,6 +10,12 @@ Writes crates/rlox-lm/tests/fixtures/{tokenizer.json, qwen2_tied/, llama_untied/
 directory holds config.json, model.safetensors, tokenizer files and reference.json (prompt ids, greedy
 32-token continuations, and the logits of each prompt, flattened, in f32).
 
+Subcommand `halves`: derive crates/rlox-lm/tests/fixtures/{qwen2_bf16, qwen2_f16}/ from qwen2_tied/ (run it
+after the main command): transformers converts the f32 weights with `.to(torch.bfloat16)` / `.to(torch.float16)`
+and saves them; reference.json holds the prompts, transformers' logits of the converted weights computed in f32
+(`from_pretrained(..., dtype=torch.float32)`), the same logits computed in the half dtype itself
+(`logits_half`, bf16 only, for rlox's bf16 compute), and the 32-token greedy continuations.
+
 Subcommand `verify DIR REF.json`: load a directory written by rlox in transformers and compare its logits
 with those rlox wrote (REF.json: {"prompts": [[ids]], "logits": [[flat]]}).
 """
@@ -131,10 +137,42 @@ def main():
     make("qwen2_moe", Qwen2MoeForCausalLM(c), tok, ROOT)
 
 
+def halves():
+    from transformers import AutoModelForCausalLM
+
+    src = os.path.join(ROOT, "qwen2_tied")
+    tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
+    for name, dtype in [("qwen2_bf16", torch.bfloat16), ("qwen2_f16", torch.float16)]:
+        d = os.path.join(ROOT, name)
+        os.makedirs(d, exist_ok=True)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval().to(dtype)
+        model.save_pretrained(d, safe_serialization=True)
+        for f in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]:
+            shutil.copy(os.path.join(src, f), d)
+        upcast = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        ref = {"prompts": [], "logits": [], "logits_half": [], "greedy": [], "min_margin": []}
+        for p in PROMPTS:
+            ids = tok.encode(p).ids
+            with torch.no_grad():
+                logits = upcast(torch.tensor([ids])).logits[0]
+                half = model(torch.tensor([ids])).logits[0].float()
+            g, m = greedy(upcast, ids, 32)
+            ref["prompts"].append(ids)
+            ref["logits"].append([round(float(x), 7) for x in logits.flatten()])
+            if dtype == torch.bfloat16:
+                ref["logits_half"].append([round(float(x), 4) for x in half.flatten()])
+            ref["greedy"].append(g)
+            ref["min_margin"].append(m)
+        with open(os.path.join(d, "reference.json"), "w") as f:
+            json.dump(ref, f)
+        size = os.path.getsize(os.path.join(d, "model.safetensors"))
+        print(f"{name}: {size} bytes, min greedy margin {min(ref['min_margin']):.4f}")
+
+
 def verify(d, ref_path):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
     model.eval()
     ref = json.load(open(ref_path))
     worst = 0.0
@@ -150,5 +188,7 @@ def verify(d, ref_path):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "verify":
         verify(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "halves":
+        halves()
     else:
         main()

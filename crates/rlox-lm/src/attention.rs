@@ -7,9 +7,9 @@
 //!
 //! [`FlashAttention`] is rlox-nn's tiled kernel ([`rlox_nn::attention`]): exact attention with an
 //! online softmax, O(N) memory and its own backward pass, registered in burn's autodiff. It is what
-//! [`crate::CausalLm::forward`] uses by default; on devices other than burn's CPU backend (Flex), for
-//! non-f32 tensors, or for a padding mask that is not one contiguous run of valid keys per
-//! sequence, it falls back to [`EagerAttention`] by itself. Pass `&EagerAttention` to
+//! [`crate::CausalLm::forward`] uses by default (bf16 inputs are widened to f32 for it and the output
+//! rounded back); on devices other than burn's CPU backend (Flex), or for a padding mask that is not
+//! one contiguous run of valid keys per sequence, it falls back to [`EagerAttention`] by itself. Pass `&EagerAttention` to
 //! [`crate::CausalLm::forward_with`] to select the straightforward path (for checking).
 //!
 //! The mask is given twice: as a dense additive bias (what the eager path adds to the scores) and as
@@ -18,6 +18,7 @@
 
 use rlox_nn::attention::{flash_attention, FlashConfig, Masking};
 use rlox_nn::burn::tensor::activation::softmax;
+use rlox_nn::burn::tensor::DType;
 use rlox_nn::Tensor;
 
 /// Which keys each query may see.
@@ -95,6 +96,13 @@ pub trait AttentionKernel {
     /// `heads` a multiple of `kv_heads` (query head `h` uses key/value head `h / (heads / kv_heads)`).
     /// Returns `[batch, heads, queries, head_dim]` = `softmax(q k^T * scale + mask) v`.
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask, scale: f64) -> Tensor<4>;
+
+    /// A copy the backward pass can keep (gradient checkpointing re-runs attention after the call
+    /// that received `&self` has returned). `None`, the default, turns checkpointing off for calls
+    /// with this kernel.
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        None
+    }
 }
 
 /// The straightforward (materialised scores) attention.
@@ -112,6 +120,10 @@ impl AttentionKernel for EagerAttention {
         let scores = scores + mask.bias.clone().unsqueeze_dim::<5>(1);
         let p = softmax(scores, 4).reshape([b, kv, rep * t, s]);
         p.matmul(v).reshape([b, h, t, d])
+    }
+
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        Some(std::sync::Arc::new(*self))
     }
 }
 
@@ -143,10 +155,21 @@ impl AttentionKernel for FlashAttention {
         let Some(masking) = mask.masking() else {
             return EagerAttention.attend(q, k, v, mask, scale);
         };
+        // The kernel computes in f32: a bf16 model's queries, keys and values are widened and the
+        // output rounded back (PyTorch's CPU attention also accumulates bf16 inputs in f32).
+        let dtype = q.dtype();
+        if dtype != DType::F32 {
+            let f = |t: Tensor<4>| t.cast(DType::F32);
+            return self.attend(f(q), f(k), f(v), mask, scale).cast(dtype);
+        }
         // Tensors are reference-counted: these clones copy no data.
         match flash_attention(q.clone(), k.clone(), v.clone(), &masking, scale as f32, self.config) {
             Ok(out) => out,
             Err(_) => EagerAttention.attend(q, k, v, mask, scale),
         }
+    }
+
+    fn shared(&self) -> Option<std::sync::Arc<dyn AttentionKernel + Send + Sync>> {
+        Some(std::sync::Arc::new(*self))
     }
 }

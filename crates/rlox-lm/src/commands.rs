@@ -97,12 +97,22 @@ impl Decode for AnyLm {
         }
     }
 
-    fn logits(&self, input: &ForwardInput, cache: Option<&mut AnyCache>) -> Result<rlox_nn::Tensor<3>> {
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut AnyCache>) -> Result<rlox_nn::Tensor<2>> {
         match (self, cache) {
-            (AnyLm::Llama(m), None) => m.logits(input, None),
-            (AnyLm::Llama(m), Some(AnyCache::Kv(c))) => m.logits(input, Some(c)),
-            (AnyLm::DeepseekV3(m), None) => m.logits(input, None),
-            (AnyLm::DeepseekV3(m), Some(AnyCache::Latent(c))) => m.logits(input, Some(c)),
+            (AnyLm::Llama(m), None) => Decode::next_token_logits(m, input, None),
+            (AnyLm::Llama(m), Some(AnyCache::Kv(c))) => Decode::next_token_logits(m, input, Some(c)),
+            (AnyLm::DeepseekV3(m), None) => m.next_token_logits(input, None),
+            (AnyLm::DeepseekV3(m), Some(AnyCache::Latent(c))) => m.next_token_logits(input, Some(c)),
+            _ => Err(Error::invalid("cache", "made for the other decoder family")),
+        }
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut AnyCache>) -> Result<rlox_nn::Tensor<3>> {
+        match (self, cache) {
+            (AnyLm::Llama(m), None) => m.sequence_logits(input, None),
+            (AnyLm::Llama(m), Some(AnyCache::Kv(c))) => m.sequence_logits(input, Some(c)),
+            (AnyLm::DeepseekV3(m), None) => m.sequence_logits(input, None),
+            (AnyLm::DeepseekV3(m), Some(AnyCache::Latent(c))) => m.sequence_logits(input, Some(c)),
             _ => Err(Error::invalid("cache", "made for the other decoder family")),
         }
     }
@@ -192,7 +202,7 @@ pub fn score_ids<M: Decode + ?Sized>(model: &M, ids: &[u32]) -> Result<Vec<Optio
             format!("{} tokens exceed the model's context of {}", ids.len(), model.max_context()),
         ));
     }
-    let logits = model.logits(&ForwardInput::dense(vec![ids.to_vec()]), None)?;
+    let logits = model.sequence_logits(&ForwardInput::dense(vec![ids.to_vec()]), None)?;
     let [_, t, v] = logits.dims();
     let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("f32");
     let mut out = vec![None];

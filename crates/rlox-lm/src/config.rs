@@ -367,8 +367,13 @@ impl LmConfig {
     }
 
     /// The `config.json` to write next to a saved model: the one read (unknown keys kept), with the
-    /// fields this crate knows overwritten.
+    /// fields this crate knows overwritten; weights in f32.
     pub fn to_hf_json(&self) -> Value {
+        self.to_hf_json_as(crate::weights::StorageDtype::F32)
+    }
+
+    /// [`LmConfig::to_hf_json`] for weights stored in `dtype` (`dtype` / `torch_dtype`).
+    pub fn to_hf_json_as(&self, dtype: crate::weights::StorageDtype) -> Value {
         let mut v = if self.raw.is_object() { self.raw.clone() } else { json!({}) };
         let o = v.as_object_mut().expect("object");
         o.insert("architectures".into(), json!([self.family.architecture()]));
@@ -383,7 +388,15 @@ impl LmConfig {
         o.insert("max_position_embeddings".into(), json!(self.max_position_embeddings));
         o.insert("rms_norm_eps".into(), json!(self.rms_norm_eps));
         o.insert("tie_word_embeddings".into(), json!(self.tie_word_embeddings));
-        o.insert("torch_dtype".into(), json!("float32"));
+        // transformers 5 writes `dtype`, 4.x `torch_dtype`: set the one the config had (both when new).
+        let had_new = o.contains_key("dtype");
+        let had_old = o.contains_key("torch_dtype");
+        if had_new || !had_old {
+            o.insert("dtype".into(), json!(dtype.torch_name()));
+        }
+        if had_old || !had_new {
+            o.insert("torch_dtype".into(), json!(dtype.torch_name()));
+        }
         if matches!(self.family, Family::Llama | Family::Mistral) {
             o.insert("attention_bias".into(), json!(self.qkv_bias));
             o.insert("mlp_bias".into(), json!(self.mlp_bias));

@@ -179,10 +179,10 @@ pub fn log_softmax_at(logits: &[f32], i: usize, t: f32) -> f32 {
     (logits[i] as f64 / t - m - z.ln()) as f32
 }
 
-/// Last-position logits of each row of a `[batch, seq, vocab]` tensor, to the CPU.
-fn last_logits(logits: rlox_nn::Tensor<3>) -> Vec<Vec<f32>> {
-    let [b, t, v] = logits.dims();
-    let flat: Vec<f32> = logits.narrow(1, t - 1, 1).into_data().try_into_vec_as::<f32>().expect("f32");
+/// The rows of a `[batch, vocab]` tensor, to the CPU.
+fn rows(logits: rlox_nn::Tensor<2>) -> Vec<Vec<f32>> {
+    let [b, v] = logits.dims();
+    let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("float logits");
     flat.chunks(v).take(b).map(<[f32]>::to_vec).collect()
 }
 
@@ -195,8 +195,11 @@ pub trait Decode {
     fn max_context(&self) -> usize;
     /// An empty cache for `batch` sequences.
     fn new_cache(&self, batch: usize) -> Self::Cache;
-    /// Logits `[batch, seq, vocab]` of `input`, after the positions held in `cache` (which is extended).
-    fn logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<3>>;
+    /// Logits of the last position of each sequence, `[batch, vocab]`, of `input` after the positions held
+    /// in `cache` (which is extended): what generation needs.
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<2>>;
+    /// Logits of every position, `[batch, seq, vocab]` (scoring).
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<3>>;
 }
 
 impl Decode for CausalLm {
@@ -210,7 +213,11 @@ impl Decode for CausalLm {
         KvCache::new(&self.config, batch)
     }
 
-    fn logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<3>> {
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<2>> {
+        CausalLm::next_token_logits(self, input, cache)
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<3>> {
         Ok(self.forward(input, cache)?.logits)
     }
 }
@@ -261,9 +268,9 @@ pub fn generate<M: Decode + ?Sized>(
     let mut cache = model.new_cache(b);
     let first = ForwardInput::left_padded(prompts, cfg.pad_token_id);
     let mut logits = if cfg.use_cache {
-        last_logits(model.logits(&first, Some(&mut cache))?)
+        rows(model.next_token_logits(&first, Some(&mut cache))?)
     } else {
-        last_logits(model.logits(&first, None)?)
+        rows(model.next_token_logits(&first, None)?)
     };
     let mut stop_at: Vec<Option<usize>> = vec![None; b];
     while !done.iter().all(|&d| d) {
@@ -300,9 +307,9 @@ pub fn generate<M: Decode + ?Sized>(
                 positions: seqs.iter().map(|s| vec![s.len() - 1]).collect(),
                 valid: vec![vec![true]; b],
             };
-            last_logits(model.logits(&step, Some(&mut cache))?)
+            rows(model.next_token_logits(&step, Some(&mut cache))?)
         } else {
-            last_logits(model.logits(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?)
+            rows(model.next_token_logits(&ForwardInput::left_padded(&seqs, cfg.pad_token_id), None)?)
         };
     }
     if let Some(tk) = tokenizer {

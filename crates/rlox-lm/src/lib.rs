@@ -14,7 +14,10 @@
 //! * [`attention`]: the [`attention::AttentionKernel`] boundary; [`attention::EagerAttention`] is
 //!   the straightforward path, [`attention::FlashAttention`] (rlox-nn's tiled kernel with its own
 //!   backward) the default on the CPU.
-//! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout.
+//! * [`weights`]: safetensors tensors by name in f32/bf16/f16, memory-mapped, into f32 burn tensors;
+//!   a streaming writer in f32/bf16/f16. Model-agnostic.
+//! * [`hf`]: loading (`model.safetensors` or sharded) and saving in the same layout, in f32, bf16 or
+//!   f16, with f32 (default) or bf16 compute; memory per parameter in its docs.
 //! * [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate; ChatML and Llama 3 chat templates.
 //! * [`tiktoken`]: a native reader of tiktoken vocabularies (`tiktoken.model`, Kimi's tokenizer), built
 //!   into the same `tokenizers` pipeline.
@@ -36,12 +39,17 @@ pub mod init;
 pub mod model;
 pub mod tiktoken;
 pub mod tokenizer;
+pub mod weights;
 
 pub use attention::{AttentionKernel, AttentionMask, EagerAttention, FlashAttention};
 pub use config::{Family, GateFn, LmConfig, MoeConfig, RopeScaling};
 pub use deepseek_v3::{DeepseekV3Config, DeepseekV3ForCausalLm, LatentCache};
 pub use generate::{generate, Decode, GenerationConfig, GenerationOutput, Sampler};
-pub use hf::{load_model, save_model};
+pub use hf::{load_model, load_model_with, save_model, save_model_as, LoadOptions};
 pub use init::Init;
-pub use model::{CausalLm, ForwardInput, KvCache, LmOutput};
+pub use model::{
+    CausalLm, ForwardInput, HashInit, HiddenStates, KvCache, LmOutput, MemoryOptions, ParamKind, ParamSource,
+    RandomInit,
+};
 pub use tokenizer::{ChatMessage, ChatTemplate, LmTokenizer};
+pub use weights::{StorageDtype, WeightFiles, WeightWriter};

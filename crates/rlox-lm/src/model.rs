@@ -11,10 +11,119 @@ use crate::config::{GateFn, LmConfig, RopeScaling};
 use rlox_core::{Error, Result};
 use rlox_nn::burn;
 use rlox_nn::burn::module::Param;
-use rlox_nn::burn::tensor::activation::{sigmoid, silu, softmax};
-use rlox_nn::burn::tensor::{Distribution, IndexingUpdateOp};
+use rlox_nn::burn::tensor::activation::{log_softmax, sigmoid, silu, softmax};
+use rlox_nn::burn::tensor::{DType, Distribution, IndexingUpdateOp};
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a parameter is: how it starts from scratch, and how a Hugging Face checkpoint stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A linear layer's weight: `[in, out]` here, `[out, in]` in the checkpoint; starts `N(0, std^2)`.
+    LinearWeight,
+    /// Stored as it is (embeddings); starts `N(0, std^2)`.
+    Normal,
+    /// Stored as it is; starts at one (norm scales).
+    Ones,
+    /// Stored as it is; starts at zero (biases).
+    Zeros,
+}
+
+/// Where a model's parameters come from while it is built ([`CausalLm::new`]): drawn at random
+/// ([`RandomInit`]) or read from a checkpoint (`crate::hf`), one parameter at a time, by its
+/// Hugging Face name. A model is therefore built exactly once, with its final weights: no random
+/// initialisation that a checkpoint then overwrites.
+pub trait ParamSource {
+    /// The parameter `name` of `shape` (this crate's layout, see [`ParamKind`]).
+    fn param<const D: usize>(&mut self, name: &str, shape: [usize; D], kind: ParamKind) -> Result<Param<Tensor<D>>>;
+}
+
+/// Parameters as transformers' `_init_weights` makes them: weights `N(0, std^2)` drawn from
+/// `device`'s generator (seed it first), norms one, biases zero.
+#[derive(Debug, Clone)]
+pub struct RandomInit {
+    /// Standard deviation of the weights (`initializer_range`).
+    pub std: f64,
+    /// Where the parameters live.
+    pub device: Device,
+}
+
+impl ParamSource for RandomInit {
+    fn param<const D: usize>(&mut self, _name: &str, shape: [usize; D], kind: ParamKind) -> Result<Param<Tensor<D>>> {
+        let t = match kind {
+            ParamKind::LinearWeight | ParamKind::Normal => {
+                Tensor::<D>::random(shape, Distribution::Normal(0.0, self.std), &self.device)
+            }
+            ParamKind::Ones => Tensor::<D>::ones(shape, &self.device),
+            ParamKind::Zeros => Tensor::<D>::zeros(shape, &self.device),
+        };
+        Ok(Param::from_tensor(t))
+    }
+}
+
+/// Deterministic pseudo-random parameters that NumPy reproduces bit for bit, so that a test or a
+/// benchmark can build a model at real shapes (Qwen2.5-0.5B: 494M parameters) on both sides
+/// without shipping its weights (`tools/qwen_shapes.py` holds the Python side).
+///
+/// Value `i` of the parameter named `name`, in Hugging Face's layout (`[out, in]` for linear
+/// weights), is `k * 2^-28` with `k = (splitmix64(fnv1a64(name) + i) >> 40) - 2^23`: uniform on
+/// `[-1/32, 1/32)`, exactly representable in f32. Norm scales are `1 + k * 2^-26` (rounded to f32).
+#[derive(Debug, Clone)]
+pub struct HashInit {
+    /// Where the parameters live.
+    pub device: Device,
+}
+
+impl HashInit {
+    /// FNV-1a, 64 bits: the seed of a parameter's stream.
+    pub fn name_seed(name: &str) -> u64 {
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    }
+
+    /// The integer `k` in `[-2^23, 2^23)` behind value `i` of a parameter (see the type docs).
+    pub fn draw(seed: u64, i: u64) -> i32 {
+        let mut z = seed.wrapping_add(i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as i32 - (1 << 23)
+    }
+
+    /// The values of parameter `name` with `n` entries, in Hugging Face's order.
+    pub fn values(name: &str, n: usize, kind: ParamKind) -> Vec<f32> {
+        let seed = Self::name_seed(name);
+        let scale = 2f32.powi(-28);
+        (0..n as u64)
+            .map(|i| {
+                let k = Self::draw(seed, i) as f32;
+                match kind {
+                    ParamKind::Ones => 1.0 + k * 2f32.powi(-26),
+                    _ => k * scale,
+                }
+            })
+            .collect()
+    }
+}
+
+impl ParamSource for HashInit {
+    fn param<const D: usize>(&mut self, name: &str, shape: [usize; D], kind: ParamKind) -> Result<Param<Tensor<D>>> {
+        let n = shape.iter().product();
+        let mut v = Self::values(name, n, kind);
+        if kind == ParamKind::LinearWeight {
+            // Drawn as [out, in], stored [in, out].
+            let (rows, cols) = (shape[1], shape[0]);
+            let mut t = vec![0.0; n];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = v[r * cols + c];
+                }
+            }
+            v = t;
+        }
+        Ok(Param::from_tensor(Tensor::<D>::from_data(TensorData::new(v, shape), &self.device)))
+    }
+}
 
 /// A linear layer `y = x W + b` with `W: [in, out]`.
 #[derive(Module, Debug)]
@@ -25,26 +134,27 @@ pub struct Linear {
     pub bias: Option<Param<Tensor<1>>>,
 }
 
-pub(crate) fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::<D>::random(shape, Distribution::Normal(0.0, std), device))
-}
-
 impl Linear {
     /// A layer with weights drawn from `N(0, std^2)` and zero bias (transformers' `_init_weights`).
     pub fn new(input: usize, output: usize, bias: bool, std: f64, device: &Device) -> Self {
-        Linear {
-            weight: normal([input, output], std, device),
-            bias: bias.then(|| Param::from_tensor(Tensor::<1>::zeros([output], device))),
-        }
+        let mut src = RandomInit { std, device: device.clone() };
+        Self::load(&mut src, "", input, output, bias).expect("random initialisation cannot fail")
     }
 
-    /// Apply to `[batch, seq, in]` (or `[n, in]` via [`Linear::forward2`]).
+    /// The layer `prefix` (`prefix.weight`, `prefix.bias`) from `src`.
+    pub fn load<S: ParamSource>(src: &mut S, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Self> {
+        Ok(Linear {
+            weight: src.param(&format!("{prefix}.weight"), [input, output], ParamKind::LinearWeight)?,
+            bias: if bias { Some(src.param(&format!("{prefix}.bias"), [output], ParamKind::Zeros)?) } else { None },
+        })
+    }
+
+    /// Apply to `[batch, seq, in]`: one `[batch * seq, in] x [in, out]` product.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let y = x.matmul(self.weight.val().unsqueeze::<3>());
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<3>(),
-            None => y,
-        }
+        let [b, t, i] = x.dims();
+        let y = self.forward2(x.reshape([b * t, i]));
+        let o = y.dims()[1];
+        y.reshape([b, t, o])
     }
 
     /// Apply to `[n, in]`.
@@ -73,10 +183,19 @@ impl RmsNorm {
         RmsNorm { weight: Param::from_tensor(Tensor::<1>::ones([hidden], device)), eps }
     }
 
-    /// Normalise over the last dimension.
+    /// The norm `prefix` (`prefix.weight`) from `src`.
+    pub fn load<S: ParamSource>(src: &mut S, prefix: &str, hidden: usize, eps: f64) -> Result<Self> {
+        Ok(RmsNorm { weight: src.param(&format!("{prefix}.weight"), [hidden], ParamKind::Ones)?, eps })
+    }
+
+    /// Normalise over the last dimension. A bf16 input is normalised in f32 and rounded back before
+    /// the scale, as transformers' `Qwen2RMSNorm`/`LlamaRMSNorm` do.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        let x = if dtype == DType::F32 { x } else { x.cast(DType::F32) };
         let var = x.clone().square().mean_dim(D - 1);
         let x = x * var.add_scalar(self.eps).sqrt().recip();
+        let x = if dtype == DType::F32 { x } else { x.cast(dtype) };
         x * self.weight.val().unsqueeze::<D>()
     }
 }
@@ -95,6 +214,13 @@ impl Embedding {
         let h = self.weight.lazy_shape().dims::<2>()[1];
         self.weight.val().select(0, ids.reshape([b * t])).reshape([b, t, h])
     }
+
+    /// `x [n, hidden]` times the embedding's transpose: the logits of a tied output layer,
+    /// `[n, vocab]`. The product reads `[vocab, hidden]` in place through its strides (a rank-2
+    /// product needs no transposed copy of the 151936 x 896 matrix).
+    pub fn attend(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight.val().transpose())
+    }
 }
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`.
@@ -109,12 +235,13 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub(crate) fn new(hidden: usize, inter: usize, bias: bool, std: f64, device: &Device) -> Self {
-        Mlp {
-            gate_proj: Linear::new(hidden, inter, bias, std, device),
-            up_proj: Linear::new(hidden, inter, bias, std, device),
-            down_proj: Linear::new(inter, hidden, bias, std, device),
-        }
+    /// The MLP `prefix` (`prefix.gate_proj`, `prefix.up_proj`, `prefix.down_proj`) from `src`.
+    pub fn load<S: ParamSource>(src: &mut S, prefix: &str, hidden: usize, inter: usize, bias: bool) -> Result<Self> {
+        Ok(Mlp {
+            gate_proj: Linear::load(src, &format!("{prefix}.gate_proj"), hidden, inter, bias)?,
+            up_proj: Linear::load(src, &format!("{prefix}.up_proj"), hidden, inter, bias)?,
+            down_proj: Linear::load(src, &format!("{prefix}.down_proj"), inter, hidden, bias)?,
+        })
     }
 
     /// `[n, hidden]` to `[n, hidden]`.
@@ -245,6 +372,31 @@ pub struct DecoderLayer {
     pub post_attention_layernorm: RmsNorm,
 }
 
+/// What every layer of one forward call shares: rotary tables, masks, the attention kernel.
+#[derive(Clone)]
+struct LayerInputs {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    mask: AttentionMask,
+    config: Arc<LmConfig>,
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        inputs: &LayerInputs,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        kernel: &dyn AttentionKernel,
+        stats: &mut Vec<RouterStats>,
+    ) -> Tensor<3> {
+        let a = self.self_attn.forward(self.input_layernorm.forward(x.clone()), inputs, cache, kernel);
+        let x = x + a;
+        let f = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()), stats);
+        x + f
+    }
+}
+
 /// The transformer body (`model.*` in Hugging Face's names).
 #[derive(Module, Debug)]
 pub struct Decoder {
@@ -254,6 +406,21 @@ pub struct Decoder {
     pub layers: Vec<DecoderLayer>,
     /// Final norm.
     pub norm: RmsNorm,
+}
+
+/// Memory-for-compute trades of training (they change no value, only what is kept for the
+/// backward pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryOptions {
+    /// Keep only each dense decoder layer's input and recompute its intermediates when the backward
+    /// pass reaches it (transformers' `gradient_checkpointing_enable()`): the activations of one layer
+    /// instead of all, for one more forward pass. Off by default. Applies on the CPU backend with
+    /// autodiff (see [`rlox_nn::recompute`]); MoE layers and calls with a KV cache run as usual.
+    pub gradient_checkpointing: bool,
+    /// Rows of `[rows, vocab]` logits that [`CausalLm::token_logprobs`] computes at once (0: as many
+    /// as fit in 64 MiB, e.g. 110 rows at Qwen2.5's vocabulary of 151,936).
+    pub logits_chunk_rows: usize,
 }
 
 /// A causal language model: decoder plus output projection.
@@ -266,6 +433,9 @@ pub struct CausalLm {
     /// The configuration.
     #[module(skip)]
     pub config: LmConfig,
+    /// Gradient checkpointing and logits chunking (training memory).
+    #[module(skip)]
+    pub memory: MemoryOptions,
 }
 
 /// Keys and values of past positions, per layer, plus which positions are padding.
@@ -378,19 +548,28 @@ fn rotate_half(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl SelfAttention {
-    #[allow(clippy::too_many_arguments)]
+    /// The attention of layer `prefix` from `src`.
+    fn load<S: ParamSource>(src: &mut S, prefix: &str, c: &LmConfig) -> Result<Self> {
+        let (hs, h, kv, d) = (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        Ok(SelfAttention {
+            q_proj: Linear::load(src, &format!("{prefix}.q_proj"), hs, h * d, c.qkv_bias)?,
+            k_proj: Linear::load(src, &format!("{prefix}.k_proj"), hs, kv * d, c.qkv_bias)?,
+            v_proj: Linear::load(src, &format!("{prefix}.v_proj"), hs, kv * d, c.qkv_bias)?,
+            o_proj: Linear::load(src, &format!("{prefix}.o_proj"), h * d, hs, c.o_bias)?,
+        })
+    }
+
     fn forward(
         &self,
         x: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        config: &LmConfig,
+        inputs: &LayerInputs,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
-        mask: &AttentionMask,
         kernel: &dyn AttentionKernel,
     ) -> Tensor<3> {
+        let config = &inputs.config;
         let [b, t, _] = x.dims();
         let (h, kv, d) = (config.num_attention_heads, config.num_key_value_heads, config.head_dim);
+        let (cos, sin) = (&inputs.cos, &inputs.sin);
         let q = self.q_proj.forward(x.clone()).reshape([b, t, h, d]).swap_dims(1, 2);
         let k = self.k_proj.forward(x.clone()).reshape([b, t, kv, d]).swap_dims(1, 2);
         let v = self.v_proj.forward(x).reshape([b, t, kv, d]).swap_dims(1, 2);
@@ -407,75 +586,106 @@ impl SelfAttention {
             }
             None => (k, v),
         };
-        let out = kernel.attend(q, k, v, mask, 1.0 / (d as f64).sqrt());
+        let out = kernel.attend(q, k, v, &inputs.mask, 1.0 / (d as f64).sqrt());
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, h * d]))
     }
+}
+
+/// The final hidden states of a forward pass (after the last norm, before the output layer).
+#[derive(Debug, Clone)]
+pub struct HiddenStates {
+    /// `[batch, seq, hidden]`.
+    pub hidden: Tensor<3>,
+    /// The MoE load-balancing loss (already multiplied by `router_aux_loss_coef`), if the model has experts.
+    pub aux_loss: Option<Tensor<1>>,
 }
 
 impl CausalLm {
     /// A randomly initialised model (weights `N(0, init_std^2)`, norms one, biases zero), on `device`.
     pub fn init(config: &LmConfig, init_std: f64, device: &Device) -> Self {
+        Self::new(config, &mut RandomInit { std: init_std, device: device.clone() })
+            .expect("random initialisation cannot fail")
+    }
+
+    /// Build the model of `config` with its parameters taken from `src`, by their Hugging Face
+    /// names, in a fixed order (the order of random draws of [`CausalLm::init`]).
+    pub fn new<S: ParamSource>(config: &LmConfig, src: &mut S) -> Result<Self> {
         let c = config;
-        let (hs, h, kv, d) = (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                let mlp = if c.is_sparse_layer(i) {
-                    let m = c.moe.as_ref().expect("sparse layer has a MoE config");
-                    let shared = m.shared_intermediate_size > 0;
-                    FeedForward {
-                        gate_proj: None,
-                        up_proj: None,
-                        down_proj: None,
-                        gate: Some(Linear::new(hs, m.num_experts, false, init_std, device)),
-                        experts: (0..m.num_experts)
-                            .map(|_| Mlp::new(hs, m.intermediate_size, false, init_std, device))
-                            .collect(),
-                        shared_expert: shared
-                            .then(|| Mlp::new(hs, m.shared_intermediate_size, false, init_std, device)),
-                        shared_expert_gate: (shared && m.shared_expert_gated)
-                            .then(|| Linear::new(hs, 1, false, init_std, device)),
-                        routing: Some(m.clone()),
-                    }
-                } else {
-                    let mlp = Mlp::new(hs, c.intermediate_size, c.mlp_bias, init_std, device);
-                    FeedForward {
-                        gate_proj: Some(mlp.gate_proj),
-                        up_proj: Some(mlp.up_proj),
-                        down_proj: Some(mlp.down_proj),
-                        gate: None,
-                        experts: Vec::new(),
-                        shared_expert: None,
-                        shared_expert_gate: None,
-                        routing: None,
-                    }
-                };
-                DecoderLayer {
-                    self_attn: SelfAttention {
-                        q_proj: Linear::new(hs, h * d, c.qkv_bias, init_std, device),
-                        k_proj: Linear::new(hs, kv * d, c.qkv_bias, init_std, device),
-                        v_proj: Linear::new(hs, kv * d, c.qkv_bias, init_std, device),
-                        o_proj: Linear::new(h * d, hs, c.o_bias, init_std, device),
+        let hs = c.hidden_size;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            // The feed-forward first, then attention, then the norms: the draw order of earlier versions.
+            let mlp = if c.is_sparse_layer(i) {
+                let m = c.moe.as_ref().expect("sparse layer has a MoE config");
+                let shared = m.shared_intermediate_size > 0;
+                FeedForward {
+                    gate_proj: None,
+                    up_proj: None,
+                    down_proj: None,
+                    gate: Some(Linear::load(src, &format!("{p}.mlp.gate"), hs, m.num_experts, false)?),
+                    experts: (0..m.num_experts)
+                        .map(|e| Mlp::load(src, &format!("{p}.mlp.experts.{e}"), hs, m.intermediate_size, false))
+                        .collect::<Result<_>>()?,
+                    shared_expert: if shared {
+                        Some(Mlp::load(src, &format!("{p}.mlp.shared_expert"), hs, m.shared_intermediate_size, false)?)
+                    } else {
+                        None
                     },
-                    mlp,
-                    input_layernorm: RmsNorm::new(hs, c.rms_norm_eps, device),
-                    post_attention_layernorm: RmsNorm::new(hs, c.rms_norm_eps, device),
+                    shared_expert_gate: if shared && m.shared_expert_gated {
+                        Some(Linear::load(src, &format!("{p}.mlp.shared_expert_gate"), hs, 1, false)?)
+                    } else {
+                        None
+                    },
+                    routing: Some(m.clone()),
                 }
-            })
-            .collect();
-        CausalLm {
-            model: Decoder {
-                embed_tokens: Embedding { weight: normal([c.vocab_size, hs], init_std, device) },
-                layers,
-                norm: RmsNorm::new(hs, c.rms_norm_eps, device),
-            },
-            lm_head: (!c.tie_word_embeddings).then(|| Linear::new(hs, c.vocab_size, false, init_std, device)),
-            config: config.clone(),
+            } else {
+                let mlp = Mlp::load(src, &format!("{p}.mlp"), hs, c.intermediate_size, c.mlp_bias)?;
+                FeedForward {
+                    gate_proj: Some(mlp.gate_proj),
+                    up_proj: Some(mlp.up_proj),
+                    down_proj: Some(mlp.down_proj),
+                    gate: None,
+                    experts: Vec::new(),
+                    shared_expert: None,
+                    shared_expert_gate: None,
+                    routing: None,
+                }
+            };
+            let self_attn = SelfAttention::load(src, &format!("{p}.self_attn"), c)?;
+            layers.push(DecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: RmsNorm::load(src, &format!("{p}.input_layernorm"), hs, c.rms_norm_eps)?,
+                post_attention_layernorm: RmsNorm::load(
+                    src,
+                    &format!("{p}.post_attention_layernorm"),
+                    hs,
+                    c.rms_norm_eps,
+                )?,
+            });
         }
+        let embed_tokens =
+            Embedding { weight: src.param("model.embed_tokens.weight", [c.vocab_size, hs], ParamKind::Normal)? };
+        let norm = RmsNorm::load(src, "model.norm", hs, c.rms_norm_eps)?;
+        let lm_head =
+            if c.tie_word_embeddings { None } else { Some(Linear::load(src, "lm_head", hs, c.vocab_size, false)?) };
+        Ok(CausalLm {
+            model: Decoder { embed_tokens, layers, norm },
+            lm_head,
+            config: config.clone(),
+            memory: MemoryOptions::default(),
+        })
     }
 
     /// The device the parameters live on.
     pub fn device(&self) -> Device {
         self.model.embed_tokens.weight.lazy_device()
+    }
+
+    /// The dtype the model computes in (that of its parameters: f32 unless loaded for bf16 compute).
+    pub fn dtype(&self) -> DType {
+        self.model.embed_tokens.weight.val().dtype()
     }
 
     /// Logits of unpadded, equal-length sequences (positions from 0, no cache), default attention
@@ -491,13 +701,93 @@ impl CausalLm {
         self.forward_with(input, cache, &FlashAttention::default())
     }
 
-    /// Run the decoder on `input`, after the positions held in `cache` (which is extended).
+    /// Run the decoder on `input`, after the positions held in `cache` (which is extended): logits
+    /// of every position, `[batch, seq, vocab]`.
     pub fn forward_with(
+        &self,
+        input: &ForwardInput,
+        cache: Option<&mut KvCache>,
+        kernel: &dyn AttentionKernel,
+    ) -> Result<LmOutput> {
+        let HiddenStates { hidden, aux_loss } = self.hidden_states_with(input, cache, kernel)?;
+        let [b, t, h] = hidden.dims();
+        let logits = self.logits(hidden.reshape([b * t, h]));
+        let v = logits.dims()[1];
+        Ok(LmOutput { logits: logits.reshape([b, t, v]), aux_loss })
+    }
+
+    /// Logits of the last position of each sequence, `[batch, vocab]` (what generation needs: the
+    /// output layer runs on one row per sequence, not on the whole prompt).
+    pub fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+        let hidden = self.hidden_states_with(input, cache, &FlashAttention::default())?.hidden;
+        let [b, t, h] = hidden.dims();
+        Ok(self.logits(hidden.narrow(1, t - 1, 1).reshape([b, h])))
+    }
+
+    /// The output layer: `[n, hidden]` final hidden states to `[n, vocab]` logits.
+    pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.forward2(hidden),
+            None => self.model.embed_tokens.attend(hidden),
+        }
+    }
+
+    /// `log softmax(logits(hidden) / temperature)` at `targets`, `[n]`, for `hidden: [n, hidden]`
+    /// and one target id per row: what SFT, DPO and GRPO differentiate.
+    ///
+    /// The logits are computed [`MemoryOptions::logits_chunk_rows`] rows at a time, and with
+    /// gradients on each chunk is a checkpointed block ([`rlox_nn::recompute`]): the backward pass
+    /// recomputes its `[rows, vocab]` logits, so neither pass ever holds the `[n, vocab]` matrix
+    /// (at Qwen2.5's vocabulary, 2048 tokens of logits are 1.2 GB, and the softmax, its gradient
+    /// and the logits' gradient would each take as much again).
+    pub fn token_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
+        let [n, _] = hidden.dims();
+        if targets.len() != n {
+            return Err(Error::invalid("targets", format!("{} targets for {n} rows of hidden states", targets.len())));
+        }
+        let vocab = self.config.vocab_size;
+        if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::invalid("targets", format!("token id {bad} is outside the vocabulary (size {vocab})")));
+        }
+        let rows = match self.memory.logits_chunk_rows {
+            0 => ((64usize << 20) / (vocab * 4)).max(16),
+            r => r,
+        };
+        let mut parts = Vec::with_capacity(n.div_ceil(rows));
+        let mut start = 0;
+        while start < n {
+            let len = rows.min(n - start);
+            let ids: Vec<i64> = targets[start..start + len].iter().map(|&t| t as i64).collect();
+            let h = hidden.clone().narrow(0, start, len);
+            let f = move |logits: Tensor<2>| -> Tensor<1> {
+                let logits = if temperature != 1.0 { logits.div_scalar(temperature) } else { logits };
+                let idx = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [len, 1]), &logits.device());
+                log_softmax(logits, 1).gather(1, idx).reshape([len])
+            };
+            parts.push(match &self.lm_head {
+                Some(head) => rlox_nn::recompute::checkpoint(head, h, move |m: &Linear, h| f(m.forward2(h))),
+                None => {
+                    rlox_nn::recompute::checkpoint(&self.model.embed_tokens, h, move |m: &Embedding, h| f(m.attend(h)))
+                }
+            });
+            start += len;
+        }
+        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, 0) })
+    }
+
+    /// [`CausalLm::hidden_states_with`] with the default attention.
+    pub fn hidden_states(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<HiddenStates> {
+        self.hidden_states_with(input, cache, &FlashAttention::default())
+    }
+
+    /// Run the decoder on `input`, after the positions held in `cache` (which is extended), up to
+    /// the final norm: `[batch, seq, hidden]`.
+    pub fn hidden_states_with(
         &self,
         input: &ForwardInput,
         mut cache: Option<&mut KvCache>,
         kernel: &dyn AttentionKernel,
-    ) -> Result<LmOutput> {
+    ) -> Result<HiddenStates> {
         let c = &self.config;
         let b = input.ids.len();
         let t = input.ids.first().map_or(0, Vec::len);
@@ -509,6 +799,12 @@ impl CausalLm {
         }
         if input.positions.len() != b || input.valid.len() != b {
             return Err(Error::invalid("input", "positions and valid must have one row per sequence"));
+        }
+        if input.positions.iter().any(|r| r.len() != t) || input.valid.iter().any(|r| r.len() != t) {
+            return Err(Error::invalid(
+                "input",
+                format!("positions and valid rows must have {t} entries, like the ids"),
+            ));
         }
         if let Some(&bad) = input.ids.iter().flatten().find(|&&i| i as usize >= c.vocab_size) {
             return Err(Error::invalid(
@@ -527,13 +823,14 @@ impl CausalLm {
             ));
         }
         let device = self.device();
+        let dtype = self.dtype();
         let past = cache.as_ref().map_or(0, |c| c.len());
         if let Some(cache) = cache.as_ref() {
             if cache.key_valid.len() != b {
                 return Err(Error::invalid("cache", format!("built for {} sequences, got {b}", cache.key_valid.len())));
             }
         }
-        // Rotary tables [b, 1, t, d].
+        // Rotary tables [b, 1, t, d], constants in the model's dtype.
         let inv = rope_inv_freq(c);
         let d = c.head_dim;
         let mut cos = Vec::with_capacity(b * t * d);
@@ -549,8 +846,15 @@ impl CausalLm {
                 }
             }
         }
-        let cos = Tensor::<4>::from_data(TensorData::new(cos, [b, 1, t, d]), &device);
-        let sin = Tensor::<4>::from_data(TensorData::new(sin, [b, 1, t, d]), &device);
+        let constant = |v: Vec<f32>| {
+            let t = Tensor::<4>::from_data(TensorData::new(v, [b, 1, t, d]), &device).inner();
+            if dtype == DType::F32 {
+                t
+            } else {
+                t.cast(dtype)
+            }
+        };
+        let (cos, sin) = (constant(cos), constant(sin));
         // Masks, one per distinct window.
         let key_valid: Vec<Vec<bool>> = (0..b)
             .map(|i| {
@@ -561,34 +865,51 @@ impl CausalLm {
             .collect();
         let mut masks: HashMap<Option<usize>, AttentionMask> = HashMap::new();
         for w in &c.sliding_window {
-            masks.entry(*w).or_insert_with(|| AttentionMask::causal(key_valid.clone(), past, t, *w, &device));
+            masks.entry(*w).or_insert_with(|| {
+                let mut m = AttentionMask::causal(key_valid.clone(), past, t, *w, &device);
+                m.bias = m.bias.inner();
+                if dtype != DType::F32 {
+                    m.bias = m.bias.cast(dtype);
+                }
+                m
+            });
         }
         let flat: Vec<i64> = input.ids.iter().flatten().map(|&i| i as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, t]), &device);
         let mut x = self.model.embed_tokens.forward(ids);
         let mut stats = Vec::new();
+        let shared_config = Arc::new(c.clone());
+        // Checkpointing needs a kernel the backward pass can keep, and no cache.
+        let shared_kernel = if self.memory.gradient_checkpointing && cache.is_none() && device.is_autodiff() {
+            kernel.shared()
+        } else {
+            None
+        };
         for (i, layer) in self.model.layers.iter().enumerate() {
-            let mask = &masks[&c.sliding_window[i]];
-            let slot = cache.as_mut().map(|c| &mut c.layers[i]);
-            let a =
-                layer.self_attn.forward(layer.input_layernorm.forward(x.clone()), &cos, &sin, c, slot, mask, kernel);
-            let x1 = x + a;
-            let f = layer.mlp.forward(layer.post_attention_layernorm.forward(x1.clone()), &mut stats);
-            x = x1 + f;
+            let mask = masks[&c.sliding_window[i]].clone();
+            let inputs = LayerInputs { cos: cos.clone(), sin: sin.clone(), mask, config: Arc::clone(&shared_config) };
+            x = match (&shared_kernel, c.is_sparse_layer(i)) {
+                (Some(k), false) => {
+                    let k = Arc::clone(k);
+                    rlox_nn::recompute::checkpoint(layer, x, move |l: &DecoderLayer, x| {
+                        l.forward(x, &inputs, None, k.as_ref(), &mut Vec::new())
+                    })
+                }
+                _ => {
+                    let slot = cache.as_mut().map(|c| &mut c.layers[i]);
+                    layer.forward(x, &inputs, slot, kernel, &mut stats)
+                }
+            };
         }
         if let Some(cache) = cache {
             cache.key_valid = key_valid;
         }
-        let x = self.model.norm.forward(x);
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => x.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
-        };
+        let hidden = self.model.norm.forward(x);
         let aux_loss = match (&c.moe, stats.is_empty()) {
             (Some(m), false) => Some(load_balancing_loss(&stats, m.num_experts, m.top_k).mul_scalar(m.aux_loss_coef)),
             _ => None,
         };
-        Ok(LmOutput { logits, aux_loss })
+        Ok(HiddenStates { hidden, aux_loss })
     }
 }
 

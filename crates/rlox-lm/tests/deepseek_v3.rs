@@ -200,7 +200,7 @@ fn save_and_reload_round_trip() {
     for name in FIXTURES {
         let model = cpu_model(&fixture(name));
         let out = dir.path().join(name);
-        save_deepseek_v3(&model, &out, None).unwrap();
+        save_deepseek_v3(&model, &out, None, rlox_lm::StorageDtype::F32).unwrap();
         let again = cpu_model(&out);
         let r = reference(name);
         let got = to_vec(again.forward_ids(&r.prompts[..1]).unwrap().logits);

@@ -17,6 +17,8 @@
 //!   and shapes and reports mismatches as errors (never a panic).
 //! * [`attention`]: exact FlashAttention-style attention on the CPU (tiled forward and backward,
 //!   online softmax, O(N) memory), as a burn autodiff operation with its own backward.
+//! * [`recompute`]: activation (gradient) checkpointing: a block's intermediates are recomputed in the
+//!   backward pass instead of stored.
 //! * [`testing`]: [`testing::assert_all_params_get_grad`], which catches graphs cut by a non-differentiable op.
 //!
 //! burn itself is re-exported as [`burn`] so that downstream crates use the same pinned version
@@ -29,6 +31,7 @@ pub mod device;
 pub mod mlp;
 pub mod optim;
 pub mod params;
+pub mod recompute;
 pub mod schedule;
 pub mod testing;
 

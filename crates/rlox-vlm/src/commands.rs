@@ -170,7 +170,7 @@ pub fn score_ids(model: &KimiVl, prompt: &[u32], completion: &[u32], images: &[P
     }
     let input = ForwardInput::dense(vec![ids.clone()]);
     let prompts = ImagePrompts::new(model, std::slice::from_ref(&prompt.to_vec()), &[images.to_vec()])?;
-    let logits = rlox_lm::generate::Decode::logits(&prompts, &input, None)?;
+    let logits = rlox_lm::generate::Decode::sequence_logits(&prompts, &input, None)?;
     let [_, _, v] = logits.dims();
     let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("f32 logits");
     Ok((prompt.len()..ids.len()).map(|i| log_softmax_at(&flat[(i - 1) * v..i * v], ids[i] as usize, 1.0)).collect())

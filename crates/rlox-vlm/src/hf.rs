@@ -7,10 +7,9 @@ use crate::config::KimiVlConfig;
 use crate::model::KimiVl;
 use rlox_core::checkpoint::atomic_write;
 use rlox_core::{Error, Result};
-use rlox_lm::hf::{
-    copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, load_into, read_weight_files, to_hf_safetensors,
-};
+use rlox_lm::hf::{copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, hf_weights, load_into};
 use rlox_lm::Init;
+use rlox_lm::{StorageDtype, WeightFiles};
 use rlox_nn::Device;
 use serde::Serialize;
 use std::path::Path;
@@ -20,27 +19,30 @@ fn ignored(config: &KimiVlConfig, name: &str) -> bool {
     name.strip_prefix("language_model.").is_some_and(|rest| deepseek_v3_ignored(&config.text, rest))
 }
 
-/// Build a Kimi-VL model of `config` from safetensors blobs `(origin, bytes)`.
-pub fn load_kimi_vl_weights(config: &KimiVlConfig, blobs: &[(String, Vec<u8>)], device: &Device) -> Result<KimiVl> {
+/// Build a Kimi-VL model of `config` from opened weight files (memory-mapped, any of F32, BF16, F16, F64).
+pub fn load_kimi_vl_weights(config: &KimiVlConfig, files: &WeightFiles, device: &Device) -> Result<KimiVl> {
     let skeleton = KimiVl::new(config, Init::Lazy, device);
-    load_into(skeleton, blobs, &|name: &str| ignored(config, name))
+    load_into(skeleton, files, &|name: &str| ignored(config, name))
 }
 
 /// Load a Kimi-VL model directory onto `device`.
 pub fn load_kimi_vl(dir: impl AsRef<Path>, device: &Device) -> Result<KimiVl> {
     let dir = dir.as_ref();
     let config = KimiVlConfig::from_file(dir.join("config.json"))?;
-    load_kimi_vl_weights(&config, &read_weight_files(dir)?, device)
+    load_kimi_vl_weights(&config, &WeightFiles::open_dir(dir)?, device)
 }
 
-/// Save `model` into `dir` (`config.json`, `model.safetensors` in f32, and the tokenizer and preprocessor
-/// files of `src_dir` when given), each file written atomically.
-pub fn save_kimi_vl(model: &KimiVl, dir: impl AsRef<Path>, src_dir: Option<&Path>) -> Result<()> {
+/// Save `model` into `dir` (`config.json`, `model.safetensors` with the weights in `dtype` — f32, bf16 as
+/// Kimi-VL is published, or f16 — and the tokenizer and preprocessor files of `src_dir` when given), each
+/// file written atomically.
+pub fn save_kimi_vl(model: &KimiVl, dir: impl AsRef<Path>, src_dir: Option<&Path>, dtype: StorageDtype) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    atomic_write(dir.join("model.safetensors"), &to_hf_safetensors(model)?)?;
-    let config = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json");
-    atomic_write(dir.join("config.json"), config.as_bytes())?;
+    hf_weights(model, dtype).write(dir.join("model.safetensors"))?;
+    let mut config = model.config.to_hf_json();
+    config["torch_dtype"] = serde_json::json!(dtype.torch_name());
+    let text = serde_json::to_string_pretty(&config).expect("json");
+    atomic_write(dir.join("config.json"), text.as_bytes())?;
     copy_tokenizer_files(src_dir, dir)
 }
 

@@ -211,6 +211,21 @@ impl<'a> ImagePrompts<'a> {
     }
 }
 
+impl ImagePrompts<'_> {
+    /// Final hidden states: image features in the prompt's placeholders when the prompt is (re)computed,
+    /// token embeddings alone for cached decoding steps.
+    fn hidden(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<3>> {
+        let lm = &self.model.language_model;
+        let fresh = cache.as_ref().is_none_or(|c| c.is_empty());
+        let x = if fresh {
+            self.model.embed_with_features(input, &self.features, Some(&self.prompt_lens))?
+        } else {
+            lm.embed(&input.ids)?
+        };
+        lm.hidden_states(x, &input.positions, &input.valid, cache, &FlashAttention::default())
+    }
+}
+
 impl Decode for ImagePrompts<'_> {
     type Cache = LatentCache;
 
@@ -222,15 +237,14 @@ impl Decode for ImagePrompts<'_> {
         LatentCache::new(&self.model.config.text, batch)
     }
 
-    fn logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<3>> {
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<2>> {
         let lm = &self.model.language_model;
-        let kernel = FlashAttention::default();
-        let fresh = cache.as_ref().is_none_or(|c| c.is_empty());
-        let x = if fresh {
-            self.model.embed_with_features(input, &self.features, Some(&self.prompt_lens))?
-        } else {
-            lm.embed(&input.ids)?
-        };
-        Ok(lm.forward_embeds(x, &input.positions, &input.valid, cache, &kernel)?.logits)
+        let hidden = self.hidden(input, cache)?;
+        let [b, t, _] = hidden.dims();
+        Ok(lm.head(hidden.narrow(1, t - 1, 1)).reshape([b, lm.config.vocab_size]))
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<3>> {
+        Ok(self.model.language_model.head(self.hidden(input, cache)?))
     }
 }

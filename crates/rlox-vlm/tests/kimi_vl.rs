@@ -270,7 +270,7 @@ fn save_reload_and_bf16_shards() {
     let dir = tempfile::tempdir().unwrap();
     let m = model();
     let out = dir.path().join("saved");
-    save_kimi_vl(&m, &out, Some(&fixture())).unwrap();
+    save_kimi_vl(&m, &out, Some(&fixture()), rlox_lm::StorageDtype::F32).unwrap();
     assert_eq!(tensor_names(&out.join("model.safetensors")), tensor_names(&fixture().join("model.safetensors")));
     let (ids, keys, _) = prompt(&meta(), "one_image");
     let images: Vec<_> = keys.iter().map(|k| processor().process_file(image_path(k)).unwrap()).collect();
@@ -333,8 +333,16 @@ fn save_reload_and_bf16_shards() {
     let from_bf16 = to_vec(
         load_kimi_vl(&sharded, &cpu).unwrap().forward(&input, std::slice::from_ref(&images), None).unwrap().logits,
     );
-    let from_f32 = to_vec(load_kimi_vl(&rounded, &cpu).unwrap().forward(&input, &[images], None).unwrap().logits);
+    let from_f32 = to_vec(
+        load_kimi_vl(&rounded, &cpu).unwrap().forward(&input, std::slice::from_ref(&images), None).unwrap().logits,
+    );
     assert_eq!(from_bf16, from_f32, "bf16 shards must decode to exactly the rounded f32 weights");
+    // rlox's own bf16 writer rounds as torch does: reloading what it wrote gives the same logits again.
+    let saved_bf16 = dir.path().join("saved_bf16");
+    save_kimi_vl(&m, &saved_bf16, Some(&fixture()), rlox_lm::StorageDtype::BF16).unwrap();
+    let again = load_kimi_vl(&saved_bf16, &cpu).unwrap();
+    let from_saved = to_vec(again.forward(&input, std::slice::from_ref(&images), None).unwrap().logits);
+    assert_eq!(from_saved, from_f32, "rlox's bf16 checkpoint must hold torch's rounding of every weight");
     assert!(max_diff(&from_bf16, &a) > 0.0, "rounding to bf16 should change something");
 }
 

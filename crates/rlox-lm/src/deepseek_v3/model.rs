@@ -159,9 +159,22 @@ impl DeepseekV3ForCausalLm {
         x: Tensor<3>,
         positions: &[Vec<usize>],
         valid: &[Vec<bool>],
-        mut cache: Option<&mut LatentCache>,
+        cache: Option<&mut LatentCache>,
         kernel: &dyn AttentionKernel,
     ) -> Result<LmOutput> {
+        let hidden = self.hidden_states(x, positions, valid, cache, kernel)?;
+        Ok(LmOutput { logits: self.head(hidden), aux_loss: None })
+    }
+
+    /// The final (normalised) hidden states `[batch, seq, hidden]` of input embeddings `x`.
+    pub fn hidden_states(
+        &self,
+        x: Tensor<3>,
+        positions: &[Vec<usize>],
+        valid: &[Vec<bool>],
+        mut cache: Option<&mut LatentCache>,
+        kernel: &dyn AttentionKernel,
+    ) -> Result<Tensor<3>> {
         let c = &self.config;
         let [b, t, h] = x.dims();
         if h != c.hidden_size {
@@ -211,12 +224,15 @@ impl DeepseekV3ForCausalLm {
         if let Some(cache) = cache {
             cache.key_valid = key_valid;
         }
-        let x = self.model.norm.forward(x);
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => x.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
-        };
-        Ok(LmOutput { logits, aux_loss: None })
+        Ok(self.model.norm.forward(x))
+    }
+
+    /// The output projection of final hidden states `[batch, seq, hidden]`: logits `[batch, seq, vocab]`.
+    pub fn head(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        }
     }
 }
 
@@ -231,7 +247,14 @@ impl Decode for DeepseekV3ForCausalLm {
         LatentCache::new(&self.config, batch)
     }
 
-    fn logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<3>> {
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<2>> {
+        let x = self.embed(&input.ids)?;
+        let hidden = self.hidden_states(x, &input.positions, &input.valid, cache, &FlashAttention::default())?;
+        let [b, t, _] = hidden.dims();
+        Ok(self.head(hidden.narrow(1, t - 1, 1)).reshape([b, self.config.vocab_size]))
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut LatentCache>) -> Result<Tensor<3>> {
         Ok(self.forward(input, cache)?.logits)
     }
 }
