@@ -120,6 +120,7 @@ def main() -> None:
         cells = [f"{h[k]:9.1f} / {r[k]:9.1f} / {r[k] / h[k]:5.2f}x"
                  for k in ("vision_patches_per_s", "prefill_tokens_per_s", "decode_tokens_per_s")]
         print(f"{name:5} {h['params']:10d} {grid[0]}x{grid[1]:<3} | " + " | ".join(cells))
+    print(f"burn's 1024^3 f32 matrix product, same thread: {rows[-1][3]['gemm_gflops']:.1f} GFLOP/s")
     print(json.dumps({"rows": [{"model": n, "grid": g, "pytorch": h, "rlox": r} for n, g, h, r in rows]}))
 
 
