@@ -30,7 +30,7 @@ import torch
 torch.set_num_threads(1)
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import kimi_vl_fixtures as ref  # noqa: E402
+import kimi_vl_fixtures as ref
 
 PROMPT, NEW = 128, 64
 SHAPES: dict[str, dict[str, Any]] = {
@@ -40,13 +40,36 @@ SHAPES: dict[str, dict[str, Any]] = {
         "grid": (16, 16),
     },
     "mid": {
-        "vision": dict(ref.VISION, init_pos_emb_height=32, init_pos_emb_width=32, num_attention_heads=6,
-                       num_hidden_layers=6, hidden_size=384, intermediate_size=1536),
-        "text": dict(ref.DS_BASE, vocab_size=16384, hidden_size=512, intermediate_size=1536, moe_intermediate_size=256,
-                     num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8, kv_lora_rank=128,
-                     qk_nope_head_dim=64, qk_rope_head_dim=32, v_head_dim=64, n_routed_experts=16, n_shared_experts=2,
-                     num_experts_per_tok=4, n_group=1, topk_group=1, max_position_embeddings=1024,
-                     initializer_range=0.02),
+        "vision": dict(
+            ref.VISION,
+            init_pos_emb_height=32,
+            init_pos_emb_width=32,
+            num_attention_heads=6,
+            num_hidden_layers=6,
+            hidden_size=384,
+            intermediate_size=1536,
+        ),
+        "text": dict(
+            ref.DS_BASE,
+            vocab_size=16384,
+            hidden_size=512,
+            intermediate_size=1536,
+            moe_intermediate_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=8,
+            kv_lora_rank=128,
+            qk_nope_head_dim=64,
+            qk_rope_head_dim=32,
+            v_head_dim=64,
+            n_routed_experts=16,
+            n_shared_experts=2,
+            num_experts_per_tok=4,
+            n_group=1,
+            topk_group=1,
+            max_position_embeddings=1024,
+            initializer_range=0.02,
+        ),
         "grid": (32, 32),
     },
 }
@@ -75,7 +98,7 @@ def pytorch(shape: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     v = shape["text"]["vocab_size"]
     prompt = torch.tensor([[(i * 7919 + 13) % v for i in range(PROMPT)]])
     with torch.no_grad():
-        vision_fn = lambda: projector(vision(pixels, [(gh, gw)])["merged"])  # noqa: E731
+        vision_fn = lambda: projector(vision(pixels, [(gh, gw)])["merged"])
         vision_fn()
         vis = best_of(3, vision_fn)
         prefill = best_of(3, lambda: text(prompt))
@@ -89,16 +112,35 @@ def pytorch(shape: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "vision_config": shape["vision"],
         "text_config": dict(text_cfg.to_dict(), topk_method="noaux_tc", scoring_func="sigmoid", moe_layer_freq=1),
     }
-    row = {"impl": "pytorch", "params": params, "vision_patches_per_s": gh * gw / vis,
-           "prefill_tokens_per_s": PROMPT / prefill, "decode_tokens_per_s": NEW / decode}
+    row = {
+        "impl": "pytorch",
+        "params": params,
+        "vision_patches_per_s": gh * gw / vis,
+        "prefill_tokens_per_s": PROMPT / prefill,
+        "decode_tokens_per_s": NEW / decode,
+    }
     return config, row
 
 
 def rlox(config_path: str, grid: tuple[int, int]) -> dict[str, Any]:
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     env.setdefault("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    cmd = ["cargo", "run", "-q", "--release", "-p", "rlox-vlm", "--example", "kimi_vl_bench", "--", config_path,
-           str(grid[0]), str(grid[1]), str(PROMPT), str(NEW)]
+    cmd = [
+        "cargo",
+        "run",
+        "-q",
+        "--release",
+        "-p",
+        "rlox-vlm",
+        "--example",
+        "kimi_vl_bench",
+        "--",
+        config_path,
+        str(grid[0]),
+        str(grid[1]),
+        str(PROMPT),
+        str(NEW),
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,11 +156,15 @@ def main() -> None:
         r = rlox(path, shape["grid"])
         rows.append((name, shape["grid"], h, r))
     print(f"single thread; one image; prompt {PROMPT} tokens, {NEW} new tokens (greedy, cache)")
-    print(f"{'model':5} {'params':>10} {'grid':>6} | {'vision patches/s (pytorch / rlox / ratio)':>40} | "
-          f"{'prefill tok/s':>32} | {'decode tok/s':>32}")
+    print(
+        f"{'model':5} {'params':>10} {'grid':>6} | {'vision patches/s (pytorch / rlox / ratio)':>40} | "
+        f"{'prefill tok/s':>32} | {'decode tok/s':>32}"
+    )
     for name, grid, h, r in rows:
-        cells = [f"{h[k]:9.1f} / {r[k]:9.1f} / {r[k] / h[k]:5.2f}x"
-                 for k in ("vision_patches_per_s", "prefill_tokens_per_s", "decode_tokens_per_s")]
+        cells = [
+            f"{h[k]:9.1f} / {r[k]:9.1f} / {r[k] / h[k]:5.2f}x"
+            for k in ("vision_patches_per_s", "prefill_tokens_per_s", "decode_tokens_per_s")
+        ]
         print(f"{name:5} {h['params']:10d} {grid[0]}x{grid[1]:<3} | " + " | ".join(cells))
     print(f"burn's 1024^3 f32 matrix product, same thread: {rows[-1][3]['gemm_gflops']:.1f} GFLOP/s")
     print(json.dumps({"rows": [{"model": n, "grid": g, "pytorch": h, "rlox": r} for n, g, h, r in rows]}))

@@ -18,20 +18,23 @@ import json
 import os
 import sys
 
-KIMI_PATTERN = "|".join(
-    [
-        r"""[\p{Han}]+""",
+_KIMI_PATTERN_PARTS = [
+    r"""[\p{Han}]+""",
+    (
         r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+"""
-        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    ),
+    (
         r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*"""
-        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    ),
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+]
+KIMI_PATTERN = "|".join(_KIMI_PATTERN_PARTS)
 NUM_SPECIAL = 258
 SAMPLES = [
     "hello world",
@@ -62,8 +65,12 @@ def convert(model_dir: str):  # -> tokenizers.Tokenizer
     ranks = load_tiktoken_bpe(vocab_file)
     names = specials(model_dir, len(ranks))
     tok = TikTokenConverter(vocab_file=vocab_file, pattern=KIMI_PATTERN, extra_special_tokens=names).converted()
-    enc = tiktoken.Encoding(name="kimi", pat_str=KIMI_PATTERN, mergeable_ranks=ranks,
-                            special_tokens={n: len(ranks) + i for i, n in enumerate(names)})
+    enc = tiktoken.Encoding(
+        name="kimi",
+        pat_str=KIMI_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={n: len(ranks) + i for i, n in enumerate(names)},
+    )
     for s in SAMPLES:
         want = enc.encode(s, allowed_special="all")
         got = tok.encode(s, add_special_tokens=False).ids

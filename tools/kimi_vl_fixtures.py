@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import math
 import os
 import shutil
-import sys
 from collections import Counter
 from typing import Any
 
@@ -62,36 +62,36 @@ torch.set_default_dtype(torch.float32)
 # DeepSeek-V3 decoders
 # --------------------------------------------------------------------------------------------------------------
 
-DS_BASE: dict[str, Any] = dict(
-    vocab_size=96,
-    hidden_size=32,
-    intermediate_size=64,
-    moe_intermediate_size=16,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    q_lora_rank=None,
-    kv_lora_rank=16,
-    qk_nope_head_dim=8,
-    qk_rope_head_dim=8,
-    v_head_dim=12,
-    n_routed_experts=8,
-    n_shared_experts=1,
-    num_experts_per_tok=3,
-    n_group=4,
-    topk_group=2,
-    first_k_dense_replace=1,
-    norm_topk_prob=True,
-    routed_scaling_factor=2.5,
-    max_position_embeddings=128,
-    rms_norm_eps=1e-6,
-    initializer_range=0.2,
-    tie_word_embeddings=False,
-    bos_token_id=None,
-    eos_token_id=None,
-    pad_token_id=0,
-    rope_interleave=True,
-)
+DS_BASE: dict[str, Any] = {
+    "vocab_size": 96,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "moe_intermediate_size": 16,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "q_lora_rank": None,
+    "kv_lora_rank": 16,
+    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 8,
+    "v_head_dim": 12,
+    "n_routed_experts": 8,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 3,
+    "n_group": 4,
+    "topk_group": 2,
+    "first_k_dense_replace": 1,
+    "norm_topk_prob": True,
+    "routed_scaling_factor": 2.5,
+    "max_position_embeddings": 128,
+    "rms_norm_eps": 1e-6,
+    "initializer_range": 0.2,
+    "tie_word_embeddings": False,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "pad_token_id": 0,
+    "rope_interleave": True,
+}
 
 DS_PROMPTS = [
     [5, 17, 42, 8, 90, 33],
@@ -159,7 +159,8 @@ def build_deepseek(name: str, overrides: dict[str, Any], seed: int) -> None:
     from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 
     torch.manual_seed(seed)
-    cfg = DeepseekV3Config(**{**DS_BASE, **overrides}, attn_implementation="eager")
+    cfg = DeepseekV3Config(**{**DS_BASE, **overrides})
+    cfg._attn_implementation = "eager"
     model = DeepseekV3ForCausalLM(cfg).eval()
     randomize_(model, torch.Generator().manual_seed(seed + 1))
     changed = router_bias_changes_choices(model, DS_PROMPTS)
@@ -178,27 +179,37 @@ def build_deepseek(name: str, overrides: dict[str, Any], seed: int) -> None:
         greedy.append(g)
         margins.append(m)
     with open(os.path.join(out, "reference.json"), "w") as f:
-        json.dump({"prompts": DS_PROMPTS, "logits": logits, "greedy": greedy, "min_greedy_margin": min(margins),
-                   "tokens_with_bias_changed_routing": changed}, f)
-    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, bias changed the experts of "
-          f"{changed} tokens, smallest greedy margin {min(margins):.3g}")
+        json.dump(
+            {
+                "prompts": DS_PROMPTS,
+                "logits": logits,
+                "greedy": greedy,
+                "min_greedy_margin": min(margins),
+                "tokens_with_bias_changed_routing": changed,
+            },
+            f,
+        )
+    print(
+        f"{name}: {sum(p.numel() for p in model.parameters())} parameters, bias changed the experts of "
+        f"{changed} tokens, smallest greedy margin {min(margins):.3g}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # MoonViT and the projector, written from the published architecture
 # --------------------------------------------------------------------------------------------------------------
 
-VISION: dict[str, Any] = dict(
-    model_type="moonvit",
-    patch_size=14,
-    init_pos_emb_height=8,
-    init_pos_emb_width=8,
-    num_attention_heads=2,
-    num_hidden_layers=2,
-    hidden_size=32,
-    intermediate_size=48,
-    merge_kernel_size=[2, 2],
-)
+VISION: dict[str, Any] = {
+    "model_type": "moonvit",
+    "patch_size": 14,
+    "init_pos_emb_height": 8,
+    "init_pos_emb_width": 8,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "merge_kernel_size": [2, 2],
+}
 
 
 def rope_2d_angles(grids: list[tuple[int, int]], head_dim: int, theta: float = 10000.0) -> torch.Tensor:
@@ -221,6 +232,13 @@ def rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return torch.stack([re * c - im * s, re * s + im * c], dim=-1).flatten(-2)
 
 
+class VisionMlp(nn.Module):
+    def __init__(self, d: int, inter: int) -> None:
+        super().__init__()
+        self.fc0 = nn.Linear(d, inter)
+        self.fc1 = nn.Linear(inter, d)
+
+
 class MoonViTBlock(nn.Module):
     def __init__(self, d: int, heads: int, inter: int) -> None:
         super().__init__()
@@ -229,9 +247,7 @@ class MoonViTBlock(nn.Module):
         self.norm1 = nn.LayerNorm(d, eps=1e-5)
         self.wqkv = nn.Linear(d, 3 * d)
         self.wo = nn.Linear(d, d)
-        self.mlp = nn.Module()
-        self.mlp.fc0 = nn.Linear(d, inter)
-        self.mlp.fc1 = nn.Linear(inter, d)
+        self.mlp = VisionMlp(d, inter)
 
     def forward(self, x: torch.Tensor, lengths: list[int], angles: torch.Tensor) -> torch.Tensor:
         length, d = x.shape
@@ -248,20 +264,37 @@ class MoonViTBlock(nn.Module):
         return x + self.mlp.fc1(F.gelu(self.mlp.fc0(self.norm1(x)), approximate="tanh"))
 
 
+class PositionTable(nn.Module):
+    def __init__(self, h: int, w: int, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(h, w, d))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, d: int, p: int, h: int, w: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, d, kernel_size=p, stride=p)
+        self.pos_emb = PositionTable(h, w, d)
+
+
+class VisionEncoder(nn.Module):
+    def __init__(self, c: dict[str, Any]) -> None:
+        super().__init__()
+        d = c["hidden_size"]
+        self.blocks = nn.ModuleList(
+            MoonViTBlock(d, c["num_attention_heads"], c["intermediate_size"]) for _ in range(c["num_hidden_layers"])
+        )
+        self.final_layernorm = nn.LayerNorm(d, eps=1e-5)
+
+
 class MoonViTReference(nn.Module):
     def __init__(self, c: dict[str, Any]) -> None:
         super().__init__()
-        d, p = c["hidden_size"], c["patch_size"]
         self.merge = c["merge_kernel_size"]
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(3, d, kernel_size=p, stride=p)
-        self.patch_embed.pos_emb = nn.Module()
-        self.patch_embed.pos_emb.weight = nn.Parameter(torch.randn(c["init_pos_emb_height"], c["init_pos_emb_width"], d))
-        self.encoder = nn.Module()
-        self.encoder.blocks = nn.ModuleList(
-            MoonViTBlock(d, c["num_attention_heads"], c["intermediate_size"]) for _ in range(c["num_hidden_layers"])
+        self.patch_embed = PatchEmbed(
+            c["hidden_size"], c["patch_size"], c["init_pos_emb_height"], c["init_pos_emb_width"]
         )
-        self.encoder.final_layernorm = nn.LayerNorm(d, eps=1e-5)
+        self.encoder = VisionEncoder(c)
         self.heads = c["num_attention_heads"]
 
     def positions(self, grids: list[tuple[int, int]]) -> torch.Tensor:
@@ -384,26 +417,42 @@ def make_images(d: str) -> dict[str, str]:
 # A tiny tiktoken vocabulary with Kimi's pre-tokenisation pattern and special tokens
 # --------------------------------------------------------------------------------------------------------------
 
-KIMI_PATTERN = "|".join(
-    [
-        r"""[\p{Han}]+""",
+_KIMI_PATTERN_PARTS = [
+    r"""[\p{Han}]+""",
+    (
         r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+"""
-        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    ),
+    (
         r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*"""
-        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    ),
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+]
+KIMI_PATTERN = "|".join(_KIMI_PATTERN_PARTS)
 
 # Offsets after the base vocabulary, as in Kimi-VL's tokenizer_config.json (163584 = offset 0).
 KIMI_SPECIAL = {
-    0: "[BOS]", 1: "[EOS]", 2: "<|im_end|>", 3: "<|im_user|>", 4: "<|im_assistant|>", 6: "<|start_header_id|>",
-    7: "<|end_header_id|>", 9: "[EOT]", 10: "<|im_system|>", 17: "<|im_middle|>", 18: "<|media_start|>",
-    19: "<|media_content|>", 20: "<|media_end|>", 21: "<|media_pad|>", 254: "[UNK]", 255: "[PAD]",
+    0: "[BOS]",
+    1: "[EOS]",
+    2: "<|im_end|>",
+    3: "<|im_user|>",
+    4: "<|im_assistant|>",
+    6: "<|start_header_id|>",
+    7: "<|end_header_id|>",
+    9: "[EOT]",
+    10: "<|im_system|>",
+    17: "<|im_middle|>",
+    18: "<|media_start|>",
+    19: "<|media_content|>",
+    20: "<|media_end|>",
+    21: "<|media_pad|>",
+    254: "[UNK]",
+    255: "[PAD]",
 }
 
 CORPUS = (
@@ -424,7 +473,7 @@ def train_bpe(text: str, merges: int) -> list[bytes]:
     for _ in range(merges):
         pairs: Counter[tuple[bytes, bytes]] = Counter()
         for w, n in words.items():
-            for a, b in zip(w, w[1:]):
+            for a, b in itertools.pairwise(w):
                 pairs[(a, b)] += n
         if not pairs:
             break
@@ -452,12 +501,13 @@ def write_tokenizer(d: str) -> tuple[Any, int, dict[str, int]]:
     vocab = train_bpe(CORPUS, 200)
     base = len(vocab)
     with open(os.path.join(d, "tiktoken.model"), "w") as f:
-        for rank, tok in enumerate(vocab):
-            f.write(f"{base64.b64encode(tok).decode()} {rank}\n")
+        f.writelines(f"{base64.b64encode(tok).decode()} {rank}\n" for rank, tok in enumerate(vocab))
     names = {i: KIMI_SPECIAL.get(i, f"<|reserved_token_{base + i}|>") for i in range(256 + 2)}
     special = {names[i]: base + i for i in names}
     enc = tiktoken.Encoding(
-        name="kimi-tiny", pat_str=KIMI_PATTERN, mergeable_ranks={t: r for r, t in enumerate(vocab)},
+        name="kimi-tiny",
+        pat_str=KIMI_PATTERN,
+        mergeable_ranks={t: r for r, t in enumerate(vocab)},
         special_tokens=special,
     )
     template = (
@@ -475,19 +525,48 @@ def write_tokenizer(d: str) -> tuple[Any, int, dict[str, int]]:
         "{%- endfor -%}{%- if add_generation_prompt -%}{{'<|im_assistant|>assistant<|im_middle|>'}}{%- endif -%}"
     )
     added = {
-        str(base + i): {"content": n, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
-                        "special": True}
+        str(base + i): {
+            "content": n,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
         for i, n in names.items()
     }
     with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
-        json.dump({"added_tokens_decoder": added, "bos_token": "[BOS]", "eos_token": "[EOS]", "pad_token": "[PAD]",
-                   "unk_token": "[UNK]", "additional_special_tokens": ["<|im_end|>", "<|im_user|>",
-                   "<|im_assistant|>", "<|im_system|>", "<|im_middle|>", "<|media_start|>", "<|media_content|>",
-                   "<|media_end|>", "<|media_pad|>"], "tokenizer_class": "TikTokenTokenizer",
-                   "model_max_length": 1048576, "chat_template": template}, f, indent=1)
+        json.dump(
+            {
+                "added_tokens_decoder": added,
+                "bos_token": "[BOS]",
+                "eos_token": "[EOS]",
+                "pad_token": "[PAD]",
+                "unk_token": "[UNK]",
+                "additional_special_tokens": [
+                    "<|im_end|>",
+                    "<|im_user|>",
+                    "<|im_assistant|>",
+                    "<|im_system|>",
+                    "<|im_middle|>",
+                    "<|media_start|>",
+                    "<|media_content|>",
+                    "<|media_end|>",
+                    "<|media_pad|>",
+                ],
+                "tokenizer_class": "TikTokenTokenizer",
+                "model_max_length": 1048576,
+                "chat_template": template,
+            },
+            f,
+            indent=1,
+        )
     with open(os.path.join(d, "generation_config.json"), "w") as f:
-        json.dump({"bos_token_id": special["[BOS]"], "eos_token_id": special["<|im_end|>"],
-                   "pad_token_id": special["[PAD]"]}, f, indent=1)
+        json.dump(
+            {"bos_token_id": special["[BOS]"], "eos_token_id": special["<|im_end|>"], "pad_token_id": special["[PAD]"]},
+            f,
+            indent=1,
+        )
     return enc, base, special
 
 
@@ -536,7 +615,9 @@ def build_kimi_vl(remote: str | None) -> None:
 
     torch.manual_seed(20)
     text_kwargs = kimi_text_config(vocab, special)
-    text = DeepseekV3ForCausalLM(DeepseekV3Config(**text_kwargs, attn_implementation="eager")).eval()
+    text_cfg = DeepseekV3Config(**text_kwargs)
+    text_cfg._attn_implementation = "eager"
+    text = DeepseekV3ForCausalLM(text_cfg).eval()
     randomize_(text, torch.Generator().manual_seed(21))
     vision = MoonViTReference(VISION).eval()
     projector = ProjectorReference(VISION["hidden_size"], VISION["merge_kernel_size"], DS_BASE["hidden_size"]).eval()
@@ -607,8 +688,10 @@ def build_kimi_vl(remote: str | None) -> None:
     # Whole-model references: image + text prompts through the chat template.
     prompts = {
         "one_image": (["a"], render_chat([("image", ""), ("text", "What colour is this image?")])),
-        "two_images": (["d", "b"], render_chat([("image", ""), ("text", "and"), ("image", ""),
-                                                ("text", " Describe the picture.")])),
+        "two_images": (
+            ["d", "b"],
+            render_chat([("image", ""), ("text", "and"), ("image", ""), ("text", " Describe the picture.")]),
+        ),
     }
     meta["prompts"] = {}
     for name, (imgs, text_prompt) in prompts.items():
@@ -627,15 +710,28 @@ def build_kimi_vl(remote: str | None) -> None:
             assert int(mask.sum()) == feats.shape[0]
             embeds[mask] = feats
             logits = text(inputs_embeds=embeds).logits[0]
-            gen = text.generate(inputs_embeds=embeds, attention_mask=torch.ones_like(input_ids), max_new_tokens=12,
-                                do_sample=False, pad_token_id=special["[PAD]"])
+            gen = text.generate(
+                inputs_embeds=embeds,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=12,
+                do_sample=False,
+                pad_token_id=special["[PAD]"],
+            )
         ref[f"logits.{name}"] = logits
         meta["prompts"][name] = {"images": imgs, "text": text_prompt, "ids": ids, "greedy": gen[0].tolist()[-12:]}
 
-    samples = ["hello world", "What colour is this image?", "红色 和 蓝色 图片", "It's John's book, isn't it?",
-               "numbers 12345 and  spaces\n\nnew lines", "<|im_user|>user<|im_middle|>hi<|im_end|>"]
-    meta["tokenizer"] = {"base_vocab": base, "samples": [{"text": s, "ids": enc.encode(s, allowed_special="all")}
-                                                         for s in samples]}
+    samples = [
+        "hello world",
+        "What colour is this image?",
+        "红色 和 蓝色 图片",
+        "It's John's book, isn't it?",
+        "numbers 12345 and  spaces\n\nnew lines",
+        "<|im_user|>user<|im_middle|>hi<|im_end|>",
+    ]
+    meta["tokenizer"] = {
+        "base_vocab": base,
+        "samples": [{"text": s, "ids": enc.encode(s, allowed_special="all")} for s in samples],
+    }
     save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(out, "reference.safetensors"))
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(meta, f, indent=1)
@@ -647,17 +743,23 @@ def build_kimi_vl(remote: str | None) -> None:
         check_remote(remote, out, ref, meta, processed)
 
 
-def crosscheck_k25(vision: MoonViTReference, projector: ProjectorReference,
-                   processed: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> None:
+def crosscheck_k25(
+    vision: MoonViTReference, projector: ProjectorReference, processed: dict[str, tuple[torch.Tensor, tuple[int, int]]]
+) -> None:
     """The same weights in transformers' native Kimi-K2.5 vision tower and projector."""
     from transformers.models.kimi_k25.configuration_kimi_k25 import Kimi_K25VisionConfig
     from transformers.models.kimi_k25.modeling_kimi_k25 import Kimi_K25MultimodalProjection, Kimi_K25VisionModel
 
     c = Kimi_K25VisionConfig(
-        patch_size=14, pos_emb_height=VISION["init_pos_emb_height"], pos_emb_width=VISION["init_pos_emb_width"],
-        num_attention_heads=VISION["num_attention_heads"], num_hidden_layers=VISION["num_hidden_layers"],
-        hidden_size=VISION["hidden_size"], intermediate_size=VISION["intermediate_size"],
-        merge_kernel_size=VISION["merge_kernel_size"], rope_parameters={"rope_type": "axial", "rope_theta": 10000.0},
+        patch_size=14,
+        pos_emb_height=VISION["init_pos_emb_height"],
+        pos_emb_width=VISION["init_pos_emb_width"],
+        num_attention_heads=VISION["num_attention_heads"],
+        num_hidden_layers=VISION["num_hidden_layers"],
+        hidden_size=VISION["hidden_size"],
+        intermediate_size=VISION["intermediate_size"],
+        merge_kernel_size=VISION["merge_kernel_size"],
+        rope_parameters={"rope_type": "axial", "rope_theta": 10000.0},
     )
     c._attn_implementation = "eager"
     k25 = Kimi_K25VisionModel(c).eval()
@@ -677,16 +779,26 @@ def crosscheck_k25(vision: MoonViTReference, projector: ProjectorReference,
     for i in range(VISION["num_hidden_layers"]):
         p = f"encoder.blocks.{i}."
         w, b = sd[p + "wqkv.weight"].view(3, d, d), sd[p + "wqkv.bias"].view(3, d)
-        new.update({
-            f"layers.{i}.norm1.weight": sd[p + "norm0.weight"], f"layers.{i}.norm1.bias": sd[p + "norm0.bias"],
-            f"layers.{i}.norm2.weight": sd[p + "norm1.weight"], f"layers.{i}.norm2.bias": sd[p + "norm1.bias"],
-            f"layers.{i}.attn.q_proj.weight": w[0][perm], f"layers.{i}.attn.q_proj.bias": b[0][perm],
-            f"layers.{i}.attn.k_proj.weight": w[1][perm], f"layers.{i}.attn.k_proj.bias": b[1][perm],
-            f"layers.{i}.attn.v_proj.weight": w[2], f"layers.{i}.attn.v_proj.bias": b[2],
-            f"layers.{i}.attn.proj.weight": sd[p + "wo.weight"], f"layers.{i}.attn.proj.bias": sd[p + "wo.bias"],
-            f"layers.{i}.mlp.fc1.weight": sd[p + "mlp.fc0.weight"], f"layers.{i}.mlp.fc1.bias": sd[p + "mlp.fc0.bias"],
-            f"layers.{i}.mlp.fc2.weight": sd[p + "mlp.fc1.weight"], f"layers.{i}.mlp.fc2.bias": sd[p + "mlp.fc1.bias"],
-        })
+        new.update(
+            {
+                f"layers.{i}.norm1.weight": sd[p + "norm0.weight"],
+                f"layers.{i}.norm1.bias": sd[p + "norm0.bias"],
+                f"layers.{i}.norm2.weight": sd[p + "norm1.weight"],
+                f"layers.{i}.norm2.bias": sd[p + "norm1.bias"],
+                f"layers.{i}.attn.q_proj.weight": w[0][perm],
+                f"layers.{i}.attn.q_proj.bias": b[0][perm],
+                f"layers.{i}.attn.k_proj.weight": w[1][perm],
+                f"layers.{i}.attn.k_proj.bias": b[1][perm],
+                f"layers.{i}.attn.v_proj.weight": w[2],
+                f"layers.{i}.attn.v_proj.bias": b[2],
+                f"layers.{i}.attn.proj.weight": sd[p + "wo.weight"],
+                f"layers.{i}.attn.proj.bias": sd[p + "wo.bias"],
+                f"layers.{i}.mlp.fc1.weight": sd[p + "mlp.fc0.weight"],
+                f"layers.{i}.mlp.fc1.bias": sd[p + "mlp.fc0.bias"],
+                f"layers.{i}.mlp.fc2.weight": sd[p + "mlp.fc1.weight"],
+                f"layers.{i}.mlp.fc2.bias": sd[p + "mlp.fc1.bias"],
+            }
+        )
     missing, unexpected = k25.load_state_dict(new, strict=False)
     assert not unexpected and all("time_position" in m for m in missing), (missing, unexpected)
 
@@ -698,9 +810,16 @@ def crosscheck_k25(vision: MoonViTReference, projector: ProjectorReference,
             self.text_config = type("T", (), {"hidden_size": DS_BASE["hidden_size"]})()
 
     proj = Kimi_K25MultimodalProjection(Cfg()).eval()
-    proj.load_state_dict({"pre_norm.weight": projector.pre_norm.weight, "pre_norm.bias": projector.pre_norm.bias,
-                          "in_proj.weight": projector.linear_1.weight, "in_proj.bias": projector.linear_1.bias,
-                          "out_proj.weight": projector.linear_2.weight, "out_proj.bias": projector.linear_2.bias})
+    proj.load_state_dict(
+        {
+            "pre_norm.weight": projector.pre_norm.weight,
+            "pre_norm.bias": projector.pre_norm.bias,
+            "in_proj.weight": projector.linear_1.weight,
+            "in_proj.bias": projector.linear_1.bias,
+            "out_proj.weight": projector.linear_2.weight,
+            "out_proj.bias": projector.linear_2.bias,
+        }
+    )
     worst: dict[str, float] = {}
     with torch.no_grad():
         for keys in (["a"], ["b"], ["d"], ["a", "b", "d"]):
@@ -711,15 +830,22 @@ def crosscheck_k25(vision: MoonViTReference, projector: ProjectorReference,
             tag = "+".join(keys)
             worst[f"final {tag}"] = float((mine["final"] - theirs.last_hidden_state).abs().max())
             worst[f"merged {tag}"] = float((mine["merged"] - theirs.pooler_output).abs().max())
-            worst[f"projected {tag}"] = float((projector(mine["merged"]) - proj(theirs.pooler_output).squeeze(1)).abs().max())
+            worst[f"projected {tag}"] = float(
+                (projector(mine["merged"]) - proj(theirs.pooler_output).squeeze(1)).abs().max()
+            )
     print("cross-check with transformers' Kimi-K2.5 vision tower (max |difference|):")
     for k, v in worst.items():
         print(f"  {k}: {v:.2e}")
     assert max(worst.values()) < 1e-4
 
 
-def check_remote(remote: str, fixture: str, ref: dict[str, torch.Tensor], meta: dict[str, Any],
-                 processed: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> None:
+def check_remote(
+    remote: str,
+    fixture: str,
+    ref: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    processed: dict[str, tuple[torch.Tensor, tuple[int, int]]],
+) -> None:
     """Load the fixture with the published remote code (copied into `remote`) and compare.
 
     Found with transformers 5.25 (2026-12): with attn_implementation="sdpa" the remote code's packed features and
@@ -736,8 +862,9 @@ def check_remote(remote: str, fixture: str, ref: dict[str, torch.Tensor], meta: 
         if f.endswith(".py"):
             shutil.copy(os.path.join(remote, f), work)
     for impl in ("sdpa", "eager"):
-        model = AutoModelForCausalLM.from_pretrained(work, trust_remote_code=True, attn_implementation=impl,
-                                                     dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(
+            work, trust_remote_code=True, attn_implementation=impl, dtype=torch.float32
+        ).eval()
         with torch.no_grad():
             pack = meta["packed"]
             pv = torch.cat([processed[k][0] for k in pack])
@@ -753,8 +880,10 @@ def check_remote(remote: str, fixture: str, ref: dict[str, torch.Tensor], meta: 
             grids = torch.tensor([processed[k][1] for k in p["images"]])
             logits = model(input_ids=torch.tensor([p["ids"]]), pixel_values=pv, image_grid_hws=grids).logits[0]
             d_logits = float((logits - ref["logits.two_images"]).abs().max())
-        print(f"remote code, attn_implementation={impl}: projected features packed {d_feat:.2e}, "
-              f"alone {max(single):.2e}; logits (two images) {d_logits:.2e}")
+        print(
+            f"remote code, attn_implementation={impl}: projected features packed {d_feat:.2e}, "
+            f"alone {max(single):.2e}; logits (two images) {d_logits:.2e}"
+        )
 
 
 def main() -> None:
@@ -766,9 +895,16 @@ def main() -> None:
         "deepseek_v3_yarn",
         {
             "q_lora_rank": 24,
-            "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
-                                "original_max_position_embeddings": 32, "beta_fast": 32.0, "beta_slow": 1.0,
-                                "mscale": 1.0, "mscale_all_dim": 1.0},
+            "rope_parameters": {
+                "rope_type": "yarn",
+                "rope_theta": 10000.0,
+                "factor": 4.0,
+                "original_max_position_embeddings": 32,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "mscale": 1.0,
+                "mscale_all_dim": 1.0,
+            },
         },
         seed=2,
     )
@@ -776,4 +912,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
