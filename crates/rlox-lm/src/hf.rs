@@ -261,6 +261,83 @@ pub fn copy_tokenizer_files(src: Option<&Path>, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// transformers' default largest shard (`max_shard_size="5GB"`).
+pub const DEFAULT_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// Routes each parameter to the current shard, opening a new one when it would pass the limit.
+struct ShardCollect {
+    path: Vec<String>,
+    dtype: StorageDtype,
+    max_bytes: u64,
+    shards: Vec<(WeightWriter, u64)>,
+}
+
+impl ModuleVisitor for ShardCollect {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let name = self.path.join(".");
+        let bytes = param.lazy_shape().num_elements() as u64 * self.dtype.size() as u64;
+        let full = self.shards.last().is_none_or(|(_, used)| *used > 0 && used + bytes > self.max_bytes);
+        if full {
+            self.shards.push((WeightWriter::new(self.dtype), 0));
+        }
+        let (writer, used) = self.shards.last_mut().expect("a shard");
+        *used += bytes;
+        let t = param.val();
+        let t = if t.dtype() == DType::F32 { t } else { t.cast(FloatDType::F32) };
+        if is_linear(&name, D) {
+            let [r, c] = [t.dims()[0], t.dims()[1]];
+            writer.add_transposed(name, t.reshape([r, c]));
+        } else {
+            writer.add(name, t);
+        }
+    }
+}
+
+/// Write `model`'s weights (any module with Hugging Face parameter paths) into `dir` in `dtype`: one
+/// `model.safetensors` when they fit in `max_shard_bytes`, else `model-0000i-of-0000n.safetensors` shards of at
+/// most that size (a larger tensor alone in its shard) and `model.safetensors.index.json`, as transformers'
+/// `save_pretrained` lays them out. A weight file of the other layout left in `dir` is removed, so that the
+/// directory never holds two sets of weights.
+pub fn write_hf_weights<M: Module>(model: &M, dir: &Path, dtype: StorageDtype, max_shard_bytes: u64) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut collect = ShardCollect { path: Vec::new(), dtype, max_bytes: max_shard_bytes.max(1), shards: Vec::new() };
+    model.visit(&mut collect);
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    let remove = |p: &Path| -> Result<()> {
+        if p.exists() {
+            std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        }
+        Ok(())
+    };
+    if collect.shards.len() <= 1 {
+        let writer = collect.shards.pop().map_or_else(|| WeightWriter::new(dtype), |(w, _)| w);
+        writer.write(&single)?;
+        return remove(&index);
+    }
+    let n = collect.shards.len();
+    let mut map = serde_json::Map::new();
+    let mut total = 0u64;
+    for (i, (writer, bytes)) in collect.shards.iter().enumerate() {
+        let file = format!("model-{:05}-of-{n:05}.safetensors", i + 1);
+        writer.write(dir.join(&file))?;
+        for name in writer.names() {
+            map.insert(name.to_string(), serde_json::Value::String(file.clone()));
+        }
+        total += bytes;
+    }
+    let text = serde_json::to_string_pretty(&serde_json::json!({"metadata": {"total_size": total}, "weight_map": map}))
+        .expect("json");
+    atomic_write(&index, text.as_bytes())?;
+    remove(&single)
+}
+
 /// Replaces each parameter of a skeleton by the tensor of the same Hugging Face name.
 struct Fill<'a> {
     files: &'a WeightFiles,
@@ -392,8 +469,9 @@ pub fn load_deepseek_v3(dir: impl AsRef<Path>, device: &Device) -> Result<Deepse
     load_deepseek_v3_weights(&config, &WeightFiles::open_dir(dir)?, device)
 }
 
-/// Save a DeepSeek-V3 model into `dir` (`config.json`, `model.safetensors` with the weights in `dtype`, and
-/// the tokenizer files of `tokenizer_dir` when given), each file written atomically.
+/// Save a DeepSeek-V3 model into `dir` (`config.json`, the weights in `dtype` as one file or 5 GB shards
+/// with an index, see [`write_hf_weights`], and the tokenizer files of `tokenizer_dir` when given), each file
+/// written atomically.
 pub fn save_deepseek_v3(
     model: &DeepseekV3ForCausalLm,
     dir: impl AsRef<Path>,
@@ -401,8 +479,7 @@ pub fn save_deepseek_v3(
     dtype: StorageDtype,
 ) -> Result<()> {
     let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    hf_weights(model, dtype).write(dir.join("model.safetensors"))?;
+    write_hf_weights(model, dir, dtype, DEFAULT_SHARD_BYTES)?;
     let mut config = model.config.to_hf_json();
     config["torch_dtype"] = serde_json::json!(dtype.torch_name());
     let text = serde_json::to_string_pretty(&config).expect("json");

@@ -7,7 +7,7 @@ use crate::config::KimiVlConfig;
 use crate::model::KimiVl;
 use rlox_core::checkpoint::atomic_write;
 use rlox_core::{Error, Result};
-use rlox_lm::hf::{copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, hf_weights, load_into};
+use rlox_lm::hf::{copy_tokenizer_files, deepseek_v3_ignored, hf_param_shapes, load_into, write_hf_weights};
 use rlox_lm::Init;
 use rlox_lm::{StorageDtype, WeightFiles};
 use rlox_nn::Device;
@@ -32,13 +32,19 @@ pub fn load_kimi_vl(dir: impl AsRef<Path>, device: &Device) -> Result<KimiVl> {
     load_kimi_vl_weights(&config, &WeightFiles::open_dir(dir)?, device)
 }
 
-/// Save `model` into `dir` (`config.json`, `model.safetensors` with the weights in `dtype` — f32, bf16 as
-/// Kimi-VL is published, or f16 — and the tokenizer and preprocessor files of `src_dir` when given), each
-/// file written atomically.
-pub fn save_kimi_vl(model: &KimiVl, dir: impl AsRef<Path>, src_dir: Option<&Path>, dtype: StorageDtype) -> Result<()> {
+/// Save `model` into `dir`: `config.json`, the weights in `dtype` (f32, bf16 as Kimi-VL is published, or
+/// f16) as one `model.safetensors` or, past `max_shard_bytes` (transformers' default:
+/// [`rlox_lm::hf::DEFAULT_SHARD_BYTES`]), shards with `model.safetensors.index.json`; and the tokenizer and
+/// preprocessor files of `src_dir` when given. Each file is written atomically.
+pub fn save_kimi_vl(
+    model: &KimiVl,
+    dir: impl AsRef<Path>,
+    src_dir: Option<&Path>,
+    dtype: StorageDtype,
+    max_shard_bytes: u64,
+) -> Result<()> {
     let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    hf_weights(model, dtype).write(dir.join("model.safetensors"))?;
+    write_hf_weights(model, dir, dtype, max_shard_bytes)?;
     let mut config = model.config.to_hf_json();
     config["torch_dtype"] = serde_json::json!(dtype.torch_name());
     let text = serde_json::to_string_pretty(&config).expect("json");

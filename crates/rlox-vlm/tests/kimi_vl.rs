@@ -270,7 +270,7 @@ fn save_reload_and_bf16_shards() {
     let dir = tempfile::tempdir().unwrap();
     let m = model();
     let out = dir.path().join("saved");
-    save_kimi_vl(&m, &out, Some(&fixture()), rlox_lm::StorageDtype::F32).unwrap();
+    save_kimi_vl(&m, &out, Some(&fixture()), rlox_lm::StorageDtype::F32, rlox_lm::hf::DEFAULT_SHARD_BYTES).unwrap();
     assert_eq!(tensor_names(&out.join("model.safetensors")), tensor_names(&fixture().join("model.safetensors")));
     let (ids, keys, _) = prompt(&meta(), "one_image");
     let images: Vec<_> = keys.iter().map(|k| processor().process_file(image_path(k)).unwrap()).collect();
@@ -339,10 +339,15 @@ fn save_reload_and_bf16_shards() {
     assert_eq!(from_bf16, from_f32, "bf16 shards must decode to exactly the rounded f32 weights");
     // rlox's own bf16 writer rounds as torch does: reloading what it wrote gives the same logits again.
     let saved_bf16 = dir.path().join("saved_bf16");
-    save_kimi_vl(&m, &saved_bf16, Some(&fixture()), rlox_lm::StorageDtype::BF16).unwrap();
+    save_kimi_vl(&m, &saved_bf16, Some(&fixture()), rlox_lm::StorageDtype::BF16, 60_000).unwrap();
+    let shards = std::fs::read_dir(&saved_bf16).unwrap().filter(|e| {
+        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("model-")
+    });
+    assert!(shards.count() >= 3, "60 kB shards of a 250 kB bf16 model");
+    assert!(saved_bf16.join("model.safetensors.index.json").exists() && !saved_bf16.join("model.safetensors").exists());
     let again = load_kimi_vl(&saved_bf16, &cpu).unwrap();
     let from_saved = to_vec(again.forward(&input, std::slice::from_ref(&images), None).unwrap().logits);
-    assert_eq!(from_saved, from_f32, "rlox's bf16 checkpoint must hold torch's rounding of every weight");
+    assert_eq!(from_saved, from_f32, "rlox's bf16 shards must hold torch's rounding of every weight");
     assert!(max_diff(&from_bf16, &a) > 0.0, "rounding to bf16 should change something");
 }
 
