@@ -1,4 +1,4 @@
-//! `rlox lm generate | score`: run a Hugging Face-layout Llama/Qwen2 model.
+//! `rlox lm generate | score`: run a Hugging Face-layout Llama/Qwen2 or DeepSeek-V3 model.
 
 use crate::output::{print_json, Format};
 use clap::{Args, Subcommand};

@@ -13,6 +13,7 @@ mod cmd_solve;
 #[cfg(feature = "sql")]
 mod cmd_sql;
 mod cmd_train;
+mod cmd_vlm;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -37,9 +38,12 @@ enum Command {
     Learn(cmd_learn::LearnArgs),
     /// Run the main job from a TOML config (the embedded default when none is given).
     Train(cmd_train::TrainArgs),
-    /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 model.
+    /// Language models: generate and score with a Hugging Face-layout Llama/Qwen2 or DeepSeek-V3 model.
     #[command(subcommand)]
     Lm(cmd_lm::LmCommand),
+    /// Vision-language models: generate and score with a Hugging Face-layout Kimi-VL model.
+    #[command(subcommand)]
+    Vlm(cmd_vlm::VlmCommand),
     /// Supervised fine-tuning of a language model from a TOML config.
     Sft(cmd_posttrain::PostArgs),
     /// Train a Bradley-Terry reward model from a TOML config.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Learn(a) => cmd_learn::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Lm(c) => cmd_lm::run(c),
+        Command::Vlm(c) => cmd_vlm::run(c),
         Command::Sft(a) => cmd_posttrain::run(cmd_posttrain::Method::Sft, a),
         Command::Rm(a) => cmd_posttrain::run(cmd_posttrain::Method::Rm, a),
         Command::Dpo(a) => cmd_posttrain::run(cmd_posttrain::Method::Dpo, a),

@@ -1,9 +1,10 @@
-//! `rlox lm generate` and `rlox lm score` as library functions: they load a model directory, run,
+//! `rlox lm generate` and `rlox lm score` as library functions (Llama/Qwen2 and DeepSeek-V3 directories): they load a model directory, run,
 //! and return JSON for the CLI to print (nothing here prints or parses argv).
 
-use crate::generate::{generate, log_softmax_at, GenerationConfig};
-use crate::hf::load_model;
-use crate::model::CausalLm;
+use crate::deepseek_v3::{DeepseekV3ForCausalLm, LatentCache};
+use crate::generate::{generate, log_softmax_at, Decode, GenerationConfig};
+use crate::hf::{load_deepseek_v3, load_model};
+use crate::model::{CausalLm, ForwardInput, KvCache};
 use crate::tokenizer::{ChatMessage, LmTokenizer};
 use rlox_core::{Error, Result};
 use serde_json::{json, Value};
@@ -53,18 +54,90 @@ impl GenerateArgs {
     }
 }
 
+/// Either decoder family, chosen by `config.json`'s `model_type`.
+pub enum AnyLm {
+    /// Llama, Mistral, Qwen2, Qwen2-MoE.
+    Llama(CausalLm),
+    /// DeepSeek-V3 (`deepseek_v3`, `kimi_k2`; Moonlight).
+    DeepseekV3(DeepseekV3ForCausalLm),
+}
+
+/// The cache of an [`AnyLm`].
+pub enum AnyCache {
+    /// Keys and values.
+    Kv(KvCache),
+    /// Compressed latents.
+    Latent(LatentCache),
+}
+
+impl AnyLm {
+    /// End-of-sequence ids from the model's config.
+    pub fn eos_token_ids(&self) -> &[u32] {
+        match self {
+            AnyLm::Llama(m) => &m.config.eos_token_ids,
+            AnyLm::DeepseekV3(m) => &m.config.eos_token_ids,
+        }
+    }
+}
+
+impl Decode for AnyLm {
+    type Cache = AnyCache;
+
+    fn max_context(&self) -> usize {
+        match self {
+            AnyLm::Llama(m) => m.max_context(),
+            AnyLm::DeepseekV3(m) => m.max_context(),
+        }
+    }
+
+    fn new_cache(&self, batch: usize) -> AnyCache {
+        match self {
+            AnyLm::Llama(m) => AnyCache::Kv(m.new_cache(batch)),
+            AnyLm::DeepseekV3(m) => AnyCache::Latent(m.new_cache(batch)),
+        }
+    }
+
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut AnyCache>) -> Result<rlox_nn::Tensor<2>> {
+        match (self, cache) {
+            (AnyLm::Llama(m), None) => Decode::next_token_logits(m, input, None),
+            (AnyLm::Llama(m), Some(AnyCache::Kv(c))) => Decode::next_token_logits(m, input, Some(c)),
+            (AnyLm::DeepseekV3(m), None) => m.next_token_logits(input, None),
+            (AnyLm::DeepseekV3(m), Some(AnyCache::Latent(c))) => m.next_token_logits(input, Some(c)),
+            _ => Err(Error::invalid("cache", "made for the other decoder family")),
+        }
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut AnyCache>) -> Result<rlox_nn::Tensor<3>> {
+        match (self, cache) {
+            (AnyLm::Llama(m), None) => m.sequence_logits(input, None),
+            (AnyLm::Llama(m), Some(AnyCache::Kv(c))) => m.sequence_logits(input, Some(c)),
+            (AnyLm::DeepseekV3(m), None) => m.sequence_logits(input, None),
+            (AnyLm::DeepseekV3(m), Some(AnyCache::Latent(c))) => m.sequence_logits(input, Some(c)),
+            _ => Err(Error::invalid("cache", "made for the other decoder family")),
+        }
+    }
+}
+
 /// A loaded model directory.
 pub struct LoadedModel {
     /// The model (plain CPU device, no autodiff).
-    pub model: CausalLm,
+    pub model: AnyLm,
     /// Its tokenizer.
     pub tokenizer: LmTokenizer,
 }
 
-/// Load `dir` (model and tokenizer) on the CPU for inference.
+/// Load `dir` (model and tokenizer) on the CPU for inference: a DeepSeek-V3 model when `config.json` says
+/// `deepseek_v3` or `kimi_k2`, a Llama/Qwen2-family model otherwise.
 pub fn load_dir(dir: &Path) -> Result<LoadedModel> {
     let device = rlox_nn::cpu_device()?;
-    let model = load_model(dir, &device)?;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config { path: path.clone(), message: format!("not valid JSON: {e}") })?;
+    let model = match v.get("model_type").and_then(Value::as_str) {
+        Some("deepseek_v3" | "kimi_k2") => AnyLm::DeepseekV3(load_deepseek_v3(dir, &device)?),
+        _ => AnyLm::Llama(load_model(dir, &device)?),
+    };
     let tokenizer = LmTokenizer::from_dir(dir)?;
     Ok(LoadedModel { model, tokenizer })
 }
@@ -80,7 +153,7 @@ pub fn generate_json(args: &GenerateArgs) -> Result<Value> {
         tokenizer.encode(&args.prompt, true)?
     };
     let mut eos = tokenizer.eos_token_ids.clone();
-    eos.extend(&model.config.eos_token_ids);
+    eos.extend(model.eos_token_ids());
     eos.sort();
     eos.dedup();
     let cfg = GenerationConfig {
@@ -119,17 +192,17 @@ pub fn generate_json(args: &GenerateArgs) -> Result<Value> {
 }
 
 /// Per-token log-probs of `ids` under `model`: entry `i` is `log p(ids[i] | ids[..i])`, `None` for the first.
-pub fn score_ids(model: &CausalLm, ids: &[u32]) -> Result<Vec<Option<f32>>> {
+pub fn score_ids<M: Decode + ?Sized>(model: &M, ids: &[u32]) -> Result<Vec<Option<f32>>> {
     if ids.is_empty() {
         return Err(Error::invalid("text", "nothing to score: the text has no tokens"));
     }
-    if ids.len() > model.config.max_position_embeddings {
+    if ids.len() > model.max_context() {
         return Err(Error::invalid(
             "text",
-            format!("{} tokens exceed the model's context of {}", ids.len(), model.config.max_position_embeddings),
+            format!("{} tokens exceed the model's context of {}", ids.len(), model.max_context()),
         ));
     }
-    let logits = model.forward_ids(&[ids.to_vec()])?.logits;
+    let logits = model.sequence_logits(&ForwardInput::dense(vec![ids.to_vec()]), None)?;
     let [_, t, v] = logits.dims();
     let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().expect("f32");
     let mut out = vec![None];

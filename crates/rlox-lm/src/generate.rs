@@ -216,17 +216,53 @@ fn rows(logits: rlox_nn::Tensor<2>) -> Vec<Vec<f32>> {
     flat.chunks(v).take(b).map(<[f32]>::to_vec).collect()
 }
 
+/// A causal language model that [`generate`] can decode: the Llama/Qwen2 [`CausalLm`], the DeepSeek-V3
+/// decoder, or a vision-language model that puts image features in its prompts.
+pub trait Decode {
+    /// What is kept between steps (keys and values, or a compressed latent).
+    type Cache;
+    /// The longest sequence the model takes (`max_position_embeddings`).
+    fn max_context(&self) -> usize;
+    /// An empty cache for `batch` sequences.
+    fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// Logits of the last position of each sequence, `[batch, vocab]`, of `input` after the positions held
+    /// in `cache` (which is extended): what generation needs.
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<2>>;
+    /// Logits of every position, `[batch, seq, vocab]` (scoring).
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut Self::Cache>) -> Result<rlox_nn::Tensor<3>>;
+}
+
+impl Decode for CausalLm {
+    type Cache = KvCache;
+
+    fn max_context(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache::new(&self.config, batch)
+    }
+
+    fn next_token_logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<2>> {
+        CausalLm::next_token_logits(self, input, cache)
+    }
+
+    fn sequence_logits(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Result<rlox_nn::Tensor<3>> {
+        Ok(self.forward(input, cache)?.logits)
+    }
+}
+
 /// Generate continuations of `prompts` (token ids, any lengths) with `model`.
 ///
 /// With a tokenizer, completions are decoded and stop strings apply. Errors: an empty prompt, a
 /// prompt that does not fit the model's context, an id outside the vocabulary.
-pub fn generate(
-    model: &CausalLm,
+pub fn generate<M: Decode + ?Sized>(
+    model: &M,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     tokenizer: Option<&LmTokenizer>,
 ) -> Result<Vec<GenerationOutput>> {
-    let ctx = model.config.max_position_embeddings;
+    let ctx = model.max_context();
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
@@ -259,7 +295,7 @@ pub fn generate(
         .collect();
     let mut done = vec![cfg.max_new_tokens == 0; b];
     let mut samplers: Vec<Sampler> = (0..b).map(|i| Sampler::new(cfg.seed, cfg.stream_offset + i as u64)).collect();
-    let mut cache = KvCache::new(&model.config, b);
+    let mut cache = model.new_cache(b);
     let first = ForwardInput::left_padded(prompts, cfg.pad_token_id);
     let mut logits = if cfg.use_cache {
         rows(model.next_token_logits(&first, Some(&mut cache))?)

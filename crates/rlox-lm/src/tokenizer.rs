@@ -116,11 +116,24 @@ impl LmTokenizer {
         })
     }
 
-    /// Read a model directory's `tokenizer.json`, plus `tokenizer_config.json` (chat template, EOS,
-    /// pad) and `generation_config.json` (EOS) when present.
+    /// Read a model directory's `tokenizer.json` (or, when there is none, a tiktoken vocabulary
+    /// `tiktoken.model` as Kimi ships it, see [`crate::tiktoken`]), plus `tokenizer_config.json` (chat
+    /// template, EOS, pad) and `generation_config.json` (EOS) when present.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let mut t = Self::from_file(dir.join("tokenizer.json"))?;
+        let json = dir.join("tokenizer.json");
+        let tiktoken = dir.join("tiktoken.model");
+        let mut t = if !json.exists() && tiktoken.exists() {
+            LmTokenizer {
+                inner: crate::tiktoken::load_kimi(dir)?,
+                chat_template: None,
+                eos_token_ids: Vec::new(),
+                pad_token_id: 0,
+                path: tiktoken,
+            }
+        } else {
+            Self::from_file(json)?
+        };
         let tc = read_json(&dir.join("tokenizer_config.json"));
         let gc = read_json(&dir.join("generation_config.json"));
         let config = read_json(&dir.join("config.json"));
