@@ -60,8 +60,8 @@ pub struct TrainerState<X> {
     pub algo: X,
 }
 
-pub use rlox_nn::state::OptimizerMeta;
 pub use rlox_core::seeding::{RngState, SeededRng};
+pub use rlox_nn::state::OptimizerMeta;
 
 /// The stream `name` of a loaded state, or an error naming the checkpoint.
 pub fn rng_named(rngs: &BTreeMap<String, RngState>, name: &str, dir: &Path) -> Result<SeededRng> {

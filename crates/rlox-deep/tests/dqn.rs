@@ -131,21 +131,31 @@ fn book_gridworld_deep_q_learning_value_error_falls() {
     assert!(last < 0.15 * rmse0 && last < 1.0, "RMSE {rmse0:.3} -> {last:.3}: {curve:?}");
 }
 
-/// CartPole-v1 with the zoo settings, shortened: clear learning progress in CI time (release builds;
-/// a debug build of burn is too slow for 9,600 gradient steps, so the test is ignored there).
+/// CartPole-v1 with the zoo settings, shortened to 20k steps: clear learning progress in CI time (release
+/// builds; a debug build of burn is too slow for 9,600 gradient steps, so the test is ignored there).
+///
+/// One short run's greedy return varies a lot with the seed (seeds 0-5 on this machine: 78, 108, 319,
+/// 147, 287, 311), so the test averages three seeds and asks for a mean above 100, where random play
+/// scores about 22 and an untrained greedy net about 10.
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in debug builds; run with --release")]
 fn cartpole_learns_quickly() {
-    let mut logger = MemoryLogger::default();
-    let summary =
-        train_dqn(CartPole::new, Some(500), &DqnConfig::default(), &run(3, 20_000, 10), &mut logger, None).unwrap();
-    eprintln!("cartpole 20k steps: {summary:?}");
-    let early: Vec<f64> = logger.series("rollout/ep_return").iter().take(20).map(|(_, r)| *r).collect();
-    let early_mean = early.iter().sum::<f64>() / early.len() as f64;
-    assert!(early_mean < 40.0, "random play scores ~22: {early_mean}");
-    assert!(summary.eval_return_mean > 100.0, "random play ~22, an untrained greedy net ~10: {summary:?}");
-    assert!(logger.series("train/loss").iter().all(|(_, l)| l.is_finite()));
-    assert_eq!(summary.env_steps, 20_000);
+    let mut finals = Vec::new();
+    for seed in 1..=3 {
+        let mut logger = MemoryLogger::default();
+        let summary =
+            train_dqn(CartPole::new, Some(500), &DqnConfig::default(), &run(seed, 20_000, 10), &mut logger, None)
+                .unwrap();
+        eprintln!("cartpole 20k steps, seed {seed}: {summary:?}");
+        let early: Vec<f64> = logger.series("rollout/ep_return").iter().take(20).map(|(_, r)| *r).collect();
+        let early_mean = early.iter().sum::<f64>() / early.len() as f64;
+        assert!(early_mean < 40.0, "random play scores ~22: {early_mean}");
+        assert!(logger.series("train/loss").iter().all(|(_, l)| l.is_finite()));
+        assert_eq!(summary.env_steps, 20_000);
+        finals.push(summary.eval_return_mean);
+    }
+    let mean = finals.iter().sum::<f64>() / finals.len() as f64;
+    assert!(mean > 100.0, "mean greedy return of seeds 1-3 {mean} ({finals:?}); random play ~22");
 }
 
 /// Same seed, same numbers.

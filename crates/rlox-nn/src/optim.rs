@@ -478,7 +478,7 @@ mod tests {
             let y = Tensor::<2>::from_data(TensorData::new(ys, [32, 1]), &device);
             let mut opt = config.build();
             let lr = match config {
-                OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => 0.2,
+                OptimizerConfig::Sgd { momentum: 0.0, .. } => 0.2,
                 OptimizerConfig::Sgd { .. } => 0.02,
                 OptimizerConfig::RmsProp { .. } => 0.01,
                 _ => 0.05,

@@ -352,12 +352,14 @@ where
         };
         let (terminated, truncated) = (out.terminated, out.truncated);
         match out.rewards {
-            RewardsMut::F64(rewards) => {
-                self.env.step_into(acts, StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs })?
-            }
-            RewardsMut::F32(rewards) => {
-                self.env.step_into(acts, StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs })?
-            }
+            RewardsMut::F64(rewards) => self.env.step_into(
+                acts,
+                StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs },
+            )?,
+            RewardsMut::F32(rewards) => self.env.step_into(
+                acts,
+                StepBuffers { obs, rewards, terminated: &mut *terminated, truncated: &mut *truncated, final_obs },
+            )?,
         }
         if self.env.autoreset_mode() == AutoresetMode::SameStep {
             for (e, (t, u)) in self.ended.iter_mut().zip(terminated.iter().zip(truncated.iter())) {

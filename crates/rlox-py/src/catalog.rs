@@ -56,7 +56,7 @@ impl<'py> Kwargs<'py> {
     /// A `bool` (Python's or NumPy's; not an int).
     pub fn bool(&mut self, key: &str) -> PyResult<Option<bool>> {
         let Some(v) = self.take(key) else { return Ok(None) };
-        if v.is_instance_of::<PyBool>() || v.get_type().name().is_ok_and(|n| n.to_string() == "bool") {
+        if v.is_instance_of::<PyBool>() || v.get_type().name().is_ok_and(|n| n == "bool") {
             return v.extract::<bool>().map(Some).map_err(|_| self.wrong_type(key, "a bool", &v));
         }
         Err(self.wrong_type(key, "a bool", &v))
@@ -145,6 +145,7 @@ impl<'py> Kwargs<'py> {
 
 /// What to build, with its arguments checked.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // built once per env; boxing would buy nothing
 pub enum Recipe {
     /// `CartPole-v1`.
     CartPole,

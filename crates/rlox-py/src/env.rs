@@ -165,6 +165,7 @@ impl PyEnv {
     }
 
     /// Advance one step; returns `(obs, reward, terminated, truncated, info)`.
+    #[allow(clippy::type_complexity)] // Gymnasium's 5-tuple
     fn step<'py>(
         &mut self,
         py: Python<'py>,

@@ -44,6 +44,9 @@ struct Arrays<'py> {
     truncated: Bound<'py, PyArray1<bool>>,
 }
 
+/// The preallocated observation, reward, terminated and truncated arrays of `copy=False`.
+type OutputArrays = (Py<PyAny>, Py<PyAny>, Py<PyArray1<bool>>, Py<PyArray1<bool>>);
+
 /// A batch of rlox envs.
 #[pyclass(module = "rlox._rlox", name = "VecEnv")]
 pub struct PyVecEnv {
@@ -57,7 +60,7 @@ pub struct PyVecEnv {
     act_vector: Vec<f32>,
     copy: bool,
     /// `copy=False`: the arrays every call returns.
-    buffers: Option<(Py<PyAny>, Py<PyAny>, Py<PyArray1<bool>>, Py<PyArray1<bool>>)>,
+    buffers: Option<OutputArrays>,
     /// `SAME_STEP`: the last observations of the episodes that ended at the last call.
     final_f32: Vec<f32>,
     final_i64: Vec<i64>,
@@ -191,7 +194,8 @@ impl PyVecEnv {
                 let dst = &mut self.act_vector;
                 let shape_ok = actions.cast::<PyUntypedArray>().is_ok_and(|a| a.shape() == [n, d]);
                 let ok = if shape_ok {
-                    try_copy!(actions, dst, PyArray2<f32>, |&x| x) || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
+                    try_copy!(actions, dst, PyArray2<f32>, |&x| x)
+                        || try_copy!(actions, dst, PyArray2<f64>, |&x| x as f32)
                 } else if actions.cast::<PyUntypedArray>().is_ok() {
                     false
                 } else if let Ok(rows) = actions.extract::<Vec<Vec<f64>>>() {

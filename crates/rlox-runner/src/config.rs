@@ -359,12 +359,12 @@ impl TrainConfig {
             ALGO_TABLES
                 .iter()
                 .any(|(name, _)| {
-                    let probe: &[&str] = match name {
-                        &"dqn" => struct_keys::<DqnConfig>(),
-                        &"ppo" => struct_keys::<PpoConfig>(),
-                        &"a2c" => struct_keys::<A2cConfig>(),
-                        &"reinforce" => struct_keys::<ReinforceConfig>(),
-                        &"sac" => struct_keys::<SacConfig>(),
+                    let probe: &[&str] = match *name {
+                        "dqn" => struct_keys::<DqnConfig>(),
+                        "ppo" => struct_keys::<PpoConfig>(),
+                        "a2c" => struct_keys::<A2cConfig>(),
+                        "reinforce" => struct_keys::<ReinforceConfig>(),
+                        "sac" => struct_keys::<SacConfig>(),
                         _ => struct_keys::<Td3Config>(),
                     };
                     probe.contains(&k)

@@ -340,9 +340,9 @@ fn save_reload_and_bf16_shards() {
     // rlox's own bf16 writer rounds as torch does: reloading what it wrote gives the same logits again.
     let saved_bf16 = dir.path().join("saved_bf16");
     save_kimi_vl(&m, &saved_bf16, Some(&fixture()), rlox_lm::StorageDtype::BF16, 60_000).unwrap();
-    let shards = std::fs::read_dir(&saved_bf16).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("model-")
-    });
+    let shards = std::fs::read_dir(&saved_bf16)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("model-"));
     assert!(shards.count() >= 3, "60 kB shards of a 250 kB bf16 model");
     assert!(saved_bf16.join("model.safetensors.index.json").exists() && !saved_bf16.join("model.safetensors").exists());
     let again = load_kimi_vl(&saved_bf16, &cpu).unwrap();
