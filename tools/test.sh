@@ -6,10 +6,9 @@
 #   tools/test.sh -m slow         # extra arguments go to pytest (here: the long SB3 PPO training)
 #   RLOX_SKIP_CARGO=1 tools/test.sh   # only the Python part
 #
-# The Python side lives outside the clone: a venv ($RLOX_PY_VENV, default /var/tmp/rlox-py-venv) with
-# the pinned test dependencies of python/requirements-test.txt and a pip cache ($PIP_CACHE_DIR,
-# default /var/tmp/rlox-pip-cache). maturin builds with the same CARGO_TARGET_DIR and profile as the
-# cargo tests, so it reuses their compiled dependencies and compiles only crates/rlox-py.
+# The Python side lives outside the clone: tools/py_setup.sh makes the venv ($RLOX_PY_VENV, default
+# /var/tmp/rlox-py-venv) with the pinned test dependencies and installs the maturin-built wheel, reusing
+# CARGO_TARGET_DIR's compiled dependencies so only crates/rlox-py compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
@@ -20,21 +19,10 @@ if [[ -z "${RLOX_SKIP_CARGO:-}" ]]; then
 fi
 
 VENV="${RLOX_PY_VENV:-/var/tmp/rlox-py-venv}"
-export PIP_CACHE_DIR="${PIP_CACHE_DIR:-/var/tmp/rlox-pip-cache}"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
+# The venv, the pinned test dependencies and the wheel (.ci/run prepares them first and sets RLOX_PY_READY=1).
+if [[ -z "${RLOX_PY_READY:-}" ]]; then
+    tools/py_setup.sh
 fi
-start=$(date +%s)
-"$VENV/bin/pip" install -q -r python/requirements-test.txt
-echo "python test dependencies ready in $(( $(date +%s) - start )) s"
-
-start=$(date +%s)
-WHEELS="$CARGO_TARGET_DIR/python-wheels"
-rm -rf "$WHEELS"
-(cd python && "$VENV/bin/maturin" build --release -o "$WHEELS")
-"$VENV/bin/pip" install -q --force-reinstall --no-deps "$WHEELS"/rlox-*.whl
-echo "rlox wheel built and installed in $(( $(date +%s) - start )) s"
 
 # The CLI the data tests query (built by the cargo tests above; built here if they were skipped).
 if [[ ! -x "$CARGO_TARGET_DIR/release/rlox" ]]; then
