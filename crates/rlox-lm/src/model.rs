@@ -742,71 +742,11 @@ impl CausalLm {
     /// own backward recomputes each chunk's logits and accumulates one weight gradient); elsewhere
     /// each chunk is a plain graph, checkpointed ([`rlox_nn::recompute`]) when there are several.
     pub fn token_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
-        let [n, _] = hidden.dims();
-        if targets.len() != n {
-            return Err(Error::invalid("targets", format!("{} targets for {n} rows of hidden states", targets.len())));
-        }
-        let vocab = self.config.vocab_size;
-        if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
-            return Err(Error::invalid("targets", format!("token id {bad} is outside the vocabulary (size {vocab})")));
-        }
-        let rows = match self.memory.logits_chunk_rows {
-            0 => ((128usize << 20) / (vocab * 4)).max(16),
-            r => r,
+        let head = match &self.lm_head {
+            Some(head) => OutputLayer::Linear(head),
+            None => OutputLayer::Tied(&self.model.embed_tokens),
         };
-        // The fused kernel (CPU backend, f32): one pass, one weight gradient, no [n, vocab] anywhere.
-        #[cfg(feature = "flex")]
-        {
-            use rlox_nn::lm_head::{token_logprobs, WeightLayout};
-            let fused = match &self.lm_head {
-                None => token_logprobs(
-                    &hidden,
-                    &self.model.embed_tokens.weight.val(),
-                    WeightLayout::VocabMajor,
-                    targets,
-                    temperature as f32,
-                    rows,
-                ),
-                Some(head) if head.bias.is_none() => token_logprobs(
-                    &hidden,
-                    &head.weight.val(),
-                    WeightLayout::HiddenMajor,
-                    targets,
-                    temperature as f32,
-                    rows,
-                ),
-                Some(_) => None,
-            };
-            if let Some(lp) = fused {
-                return Ok(lp);
-            }
-        }
-        // Elsewhere: the plain graph per chunk, each chunk checkpointed when there are several.
-        let mut parts = Vec::with_capacity(n.div_ceil(rows));
-        let mut start = 0;
-        while start < n {
-            let len = rows.min(n - start);
-            let ids: Vec<i64> = targets[start..start + len].iter().map(|&t| t as i64).collect();
-            let h = hidden.clone().narrow(0, start, len);
-            let f = move |logits: Tensor<2>| -> Tensor<1> {
-                let logits = if temperature != 1.0 { logits.div_scalar(temperature) } else { logits };
-                let idx = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [len, 1]), &logits.device());
-                log_softmax(logits, 1).gather(1, idx).reshape([len])
-            };
-            // One chunk holds everything: the plain graph keeps no more than a chunk's logits anyway,
-            // and skips the recomputation.
-            let whole = len == n;
-            parts.push(match (&self.lm_head, whole) {
-                (Some(head), true) => f(head.forward2(h)),
-                (None, true) => f(self.model.embed_tokens.attend(h)),
-                (Some(head), false) => rlox_nn::recompute::checkpoint(head, h, move |m: &Linear, h| f(m.forward2(h))),
-                (None, false) => {
-                    rlox_nn::recompute::checkpoint(&self.model.embed_tokens, h, move |m: &Embedding, h| f(m.attend(h)))
-                }
-            });
-            start += len;
-        }
-        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, 0) })
+        head_token_logprobs(head, hidden, targets, temperature, self.memory.logits_chunk_rows)
     }
 
     /// [`CausalLm::hidden_states_with`] with the default attention.
@@ -963,4 +903,101 @@ pub fn load_balancing_loss(stats: &[RouterStats], num_experts: usize, top_k: usi
     let frac = Tensor::<2>::from_data(TensorData::new(frac, [top_k, num_experts]), &device);
     let mean_p = probs.mean_dim(0); // [1, E]
     (frac * mean_p).sum().mul_scalar(num_experts as f64)
+}
+
+/// An output layer: the tied input embedding, or its own projection.
+#[derive(Clone, Copy)]
+pub enum OutputLayer<'a> {
+    /// Tied embeddings (`[vocab, hidden]`).
+    Tied(&'a Embedding),
+    /// An untied `lm_head` (`[hidden, vocab]`).
+    Linear(&'a Linear),
+}
+
+impl OutputLayer<'_> {
+    /// The vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            OutputLayer::Tied(e) => e.weight.dims()[0],
+            OutputLayer::Linear(l) => l.weight.dims()[1],
+        }
+    }
+}
+
+/// `log softmax(head(hidden) / temperature)` at `targets`, `[n]`, computed `chunk_rows` rows at a time
+/// (0: as many rows as fit in 128 MiB of logits); see [`CausalLm::token_logprobs`].
+pub fn head_token_logprobs(
+    head: OutputLayer<'_>,
+    hidden: Tensor<2>,
+    targets: &[u32],
+    temperature: f64,
+    chunk_rows: usize,
+) -> Result<Tensor<1>> {
+    let [n, _] = hidden.dims();
+    if targets.len() != n {
+        return Err(Error::invalid("targets", format!("{} targets for {n} rows of hidden states", targets.len())));
+    }
+    let vocab = head.vocab_size();
+    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+        return Err(Error::invalid("targets", format!("token id {bad} is outside the vocabulary (size {vocab})")));
+    }
+    let rows = match chunk_rows {
+        0 => ((128usize << 20) / (vocab * 4)).max(16),
+        r => r,
+    };
+    // The fused kernel (CPU backend, f32): one pass, one weight gradient, no [n, vocab] anywhere.
+    #[cfg(feature = "flex")]
+    {
+        use rlox_nn::lm_head::{token_logprobs, WeightLayout};
+        let fused = match head {
+            OutputLayer::Tied(embedding) => token_logprobs(
+                &hidden,
+                &embedding.weight.val(),
+                WeightLayout::VocabMajor,
+                targets,
+                temperature as f32,
+                rows,
+            ),
+            OutputLayer::Linear(linear) if linear.bias.is_none() => token_logprobs(
+                &hidden,
+                &linear.weight.val(),
+                WeightLayout::HiddenMajor,
+                targets,
+                temperature as f32,
+                rows,
+            ),
+            OutputLayer::Linear(_) => None,
+        };
+        if let Some(lp) = fused {
+            return Ok(lp);
+        }
+    }
+    // Elsewhere: the plain graph per chunk, each chunk checkpointed when there are several.
+    let mut parts = Vec::with_capacity(n.div_ceil(rows));
+    let mut start = 0;
+    while start < n {
+        let len = rows.min(n - start);
+        let ids: Vec<i64> = targets[start..start + len].iter().map(|&t| t as i64).collect();
+        let h = hidden.clone().narrow(0, start, len);
+        let f = move |logits: Tensor<2>| -> Tensor<1> {
+            let logits = if temperature != 1.0 { logits.div_scalar(temperature) } else { logits };
+            let idx = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [len, 1]), &logits.device());
+            log_softmax(logits, 1).gather(1, idx).reshape([len])
+        };
+        // One chunk holds everything: the plain graph keeps no more than a chunk's logits anyway,
+        // and skips the recomputation.
+        let whole = len == n;
+        parts.push(match (head, whole) {
+            (OutputLayer::Linear(linear), true) => f(linear.forward2(h)),
+            (OutputLayer::Tied(embedding), true) => f(embedding.attend(h)),
+            (OutputLayer::Linear(linear), false) => {
+                rlox_nn::recompute::checkpoint(linear, h, move |m: &Linear, h| f(m.forward2(h)))
+            }
+            (OutputLayer::Tied(embedding), false) => {
+                rlox_nn::recompute::checkpoint(embedding, h, move |m: &Embedding, h| f(m.attend(h)))
+            }
+        });
+        start += len;
+    }
+    Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, 0) })
 }

@@ -155,8 +155,8 @@ fn main() -> rlox_posttrain::Result<()> {
     let model = rlox_lm::load_model(&model_dir, &device)?;
     let reference = model.valid();
     let temperature = g["temperature"].as_f64().unwrap_or(1.0);
-    let logp = completion_logps(&model, &batch, temperature)?;
-    let refp = completion_logps(&reference, &batch, temperature)?;
+    let logp = completion_logps(&model, &batch, &[], false, temperature)?;
+    let refp = completion_logps(&reference, &batch, &[], false, temperature)?;
     let loss_type: GrpoLossType = serde_json::from_value(g["loss_type"].clone()).unwrap_or_default();
     let s = GrpoLossSettings {
         epsilon: g["epsilon"].as_f64().unwrap_or(0.2),
@@ -213,7 +213,7 @@ fn main() -> rlox_posttrain::Result<()> {
         let r = grpo.generate_and_score(&idx, k as u64)?;
         let b = grpo.rollout_batch(&r);
         let tg = t.elapsed().as_secs_f64();
-        let (l, _) = grpo.compute_loss(&b, &r.advantages, None, None)?;
+        let (l, _) = grpo.compute_loss(&r, &b, None, None)?;
         let mut grads = rlox_nn::backward(&l, &grpo.model);
         rlox_nn::clip_grad_norm(&grpo.model, &mut grads, 1.0);
         let mut opt = rlox_nn::OptimizerConfig::adamw().build();

@@ -24,6 +24,7 @@
 //! step `N` (after the weights, before publishing), with a file `paused` in the temporary directory, so
 //! that a test can kill it there.
 
+use crate::policy::PolicyModel;
 use crate::trainer::{MethodKind, Metrics};
 use crate::{Error, Result};
 use rlox_core::checkpoint::{read_file, CheckpointDir, TRAINER_STATE};
@@ -151,6 +152,33 @@ impl TrainedModel for CausalLm {
             .map_err(|e| checkpoint_error(&file, e))?;
         model.memory = self.memory;
         Ok(model)
+    }
+}
+
+impl TrainedModel for PolicyModel {
+    fn save(&self, dir: &Path, tokenizer_dir: &Path) -> Result<()> {
+        match self {
+            PolicyModel::Text(m) => m.save(dir, tokenizer_dir),
+            PolicyModel::Vision(m) => rlox_vlm::save_kimi_vl(
+                m,
+                dir,
+                Some(tokenizer_dir),
+                rlox_lm::StorageDtype::F32,
+                rlox_lm::hf::DEFAULT_SHARD_BYTES,
+            ),
+        }
+    }
+
+    fn load(&self, dir: &Path, device: &Device) -> Result<Self> {
+        match self {
+            PolicyModel::Text(m) => Ok(PolicyModel::Text(m.load(dir, device)?)),
+            PolicyModel::Vision(m) => {
+                let files = rlox_lm::WeightFiles::open_dir(dir).map_err(|e| checkpoint_error(dir, e))?;
+                let model = rlox_vlm::hf::load_kimi_vl_weights(&m.config, &files, device)
+                    .map_err(|e| checkpoint_error(dir, e))?;
+                Ok(PolicyModel::Vision(model))
+            }
+        }
     }
 }
 

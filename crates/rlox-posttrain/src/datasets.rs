@@ -45,13 +45,16 @@ pub struct Dataset {
     pub rows: Vec<Row>,
     /// `file:line` or `file row N`, one per row.
     pub locations: Vec<String>,
+    /// The directory of each row's file (relative image paths are resolved there); rows given in memory
+    /// have none and resolve against the working directory.
+    pub dirs: Vec<PathBuf>,
 }
 
 impl Dataset {
     /// Rows given in memory (locations `row N`).
     pub fn from_rows(rows: Vec<Row>) -> Self {
         let locations = (0..rows.len()).map(|i| format!("row {i}")).collect();
-        Dataset { rows, locations }
+        Dataset { rows, locations, dirs: Vec::new() }
     }
 
     /// Number of rows.
@@ -117,6 +120,7 @@ impl Dataset {
             let part = Dataset::load(f)?;
             ds.rows.extend(part.rows);
             ds.locations.extend(part.locations);
+            ds.dirs.extend(part.dirs);
         }
         Ok(ds)
     }
@@ -124,6 +128,13 @@ impl Dataset {
     /// Read `.jsonl`, `.json` (an array of objects) or Parquet (a `.parquet` file or a directory of them).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        let mut ds = Self::load_rows(path)?;
+        let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new("")) };
+        ds.dirs = vec![dir.to_path_buf(); ds.len()];
+        Ok(ds)
+    }
+
+    fn load_rows(path: &Path) -> Result<Self> {
         let name = path.to_string_lossy();
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             load_jsonl(path)
@@ -284,6 +295,9 @@ fn array_value(a: &dyn Array, i: usize, file: &Path) -> Result<Value> {
         DataType::LargeUtf8 => Value::from(a.as_string::<i64>().value(i)),
         DataType::Utf8View => Value::from(a.as_string_view().value(i)),
         DataType::Boolean => Value::from(a.as_boolean().value(i)),
+        // Bytes (an encoded image, as the `datasets` library's Image feature stores it) as a list of numbers.
+        DataType::Binary => Value::from(a.as_binary::<i32>().value(i).to_vec()),
+        DataType::LargeBinary => Value::from(a.as_binary::<i64>().value(i).to_vec()),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             let c = cast(a, i, &DataType::Int64, file)?;
             Value::from(c.as_primitive::<arrow::datatypes::Int64Type>().value(0))
@@ -346,13 +360,17 @@ impl Text {
             Value::Array(items) => {
                 let mut msgs = Vec::new();
                 for (k, m) in items.iter().enumerate() {
-                    let get = |f: &str| m.get(f).and_then(Value::as_str);
-                    match (get("role"), get("content")) {
-                        (Some(r), Some(c)) => msgs.push(ChatMessage::new(r, c)),
+                    let role = m.get("role").and_then(Value::as_str);
+                    let content = m.get("content").and_then(|c| message_content(c));
+                    match (role, content) {
+                        (Some(r), Some(c)) => msgs.push(ChatMessage::new(r, &c)),
                         _ => {
                             return Err(Error::invalid(
                                 loc.to_string(),
-                                format!("column `{column}` message {k} needs string `role` and `content` fields"),
+                                format!(
+                                    "column `{column}` message {k} needs a string `role` and a `content` that is a \
+                                     string or a list of {{\"type\": \"text\", \"text\": ...}} / {{\"type\": \"image\"}} parts"
+                                ),
                             ))
                         }
                     }
@@ -378,6 +396,82 @@ impl Text {
             Text::Messages(m) => m.last().map(|m| m.content.clone()).unwrap_or_default(),
         }
     }
+}
+
+/// Where an image sits in a text: the `{"type": "image"}` part of a message becomes this marker in
+/// its content, and plain-text prompts may hold it too (TRL's and LLaVA's convention). A
+/// vision-language model puts the row's images there, in order.
+pub const IMAGE_MARKER: &str = "<image>";
+
+/// A message's content: a string, or TRL's list of parts (`text` parts joined, `image` parts as
+/// [`IMAGE_MARKER`]); `None` when it is neither.
+fn message_content(c: &Value) -> Option<String> {
+    match c {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for part in parts {
+                match part.get("type").and_then(Value::as_str)? {
+                    "text" => out.push_str(part.get("text").and_then(Value::as_str)?),
+                    "image" => out.push_str(IMAGE_MARKER),
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// An image of a row, before decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    /// A file (relative paths resolved against the dataset file's directory).
+    Path(PathBuf),
+    /// An encoded PNG or JPEG held in the row.
+    Bytes(Vec<u8>),
+}
+
+/// The images of row `i` (TRL's `images` column, or a single `image`): each a path string, or an
+/// object with `bytes` (a list of byte values, as Parquet's binary column reads) or `path`, as the
+/// `datasets` library's Image feature stores it. Rows without the column have no images.
+pub fn row_images(ds: &Dataset, i: usize) -> Result<Vec<ImageSource>> {
+    let loc = &ds.locations[i];
+    let row = &ds.rows[i];
+    let (column, items) = match (row.get("images"), row.get("image")) {
+        (Some(Value::Array(items)), _) => ("images", items.clone()),
+        (Some(Value::Null), _) | (None, None) | (None, Some(Value::Null)) => return Ok(Vec::new()),
+        (Some(_), _) => {
+            return Err(Error::invalid(
+                loc.clone(),
+                "column `images` must be a list of images (paths or {bytes, path})",
+            ))
+        }
+        (None, Some(one)) => ("image", vec![one.clone()]),
+    };
+    let dir = ds.dirs.get(i).cloned().unwrap_or_default();
+    let bad = |k: usize, why: &str| Error::invalid(loc.clone(), format!("column `{column}` item {k}: {why}"));
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| {
+            let path = |p: &str| ImageSource::Path(dir.join(p));
+            match item {
+                Value::String(p) => Ok(path(p)),
+                Value::Object(o) => match (o.get("bytes"), o.get("path")) {
+                    (Some(Value::Array(bytes)), _) => bytes
+                        .iter()
+                        .map(|b| b.as_u64().filter(|&b| b < 256).map(|b| b as u8))
+                        .collect::<Option<Vec<u8>>>()
+                        .map(ImageSource::Bytes)
+                        .ok_or_else(|| bad(k, "`bytes` must hold byte values 0-255")),
+                    (_, Some(Value::String(p))) => Ok(path(p)),
+                    _ => Err(bad(k, "an image object needs `bytes` or a `path`")),
+                },
+                _ => Err(bad(k, "an image is a path string or an object with `bytes` or `path`")),
+            }
+        })
+        .collect()
 }
 
 /// A prompt and a completion (SFT), or a text with an empty prompt (language modelling).
@@ -596,9 +690,21 @@ pub fn tokenize_pair(
             ))
         }
     };
+    split_pair(prompt_ids, full, trunc, loc, column)
+}
+
+/// The prompt and completion of `full` (the tokens of prompt + completion), the completion starting
+/// where `full` leaves `prompt_ids`, then truncated; an empty completion is an error naming the row.
+pub fn split_pair(
+    prompt_ids: Vec<u32>,
+    mut full: Vec<u32>,
+    trunc: &Truncation,
+    loc: &str,
+    column: &str,
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let common = prompt_ids.iter().zip(&full).take_while(|(a, b)| a == b).count();
-    let mut p = full[..common].to_vec();
-    let mut c = full[common..].to_vec();
+    let mut c = full.split_off(common);
+    let mut p = full;
     trunc.apply(&mut p, &mut c);
     if c.is_empty() {
         return Err(Error::invalid(

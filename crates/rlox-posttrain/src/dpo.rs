@@ -289,6 +289,7 @@ impl Method for Dpo {
     }
 
     fn build(config: &RunConfig<DpoConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
+        let model = loaded.model.into_text("DPO")?;
         config.method.validate()?;
         let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
         let trunc = config.method.truncation();
@@ -302,8 +303,8 @@ impl Method for Dpo {
             None => None,
         };
         let pad = loaded.tokenizer.pad_token_id;
-        let dpo = Dpo::new(config, &loaded.model, reference, pairs, eval_pairs, pad)?;
-        Ok((dpo, loaded.model))
+        let dpo = Dpo::new(config, &model, reference, pairs, eval_pairs, pad)?;
+        Ok((dpo, model))
     }
 
     fn epoch_steps(&self) -> Option<u64> {

@@ -32,13 +32,16 @@
 //! logging every step); 100 steps.
 
 use crate::config::{Optimization, RunConfig};
-use crate::datasets::{prompt_examples, tokenize_prompt, Dataset, PaddedBatch, Row, Text};
+use crate::datasets::{
+    prompt_examples, row_images, tokenize_prompt, Dataset, ImageSource, PaddedBatch, Row, Text, Truncation,
+};
 use crate::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
 use crate::losses::{
     grpo_advantages, grpo_aggregate, grpo_loss, grpo_per_token_loss, GrpoLossSettings, GrpoLossStats, GrpoLossType,
     ScaleRewards,
 };
 use crate::model::Loaded;
+use crate::policy::{PolicyModel, VisionInputs};
 use crate::rewards::{score_all, RewardFn, RewardSpec, ScoredBatch};
 use crate::trainer::{EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer};
 use crate::{Error, Result};
@@ -47,8 +50,9 @@ use rlox_core::seeding::derive_seed;
 use rlox_data::records::{Completion, RolloutGroup};
 use rlox_data::rollouts::RolloutStore;
 use rlox_lm::generate::FinishReason;
-use rlox_lm::{generate, CausalLm, GenerationConfig, LmTokenizer};
+use rlox_lm::{GenerationConfig, LmTokenizer};
 use rlox_nn::{Module, Tensor};
+use rlox_vlm::ProcessedImage;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -180,16 +184,20 @@ pub struct PromptItem {
     pub ids: Vec<u32>,
     /// The dataset row.
     pub row: Row,
+    /// The images the prompt shows (vision-language models).
+    pub images: Vec<ImageSource>,
     /// Where it came from.
     pub location: String,
 }
 
 /// Read and tokenise a prompt-only dataset; checks the reward functions' columns on every row.
+/// With `vision` (a vision-language model's inputs) rows may show images (see [`crate::policy`]).
 pub fn load_prompts(
     ds: &Dataset,
     tok: &LmTokenizer,
     max_prompt_length: Option<usize>,
     fns: &[(Box<dyn RewardFn>, f64)],
+    vision: Option<&VisionInputs>,
 ) -> Result<Vec<PromptItem>> {
     let cols: Vec<&str> = fns.iter().flat_map(|(f, _)| f.required_columns()).collect();
     ds.require(&cols)?;
@@ -197,12 +205,26 @@ pub fn load_prompts(
         .into_iter()
         .enumerate()
         .map(|(i, (p, row))| {
-            let mut ids = tokenize_prompt(tok, &p)?;
-            if let Some(m) = max_prompt_length {
-                if ids.len() > m {
-                    ids.drain(..ids.len() - m);
+            let loc = &ds.locations[i];
+            let images = row_images(ds, i)?;
+            let ids = match vision {
+                Some(v) => {
+                    let trunc = Truncation { max_prompt_length, ..Default::default() };
+                    v.tokenize(tok, &p, None, &v.process_all(&images, loc)?, &trunc, loc)?.0
                 }
-            }
+                None if !images.is_empty() => {
+                    return Err(Error::invalid(loc.clone(), crate::policy::text_model_with_images().to_string()))
+                }
+                None => {
+                    let mut ids = tokenize_prompt(tok, &p)?;
+                    if let Some(m) = max_prompt_length {
+                        if ids.len() > m {
+                            ids.drain(..ids.len() - m);
+                        }
+                    }
+                    ids
+                }
+            };
             if ids.is_empty() {
                 return Err(Error::invalid(ds.locations[i].clone(), "empty prompt"));
             }
@@ -210,7 +232,7 @@ pub fn load_prompts(
                 Text::Plain(s) => s.clone(),
                 Text::Messages(_) => p.plain(),
             };
-            Ok(PromptItem { text, ids, row, location: ds.locations[i].clone() })
+            Ok(PromptItem { text, ids, row, images, location: loc.clone() })
         })
         .collect()
 }
@@ -240,6 +262,7 @@ pub struct Rollout {
 struct Round {
     rollout: Rollout,
     batch: PaddedBatch,
+    images: Vec<Vec<ProcessedImage>>,
     old_logps: Option<Vec<f64>>,
     ref_logps: Option<Vec<f64>>,
 }
@@ -249,7 +272,8 @@ pub struct Grpo {
     config: GrpoConfig,
     seed: u64,
     run_name: String,
-    reference: Option<CausalLm>,
+    reference: Option<PolicyModel>,
+    vision: Option<VisionInputs>,
     /// Reward functions and weights.
     pub reward_fns: Vec<(Box<dyn RewardFn>, f64)>,
     /// Training prompts.
@@ -263,19 +287,19 @@ pub struct Grpo {
 }
 
 impl Grpo {
-    fn eos(&self, model: &CausalLm) -> Vec<u32> {
+    fn eos(&self, model: &PolicyModel) -> Vec<u32> {
         if self.config.ignore_eos {
             return Vec::new();
         }
         let mut eos = self.tokenizer.eos_token_ids.clone();
-        eos.extend(&model.config.eos_token_ids);
+        eos.extend(model.eos_token_ids());
         eos.sort_unstable();
         eos.dedup();
         eos
     }
 
     /// Sample G completions for each prompt in `idx` and score them (no parameter update).
-    pub fn generate_and_score(&self, model: &CausalLm, idx: &[usize], seed: u64) -> Result<Rollout> {
+    pub fn generate_and_score(&self, model: &PolicyModel, idx: &[usize], seed: u64) -> Result<Rollout> {
         let c = &self.config;
         let g = c.num_generations;
         let policy = model.valid();
@@ -291,7 +315,8 @@ impl Grpo {
             seed,
             ..Default::default()
         };
-        let outs = generate(&policy, &ids, &gen, Some(&self.tokenizer))?;
+        let images = self.images_of(&self.prompts, &prompt_index)?;
+        let outs = policy.generate(&ids, &images, &gen, &self.tokenizer)?;
         let texts: Vec<String> = outs.iter().map(|o| o.text.clone().unwrap_or_default()).collect();
         let terminated: Vec<bool> = outs.iter().map(|o| o.finish_reason != FinishReason::Length).collect();
         let prompts_text: Vec<String> = prompt_index.iter().map(|&i| self.prompts[i].text.clone()).collect();
@@ -332,16 +357,31 @@ impl Grpo {
         batch
     }
 
-    /// Per-token log-probs `[B*G, C]` of `batch` under a frozen model (no graph).
-    fn frozen_logps(&self, model: &CausalLm, batch: &PaddedBatch) -> Result<Vec<f64>> {
-        Ok(to_f64(completion_logps(model, batch, self.config.temperature as f64)?))
+    /// The processed images of `prompts[i]` for each `i` of `index` (empty when the model is text-only).
+    pub fn images_of(&self, prompts: &[PromptItem], index: &[usize]) -> Result<Vec<Vec<ProcessedImage>>> {
+        match &self.vision {
+            None => Ok(Vec::new()),
+            Some(v) => index.iter().map(|&i| v.process_all(&prompts[i].images, &prompts[i].location)).collect(),
+        }
     }
 
-    /// The loss on a rollout given old and reference log-probs (`[B*G*C]` each), without stepping.
+    /// Per-token log-probs `[B*G, C]` of `batch` under a frozen model (no graph).
+    fn frozen_logps(
+        &self,
+        model: &PolicyModel,
+        batch: &PaddedBatch,
+        images: &[Vec<ProcessedImage>],
+    ) -> Result<Vec<f64>> {
+        Ok(to_f64(completion_logps(model, batch, images, false, self.config.temperature as f64)?))
+    }
+
+    /// The loss on a rollout given old and reference log-probs (`[B*G*C]` each), without stepping;
+    /// row `k` of `batch` shows `images[k]` (an empty slice: text only).
     pub fn compute_loss(
         &self,
-        model: &CausalLm,
+        model: &PolicyModel,
         batch: &PaddedBatch,
+        images: &[Vec<ProcessedImage>],
         advantages: &[f64],
         old_logps: Option<&[f64]>,
         ref_logps: Option<&[f64]>,
@@ -349,7 +389,7 @@ impl Grpo {
         let c = &self.config;
         let rows = advantages.len();
         let cols = batch.completion_len;
-        let logp = completion_logps(model, batch, c.temperature as f64)?;
+        let logp = completion_logps(model, batch, images, false, c.temperature as f64)?;
         let device = logp.device();
         let old = match old_logps {
             Some(o) => tensor2(o, rows, &device),
@@ -373,7 +413,7 @@ impl Grpo {
     /// Greedy completions of the eval prompts: the mean weighted reward and per-function means, and one
     /// row per eval prompt (`prompt`, `completion`, `reward`, each function's score) for
     /// `eval_samples.jsonl`, so that a user can see what the greedy policy gets wrong.
-    fn evaluate_with_completions(&self, model: &CausalLm) -> Result<(Metrics, Vec<serde_json::Value>)> {
+    fn evaluate_with_completions(&self, model: &PolicyModel) -> Result<(Metrics, Vec<serde_json::Value>)> {
         if self.eval_prompts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -418,7 +458,7 @@ impl Grpo {
     /// Complete the eval prompts `order[k]` (64 at a time, sequence `k` on random stream `k`) and score them.
     fn generate_and_score_eval(
         &self,
-        model: &CausalLm,
+        model: &PolicyModel,
         order: &[usize],
         gen: &GenerationConfig,
     ) -> Result<(Vec<String>, ScoredBatch)> {
@@ -427,7 +467,8 @@ impl Grpo {
         for (c, chunk) in order.chunks(64).enumerate() {
             let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| self.eval_prompts[i].ids.clone()).collect();
             let g = GenerationConfig { stream_offset: (c * 64) as u64, ..gen.clone() };
-            let outs = generate(&policy, &ids, &g, Some(&self.tokenizer))?;
+            let images = self.images_of(&self.eval_prompts, chunk)?;
+            let outs = policy.generate(&ids, &images, &g, &self.tokenizer)?;
             texts.extend(outs.into_iter().map(|o| o.text.unwrap_or_default()));
         }
         let prompts: Vec<String> = order.iter().map(|&i| self.eval_prompts[i].text.clone()).collect();
@@ -465,7 +506,7 @@ impl Grpo {
 
 impl Method for Grpo {
     type Config = GrpoConfig;
-    type Model = CausalLm;
+    type Model = PolicyModel;
     type State = SamplerState;
     const KIND: MethodKind = MethodKind::Grpo;
     const SUMMARY: &'static [(&'static str, &'static str)] = &[("last_train_reward", "reward")];
@@ -476,17 +517,18 @@ impl Method for Grpo {
         (run, Optimization::with_learning_rate(1e-6))
     }
 
-    fn build(config: &RunConfig<GrpoConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
+    fn build(config: &RunConfig<GrpoConfig>, loaded: Loaded) -> Result<(Self, PolicyModel)> {
         let c = &config.method;
         c.validate()?;
         let reward_fns: Vec<(Box<dyn RewardFn>, f64)> = c.reward_funcs.iter().map(RewardSpec::build).collect();
         let ds = Dataset::open(&config.data.train_file, &config.data.dataset_train_split)?;
-        let prompts = load_prompts(&ds, &loaded.tokenizer, c.max_prompt_length, &reward_fns)?;
+        let vision = loaded.vision.as_ref();
+        let prompts = load_prompts(&ds, &loaded.tokenizer, c.max_prompt_length, &reward_fns, vision)?;
         if prompts.is_empty() {
             return Err(Error::invalid("grpo.train_file", "the dataset has no prompts"));
         }
         let eval_prompts = match &config.data.eval_file {
-            Some(p) => load_prompts(&Dataset::load(p)?, &loaded.tokenizer, c.max_prompt_length, &reward_fns)?,
+            Some(p) => load_prompts(&Dataset::load(p)?, &loaded.tokenizer, c.max_prompt_length, &reward_fns, vision)?,
             None => Vec::new(),
         };
         // No reference model at all when beta = 0 (TRL 1.x).
@@ -496,6 +538,7 @@ impl Method for Grpo {
             seed: config.run.seed,
             run_name: config.run.name.clone(),
             reference,
+            vision: loaded.vision.clone(),
             reward_fns,
             sampler: EpochSampler::new(prompts.len(), true, config.run.seed),
             prompts,
@@ -524,7 +567,7 @@ impl Method for Grpo {
         Ok(())
     }
 
-    fn step(&mut self, model: &CausalLm, step: u64) -> Result<StepOutput> {
+    fn step(&mut self, model: &PolicyModel, step: u64) -> Result<StepOutput> {
         let c = self.config.clone();
         let first_of_round = step.is_multiple_of(c.num_iterations as u64);
         if first_of_round {
@@ -532,9 +575,11 @@ impl Method for Grpo {
             let idx = self.sampler.next(c.prompts_per_step);
             let rollout = self.generate_and_score(model, &idx, derive_seed(self.seed, 1000 + step))?;
             let batch = self.rollout_batch(&rollout);
-            let old_logps = if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch)?) } else { None };
+            let images = self.images_of(&self.prompts, &rollout.prompt_index)?;
+            let old_logps =
+                if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch, &images)?) } else { None };
             let ref_logps = match &self.reference {
-                Some(m) => Some(self.frozen_logps(m, &batch)?),
+                Some(m) => Some(self.frozen_logps(m, &batch, &images)?),
                 None => None,
             };
             if let Some(store) = &self.store {
@@ -544,7 +589,7 @@ impl Method for Grpo {
                 )?;
             }
             self.generation_seconds += t.elapsed().as_secs_f64();
-            self.round = Some(Round { rollout, batch, old_logps, ref_logps });
+            self.round = Some(Round { rollout, batch, images, old_logps, ref_logps });
         }
         let round = self.round.as_ref().ok_or_else(|| {
             Error::invalid("grpo", format!("step {step} is inside a generation round that was not generated"))
@@ -553,6 +598,7 @@ impl Method for Grpo {
         let (loss, stats) = self.compute_loss(
             model,
             &round.batch,
+            &round.images,
             &r.advantages,
             round.old_logps.as_deref(),
             round.ref_logps.as_deref(),
@@ -582,7 +628,7 @@ impl Method for Grpo {
         Ok(StepOutput { loss, metrics, tokens, samples })
     }
 
-    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+    fn evaluate(&mut self, model: &PolicyModel) -> Result<Option<Evaluation>> {
         if self.eval_prompts.is_empty() {
             return Ok(None);
         }
@@ -623,15 +669,16 @@ impl Trainer<Grpo> {
         self.method.rollout_batch(r)
     }
 
-    /// The loss of the current policy on a rollout (see [`Grpo::compute_loss`]).
+    /// The loss of the current policy on a rollout and its batch (see [`Grpo::compute_loss`]).
     pub fn compute_loss(
         &self,
+        rollout: &Rollout,
         batch: &PaddedBatch,
-        advantages: &[f64],
         old_logps: Option<&[f64]>,
         ref_logps: Option<&[f64]>,
     ) -> Result<(Tensor<1>, GrpoLossStats)> {
-        self.method.compute_loss(&self.model, batch, advantages, old_logps, ref_logps)
+        let images = self.method.images_of(&self.method.prompts, &rollout.prompt_index)?;
+        self.method.compute_loss(&self.model, batch, &images, &rollout.advantages, old_logps, ref_logps)
     }
 
     /// Greedy (and sampled) scores of the current policy on the eval prompts.

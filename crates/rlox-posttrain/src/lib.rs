@@ -20,11 +20,14 @@
 //! * [`rewards`]: the [`rewards::RewardFn`] trait and the R1 format, countdown, arithmetic and length rewards.
 //! * [`tasks`]: countdown and arithmetic problem generators with worked solutions.
 //! * [`model`]: the model source (a Hugging Face directory, or a fresh model of a given shape).
+//! * [`policy`]: the trained model, text-only or vision-language (Kimi-VL), and how rows' images reach it.
 //! * [`r1_zero`]: the tiny R1-Zero pipeline (tasks, SFT warm-up from scratch, GRPO, curves).
+//! * [`colours`]: a tiny vision-language model learning to name an image's colour (SFT, then GRPO).
 
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod colours;
 pub mod config;
 pub mod datasets;
 pub mod dpo;
@@ -34,6 +37,7 @@ pub mod logprobs;
 pub mod losses;
 pub mod model;
 pub mod outputs;
+pub mod policy;
 pub mod r1_zero;
 pub mod reward_model;
 pub mod rewards;

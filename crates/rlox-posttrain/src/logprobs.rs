@@ -8,14 +8,70 @@
 //! This is `rlox lm score`'s computation (`score_ids`), batched and kept on the autodiff graph.
 
 use crate::datasets::PaddedBatch;
+use crate::policy::{prompt_lengths, PolicyModel};
 use crate::{Error, Result};
-use rlox_lm::CausalLm;
+use rlox_lm::{CausalLm, ForwardInput};
 use rlox_nn::{Tensor, TensorData};
+use rlox_vlm::ProcessedImage;
+
+/// A model whose completions can be scored: a text decoder, or a policy that may see images.
+pub trait Scorer {
+    /// Final hidden states of `input` (row `b` shown `images[b]`; placeholders below `prompt_lens[b]`).
+    fn final_hidden(
+        &self,
+        input: &ForwardInput,
+        images: &[Vec<ProcessedImage>],
+        prompt_lens: Option<&[usize]>,
+    ) -> Result<Tensor<3>>;
+    /// `log softmax(logits / temperature)` at `targets`.
+    fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>>;
+}
+
+impl Scorer for CausalLm {
+    fn final_hidden(
+        &self,
+        input: &ForwardInput,
+        images: &[Vec<ProcessedImage>],
+        _: Option<&[usize]>,
+    ) -> Result<Tensor<3>> {
+        if images.iter().any(|i| !i.is_empty()) {
+            return Err(crate::policy::text_model_with_images());
+        }
+        Ok(self.hidden_states(input, None)?.hidden)
+    }
+
+    fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
+        self.token_logprobs(hidden, targets, temperature)
+    }
+}
+
+impl Scorer for PolicyModel {
+    fn final_hidden(
+        &self,
+        input: &ForwardInput,
+        images: &[Vec<ProcessedImage>],
+        prompt_lens: Option<&[usize]>,
+    ) -> Result<Tensor<3>> {
+        self.hidden_states(input, images, prompt_lens)
+    }
+
+    fn target_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
+        self.token_logprobs(hidden, targets, temperature)
+    }
+}
 
 /// `[B, C]` log-probs of the completion tokens (padding positions hold arbitrary finite values: multiply
 /// by the completion mask). `temperature` divides the logits first (GRPO samples at a temperature and
-/// scores at the same one, as TRL does).
-pub fn completion_logps(model: &CausalLm, batch: &PaddedBatch, temperature: f64) -> Result<Tensor<2>> {
+/// scores at the same one, as TRL does). Row `b` is shown `images[b]` (empty: none; an empty slice:
+/// no row has images); only the prompt's placeholders take image features, unless `images_anywhere`
+/// (SFT, whose batches put all but the first token in the "completion").
+pub fn completion_logps<M: Scorer>(
+    model: &M,
+    batch: &PaddedBatch,
+    images: &[Vec<ProcessedImage>],
+    images_anywhere: bool,
+    temperature: f64,
+) -> Result<Tensor<2>> {
     let (p, c) = (batch.prompt_len, batch.completion_len);
     if p == 0 {
         return Err(Error::invalid("batch", "every row needs at least one prompt token to condition on"));
@@ -26,11 +82,19 @@ pub fn completion_logps(model: &CausalLm, batch: &PaddedBatch, temperature: f64)
     let b = batch.ids.len();
     // The final hidden states of the completion's predictions, then the LM head and the log-softmax
     // in chunks of rows (`CausalLm::token_logprobs`): the [B, C, vocab] logits never exist whole.
-    let hidden = model.hidden_states(&batch.forward_input(), None)?.hidden;
+    let none;
+    let images = if images.is_empty() {
+        none = vec![Vec::new(); b];
+        &none
+    } else {
+        images
+    };
+    let limits = (!images_anywhere).then(|| prompt_lengths(batch));
+    let hidden = model.final_hidden(&batch.forward_input(), images, limits.as_deref())?;
     let h = hidden.dims()[2];
     let hidden = hidden.narrow(1, p - 1, c).reshape([b * c, h]);
     let targets: Vec<u32> = batch.completion_ids.iter().flatten().copied().collect();
-    Ok(model.token_logprobs(hidden, &targets, temperature)?.reshape([b, c]))
+    Ok(model.target_logprobs(hidden, &targets, temperature)?.reshape([b, c]))
 }
 
 /// The completion mask `[B, C]` on `device`.
@@ -40,9 +104,9 @@ pub fn mask_tensor(batch: &PaddedBatch, device: &rlox_nn::Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(flat, [b, c]), device)
 }
 
-/// Summed completion log-prob per row, `[B]`.
-pub fn sequence_logps(model: &CausalLm, batch: &PaddedBatch) -> Result<Tensor<1>> {
-    let lp = completion_logps(model, batch, 1.0)?;
+/// Summed completion log-prob per row, `[B]` (text rows).
+pub fn sequence_logps<M: Scorer>(model: &M, batch: &PaddedBatch) -> Result<Tensor<1>> {
+    let lp = completion_logps(model, batch, &[], false, 1.0)?;
     let mask = mask_tensor(batch, &lp.device());
     let b = batch.ids.len();
     Ok((lp * mask).sum_dim(1).reshape([b]))

@@ -1,7 +1,9 @@
-//! Where the model comes from: a Hugging Face directory, or a fresh Qwen2 of a given shape with a
-//! directory's tokenizer (the `[model]` table of every post-training config).
+//! Where the model comes from: a Hugging Face directory (a text decoder, or Kimi-VL when its
+//! `config.json` says `model_type: "kimi_vl"`), or a fresh Qwen2 of a given shape with a directory's
+//! tokenizer (the `[model]` table of every post-training config).
 
-use crate::Result;
+use crate::policy::{PolicyModel, VisionInputs};
+use crate::{Error, Result};
 use rlox_lm::{CausalLm, LmConfig, LmTokenizer};
 use rlox_nn::Device;
 use serde::{Deserialize, Serialize};
@@ -45,8 +47,8 @@ impl Default for InitConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer files). With `init`,
-    /// only its tokenizer files are used.
+    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer files; for Kimi-VL
+    /// also preprocessor_config.json). With `init`, only its tokenizer files are used.
     pub path: PathBuf,
     /// Train from scratch with this shape instead of loading weights.
     pub init: Option<InitConfig>,
@@ -55,7 +57,9 @@ pub struct ModelConfig {
 /// A loaded model and tokenizer.
 pub struct Loaded {
     /// The model on the training device.
-    pub model: CausalLm,
+    pub model: PolicyModel,
+    /// For a vision-language model: how rows' images become its inputs.
+    pub vision: Option<VisionInputs>,
     /// The tokenizer.
     pub tokenizer: LmTokenizer,
     /// The directory holding the tokenizer files (copied into checkpoints).
@@ -68,6 +72,26 @@ impl ModelConfig {
     /// Load (or initialise) on `device`.
     pub fn load(&self, device: &Device) -> Result<Loaded> {
         let tokenizer = LmTokenizer::from_dir(&self.path)?;
+        if is_kimi_vl(&self.path) {
+            if self.init.is_some() {
+                return Err(Error::invalid(
+                    "model.init",
+                    format!(
+                        "{} is a Kimi-VL model; `init` makes a fresh Qwen2 text model (remove it to train the VLM's weights)",
+                        self.path.display()
+                    ),
+                ));
+            }
+            let model = rlox_vlm::load_kimi_vl(&self.path, device)?;
+            let vision = VisionInputs::of(&model, rlox_vlm::ImageProcessor::from_dir(&self.path)?);
+            return Ok(Loaded {
+                model: PolicyModel::Vision(model),
+                vision: Some(vision),
+                tokenizer,
+                tokenizer_dir: self.path.clone(),
+                device: device.clone(),
+            });
+        }
         let model = match &self.init {
             None => rlox_lm::load_model(&self.path, device)?,
             Some(init) => {
@@ -93,6 +117,20 @@ impl ModelConfig {
                 CausalLm::init(&config, init.init_std, device)
             }
         };
-        Ok(Loaded { model, tokenizer, tokenizer_dir: self.path.clone(), device: device.clone() })
+        Ok(Loaded {
+            model: PolicyModel::Text(model),
+            vision: None,
+            tokenizer,
+            tokenizer_dir: self.path.clone(),
+            device: device.clone(),
+        })
     }
+}
+
+/// Whether the directory's `config.json` is a Kimi-VL model's.
+fn is_kimi_vl(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("model_type").and_then(|m| m.as_str()) == Some("kimi_vl"))
 }

@@ -158,6 +158,7 @@ impl Method for Reward {
     }
 
     fn build(config: &RunConfig<RewardConfig>, loaded: Loaded) -> Result<(Self, RewardModel)> {
+        let lm = loaded.model.into_text("reward modelling")?;
         let c = &config.method;
         if c.per_device_train_batch_size == 0 {
             return Err(Error::invalid("rm.per_device_train_batch_size", "must be > 0"));
@@ -172,11 +173,11 @@ impl Method for Reward {
             Some(p) => tokenize_preferences(&Dataset::load(p)?, &loaded.tokenizer, &trunc)?,
             None => Vec::new(),
         };
-        let v = loaded.model.config.vocab_size;
+        let v = lm.config.vocab_size;
         let score = Linear::new(v, 1, true, 1.0 / (v as f64).sqrt(), &loaded.device);
         let sampler = EpochSampler::new(pairs.len(), true, config.run.seed);
         let reward = Reward { config: c.clone(), pairs, eval_pairs, pad: loaded.tokenizer.pad_token_id, sampler };
-        Ok((reward, RewardModel { lm: loaded.model, score }))
+        Ok((reward, RewardModel { lm, score }))
     }
 
     fn epoch_steps(&self) -> Option<u64> {

@@ -13,6 +13,9 @@
 //!   rationals (no floating point, division by zero fails). 1 or 0.
 //! * [`ArithmeticReward`]: the answer equals the row's `answer` exactly (as a rational number), 1 or 0.
 //! * [`LengthPenalty`]: `-coef * max(0, chars - free_chars) / free_chars`, at most `-coef`.
+//! * [`AnswerMatch`]: the completion (or its `<answer>`, when it has one) names the row's `answer`:
+//!   equal after trimming whitespace and end punctuation, ignoring case. 1 or 0. For short answers
+//!   (a word, a label, a colour) where [`ArithmeticReward`]'s number parsing does not apply.
 
 use crate::datasets::Row;
 use crate::{Error, Result};
@@ -328,6 +331,32 @@ impl RewardFn for LengthPenalty {
     }
 }
 
+/// The completion names the row's `answer` (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct AnswerMatch;
+
+/// Lower case, without surrounding whitespace and end punctuation.
+fn normalise_answer(s: &str) -> String {
+    s.trim().trim_end_matches(['.', '!', '?', ',', ';', ':']).trim().to_lowercase()
+}
+
+impl RewardFn for AnswerMatch {
+    fn name(&self) -> &str {
+        "answer_match"
+    }
+    fn required_columns(&self) -> Vec<&'static str> {
+        vec!["answer"]
+    }
+    fn score(&self, _prompt: &str, completion: &str, row: &Row) -> Option<f64> {
+        let answer = match row.get("answer")? {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let given = extract_answer(completion).unwrap_or(completion);
+        Some((normalise_answer(given) == normalise_answer(&answer)) as u8 as f64)
+    }
+}
+
 /// A reward function chosen in a config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -346,6 +375,12 @@ pub enum RewardSpec {
     },
     /// [`ArithmeticReward`].
     Arithmetic {
+        /// Weight in the sum.
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// [`AnswerMatch`].
+    AnswerMatch {
         /// Weight in the sum.
         #[serde(default = "one")]
         weight: f64,
@@ -374,6 +409,7 @@ impl RewardSpec {
             RewardSpec::Format { weight } => (Box::new(FormatReward), weight),
             RewardSpec::Countdown { weight } => (Box::new(CountdownReward), weight),
             RewardSpec::Arithmetic { weight } => (Box::new(ArithmeticReward), weight),
+            RewardSpec::AnswerMatch { weight } => (Box::new(AnswerMatch), weight),
             RewardSpec::Length { weight, free_chars, coef } => (Box::new(LengthPenalty { free_chars, coef }), weight),
         }
     }
@@ -489,6 +525,17 @@ mod tests {
         assert_eq!(l.score("", "short", &r), Some(0.0));
         assert_eq!(l.score("", &"x".repeat(15), &r), Some(-0.25));
         assert_eq!(l.score("", &"x".repeat(100), &r), Some(-0.5));
+    }
+
+    #[test]
+    fn answer_match_ignores_case_space_and_end_punctuation() {
+        let r = row(json!({"answer": "Red"}));
+        assert_eq!(AnswerMatch.score("", " red.\n", &r), Some(1.0));
+        assert_eq!(AnswerMatch.score("", "<think>x</think><answer>RED</answer>", &r), Some(1.0));
+        assert_eq!(AnswerMatch.score("", "reddish", &r), Some(0.0));
+        assert_eq!(AnswerMatch.score("", "blue", &r), Some(0.0));
+        assert_eq!(AnswerMatch.score("", "7", &row(json!({"answer": 7}))), Some(1.0));
+        assert!(AnswerMatch.score("", "red", &row(json!({}))).is_none());
     }
 
     struct Nan;

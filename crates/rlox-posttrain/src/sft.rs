@@ -8,22 +8,27 @@
 //! across the examples of a row and attention is not reset between them (a packed example can attend
 //! to the one before it; keep packing off when that matters).
 //!
+//! Rows may carry images (an `images` column, TRL's convention) when the model is a vision-language
+//! model: see [`crate::policy`] for how they enter the prompt; the loss is the same.
+//!
 //! Logged: `loss`, `grad_norm`, `learning_rate`, `num_tokens` (tokens seen so far, TRL's name); with an
 //! `eval_file`, `eval/loss` (the mean loss per loss-carrying token over the eval set).
 //! Defaults are TRL 1.x's `SFTConfig`: learning rate 2e-5, AdamW (weight decay 0), linear decay,
 //! batch 8, `max_length` 1024, 3 epochs, gradient clipping at norm 1, logging every 10 steps.
 
 use crate::config::{Optimization, RunConfig};
-use crate::datasets::{sft_examples, tokenize_pair, Dataset, PaddedBatch, Text, Truncation};
+use crate::datasets::{row_images, sft_examples, tokenize_pair, Dataset, ImageSource, PaddedBatch, Text, Truncation};
 use crate::logprobs::{completion_logps, mask_tensor};
 use crate::model::Loaded;
+use crate::policy::{PolicyModel, VisionInputs};
 use crate::trainer::{
     evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, SamplerState, StepOutput, Trainer,
 };
 use crate::{Error, Result};
 use rlox_core::run::RunSettings;
-use rlox_lm::{CausalLm, LmTokenizer};
+use rlox_lm::LmTokenizer;
 use rlox_nn::{Module, Tensor};
+use rlox_vlm::ProcessedImage;
 use serde::{Deserialize, Serialize};
 
 /// SFT's own settings (the run settings, model, data and optimisation are in [`RunConfig`]).
@@ -67,14 +72,18 @@ pub struct LossSeq {
     pub ids: Vec<u32>,
     /// Loss mask.
     pub loss: Vec<bool>,
+    /// The images the sequence shows, in placeholder order (vision-language models).
+    pub images: Vec<ImageSource>,
 }
 
-/// Tokenise SFT rows into sequences with loss masks.
+/// Tokenise SFT rows into sequences with loss masks; `vision` (a vision-language model's inputs)
+/// reads each row's images, without it a row with images is an error.
 pub fn tokenize_sft(
     ds: &Dataset,
     tok: &LmTokenizer,
     completion_only: bool,
     max_length: Option<usize>,
+    vision: Option<&VisionInputs>,
 ) -> Result<Vec<LossSeq>> {
     let trunc = Truncation { max_length, ..Default::default() };
     sft_examples(ds)?
@@ -83,7 +92,17 @@ pub fn tokenize_sft(
         .map(|(i, e)| {
             let loc = &ds.locations[i];
             let lm_row = matches!(&e.prompt, Text::Plain(s) if s.is_empty());
-            let (p, c) = tokenize_pair(tok, &e.prompt, &e.completion, &trunc, loc, "completion")?;
+            let images = row_images(ds, i)?;
+            let (p, c) = match vision {
+                Some(v) => {
+                    let processed = v.process_all(&images, loc)?;
+                    v.tokenize(tok, &e.prompt, Some(&e.completion), &processed, &trunc, loc)?
+                }
+                None if !images.is_empty() => {
+                    return Err(Error::invalid(loc.clone(), crate::policy::text_model_with_images().to_string()))
+                }
+                None => tokenize_pair(tok, &e.prompt, &e.completion, &trunc, loc, "completion")?,
+            };
             let mut ids = p.clone();
             ids.extend(&c);
             if ids.len() < 2 {
@@ -91,7 +110,7 @@ pub fn tokenize_sft(
             }
             let loss: Vec<bool> =
                 (0..ids.len()).map(|k| k > 0 && (lm_row || !completion_only || k >= p.len())).collect();
-            Ok(LossSeq { ids, loss })
+            Ok(LossSeq { ids, loss, images })
         })
         .collect()
 }
@@ -108,8 +127,13 @@ pub fn pack(seqs: &[LossSeq], max_length: usize) -> Vec<LossSeq> {
             Some(b) => {
                 b.ids.extend(&s.ids[..take]);
                 b.loss.extend(&s.loss[..take]);
+                b.images.extend(s.images.iter().cloned());
             }
-            None => bins.push(LossSeq { ids: s.ids[..take].to_vec(), loss: s.loss[..take].to_vec() }),
+            None => bins.push(LossSeq {
+                ids: s.ids[..take].to_vec(),
+                loss: s.loss[..take].to_vec(),
+                images: s.images.clone(),
+            }),
         }
     }
     bins
@@ -129,9 +153,14 @@ pub fn loss_batch(seqs: &[&LossSeq], pad: u32) -> PaddedBatch {
     b
 }
 
-/// Token-mean negative log-likelihood of a batch (and the number of loss tokens).
-pub fn nll_loss(model: &CausalLm, batch: &PaddedBatch) -> Result<(Tensor<1>, usize)> {
-    let lp = completion_logps(model, batch, 1.0)?;
+/// Token-mean negative log-likelihood of a batch (and the number of loss tokens); row `b` shows
+/// `images[b]` (an empty slice: no row has images).
+pub fn nll_loss(
+    model: &PolicyModel,
+    batch: &PaddedBatch,
+    images: &[Vec<ProcessedImage>],
+) -> Result<(Tensor<1>, usize)> {
+    let lp = completion_logps(model, batch, images, true, 1.0)?;
     let mask = mask_tensor(batch, &lp.device());
     let n: usize = batch.completion_mask.iter().flatten().filter(|&&m| m > 0.0).count();
     if n == 0 {
@@ -146,9 +175,20 @@ pub struct Sft {
     pub seqs: Vec<LossSeq>,
     eval: Vec<LossSeq>,
     pad: u32,
+    vision: Option<VisionInputs>,
     config: SftConfig,
     sampler: EpochSampler,
     num_tokens: u64,
+}
+
+impl Sft {
+    /// The processed images of each sequence of a batch (none for a text model).
+    fn images(&self, seqs: &[&LossSeq]) -> Result<Vec<Vec<ProcessedImage>>> {
+        match &self.vision {
+            None => Ok(Vec::new()),
+            Some(v) => seqs.iter().map(|s| v.process_all(&s.images, "sft batch")).collect(),
+        }
+    }
 }
 
 /// What SFT keeps between steps.
@@ -163,7 +203,7 @@ pub struct SftState {
 
 impl Method for Sft {
     type Config = SftConfig;
-    type Model = CausalLm;
+    type Model = PolicyModel;
     type State = SftState;
     const KIND: MethodKind = MethodKind::Sft;
     const SUMMARY: &'static [(&'static str, &'static str)] = &[("num_tokens", "num_tokens")];
@@ -174,13 +214,14 @@ impl Method for Sft {
         (run, Optimization::with_learning_rate(2e-5))
     }
 
-    fn build(config: &RunConfig<SftConfig>, loaded: Loaded) -> Result<(Self, CausalLm)> {
+    fn build(config: &RunConfig<SftConfig>, loaded: Loaded) -> Result<(Self, PolicyModel)> {
         let c = &config.method;
         if c.per_device_train_batch_size == 0 {
             return Err(Error::invalid("sft.per_device_train_batch_size", "must be > 0"));
         }
         let prepare = |ds: &Dataset| -> Result<Vec<LossSeq>> {
-            let seqs = tokenize_sft(ds, &loaded.tokenizer, c.completion_only_loss, c.max_length)?;
+            let seqs =
+                tokenize_sft(ds, &loaded.tokenizer, c.completion_only_loss, c.max_length, loaded.vision.as_ref())?;
             if !c.packing {
                 return Ok(seqs);
             }
@@ -197,7 +238,8 @@ impl Method for Sft {
         };
         let sampler = EpochSampler::new(seqs.len(), true, config.run.seed);
         let pad = loaded.tokenizer.pad_token_id;
-        let sft = Sft { seqs, eval, pad, config: c.clone(), sampler, num_tokens: 0 };
+        let vision = loaded.vision.clone();
+        let sft = Sft { seqs, eval, pad, vision, config: c.clone(), sampler, num_tokens: 0 };
         Ok((sft, loaded.model))
     }
 
@@ -205,21 +247,21 @@ impl Method for Sft {
         Some(self.seqs.len().div_ceil(self.config.per_device_train_batch_size) as u64 * self.config.num_train_epochs)
     }
 
-    fn step(&mut self, model: &CausalLm, _step: u64) -> Result<StepOutput> {
+    fn step(&mut self, model: &PolicyModel, _step: u64) -> Result<StepOutput> {
         let idx = self.sampler.next(self.config.per_device_train_batch_size);
         let seqs: Vec<&LossSeq> = idx.iter().map(|&i| &self.seqs[i]).collect();
-        let (loss, _) = nll_loss(model, &loss_batch(&seqs, self.pad))?;
+        let (loss, _) = nll_loss(model, &loss_batch(&seqs, self.pad), &self.images(&seqs)?)?;
         let tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
         self.num_tokens += tokens as u64;
         let metrics = vec![("num_tokens".to_string(), self.num_tokens as f64)];
         Ok(StepOutput { loss, metrics, tokens, samples: Vec::new() })
     }
 
-    fn evaluate(&mut self, model: &CausalLm) -> Result<Option<Evaluation>> {
+    fn evaluate(&mut self, model: &PolicyModel) -> Result<Option<Evaluation>> {
         let policy = model.valid();
         evaluate_batches(self.eval.len(), self.config.per_device_train_batch_size, |idx| {
             let seqs: Vec<&LossSeq> = idx.iter().map(|&i| &self.eval[i]).collect();
-            let (loss, tokens) = nll_loss(&policy, &loss_batch(&seqs, self.pad))?;
+            let (loss, tokens) = nll_loss(&policy, &loss_batch(&seqs, self.pad), &self.images(&seqs)?)?;
             Ok((vec![("loss".into(), loss.into_scalar::<f32>() as f64)], tokens as f64))
         })
     }

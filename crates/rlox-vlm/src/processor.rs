@@ -264,11 +264,18 @@ fn unpremultiply(img: &mut Pixels) {
 }
 
 fn decode(path: &Path, max_side: u32) -> Result<DynamicImage> {
-    let what = || format!("image {}", path.display());
-    let reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::invalid(what(), format!("cannot read: {e}")))?;
+    let reader = ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    decode_reader(reader, &format!("image {}", path.display()), max_side)
+}
+
+/// Decode an image from any source; `what` names it in errors.
+fn decode_reader<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+    what: &str,
+    max_side: u32,
+) -> Result<DynamicImage> {
+    let what = || what.to_string();
+    let reader = reader.with_guessed_format().map_err(|e| Error::invalid(what(), format!("cannot read: {e}")))?;
     if reader.format().is_none() {
         return Err(Error::invalid(what(), "not a PNG or JPEG file (unrecognised contents)"));
     }
@@ -310,6 +317,14 @@ impl ImageProcessor {
         let path = path.as_ref();
         let img = decode(path, self.config.max_side)?;
         self.process(&img).map_err(|e| Error::invalid(format!("image {}", path.display()), e.to_string()))
+    }
+
+    /// Decode and process an encoded image held in memory (a PNG or JPEG file's bytes, as Parquet
+    /// datasets store images); `name` says where it came from in errors.
+    pub fn process_bytes(&self, bytes: &[u8], name: &str) -> Result<ProcessedImage> {
+        let reader = ImageReader::new(std::io::Cursor::new(bytes));
+        let img = decode_reader(reader, name, self.config.max_side)?;
+        self.process(&img).map_err(|e| Error::invalid(name.to_string(), e.to_string()))
     }
 
     /// Process a decoded image.

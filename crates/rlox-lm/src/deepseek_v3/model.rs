@@ -7,7 +7,7 @@ use crate::deepseek_v3::mla::{LatentSlot, Mla, RopeTables};
 use crate::deepseek_v3::moe::DeepseekMlp;
 use crate::generate::Decode;
 use crate::init::Init;
-use crate::model::{Embedding, ForwardInput, Linear, LmOutput, RmsNorm};
+use crate::model::{head_token_logprobs, Embedding, ForwardInput, Linear, LmOutput, OutputLayer, RmsNorm};
 use rlox_core::{Error, Result};
 use rlox_nn::burn;
 use rlox_nn::{Device, Int, Module, Tensor, TensorData};
@@ -225,6 +225,16 @@ impl DeepseekV3ForCausalLm {
             cache.key_valid = key_valid;
         }
         Ok(self.model.norm.forward(x))
+    }
+
+    /// `log softmax(head(hidden) / temperature)` at `targets` for `hidden: [n, hidden]`, the logits
+    /// computed a chunk of rows at a time (see [`crate::CausalLm::token_logprobs`]).
+    pub fn token_logprobs(&self, hidden: Tensor<2>, targets: &[u32], temperature: f64) -> Result<Tensor<1>> {
+        let head = match &self.lm_head {
+            Some(linear) => OutputLayer::Linear(linear),
+            None => OutputLayer::Tied(&self.model.embed_tokens),
+        };
+        head_token_logprobs(head, hidden, targets, temperature, 0)
     }
 
     /// The output projection of final hidden states `[batch, seq, hidden]`: logits `[batch, seq, vocab]`.
