@@ -235,3 +235,55 @@ fn bad_image_rows_are_clear_errors() {
     let e = rlox_posttrain::dpo::DpoTrainer::new(&dpo).err().unwrap().to_string();
     assert!(e.contains("DPO trains text-only models"), "{e}");
 }
+
+/// Parquet as the `datasets` library writes an image column: `images: list<struct<bytes: binary,
+/// path: string>>`; the bytes decode as the file does.
+#[test]
+fn parquet_images_column_of_bytes() {
+    use arrow::array::{Array, ArrayRef, BinaryArray, ListArray, StringArray, StructArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{DataType, Field, Fields, Schema};
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let dir = TmpDir::new();
+    let t = task(dir.path());
+    let png = std::fs::read(dir.path().join("images/eval-000-blue.png")).unwrap();
+    let fields =
+        Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
+    let image = StructArray::new(
+        fields.clone(),
+        vec![
+            Arc::new(BinaryArray::from(vec![Some(png.as_slice())])) as ArrayRef,
+            Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef,
+        ],
+        None,
+    );
+    let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
+    let images = ListArray::new(item, OffsetBuffer::from_lengths([1]), Arc::new(image), None);
+    let prompt = StringArray::from(vec!["<image>What colour is it?"]);
+    let answer = StringArray::from(vec!["blue"]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("images", images.data_type().clone(), true),
+        Field::new("prompt", DataType::Utf8, false),
+        Field::new("answer", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(images) as ArrayRef, Arc::new(prompt) as ArrayRef, Arc::new(answer) as ArrayRef],
+    )
+    .unwrap();
+    let path = dir.path().join("train.parquet");
+    rlox_data::write::write_parquet(&path, schema, &[batch], &Default::default()).unwrap();
+    let ds = Dataset::load(&path).unwrap();
+    assert!(matches!(&row_images(&ds, 0).unwrap()[..], [ImageSource::Bytes(b)] if *b == png));
+    // GRPO reads it as prompts with images.
+    let c = ColourTaskConfig::default();
+    let mut cfg = colours::grpo_config(dir.path(), &t, &t.model_dir, &c);
+    cfg.data.train_file = path;
+    cfg.data.eval_file = None;
+    let trainer = rlox_posttrain::grpo::GrpoTrainer::new(&cfg).unwrap();
+    assert_eq!(trainer.method.prompts.len(), 1);
+    assert_eq!(trainer.method.prompts[0].ids.iter().filter(|&&i| i == 400).count(), 1);
+    let rollout = trainer.generate_and_score(&[0], 7).unwrap();
+    assert_eq!(rollout.completion_ids.len(), c.num_generations);
+}
