@@ -9,10 +9,13 @@ OMP_NUM_THREADS=1 and torch.set_num_threads(1), for each seed:
   2. runs rlox's DQN with the same settings (its defaults):
      `cargo run --release -p rlox-deep --example dqn_cartpole -- --seed S --total-steps N`
      (built beforehand, so compilation is not timed);
+  3. when `sbx` (SBX, Stable-Baselines3 on JAX: `pip install sbx-rl` into the venv) imports, trains its DQN
+     with the same settings, XLA on one thread (XLA_FLAGS below; its compilation is inside its time);
 and prints wall time, env steps per second and the final evaluation side by side, with the
-rlox/SB3 speed ratio. Wall time covers training only (no periodic evaluation in either).
+rlox/SB3 and rlox/SBX speed ratios. Wall time covers training only (no periodic evaluation in any).
+Pin the whole run to one core (`taskset -c 1`).
 
-Usage: python3 bench/dqn_sb3.py [--seeds 0 1 2] [--total-steps 50000] [--skip-sb3] [--skip-rlox]
+Usage: python3 bench/dqn_sb3.py [--seeds 0 1 2] [--total-steps 50000] [--skip-sb3] [--skip-sbx] [--skip-rlox]
 """
 
 import argparse
@@ -60,6 +63,7 @@ def ensure_venv():
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = "1"
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     os.execve(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]], env)
 
 
@@ -73,6 +77,30 @@ def run_sb3(seed, total_steps):
     torch.set_num_threads(1)
     env = gym.make("CartPole-v1")
     model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_CARTPOLE)
+    start = time.perf_counter()
+    model.learn(total_timesteps=total_steps)
+    wall = time.perf_counter() - start
+    mean, std = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=10, deterministic=True)
+    return dict(wall_seconds=wall, steps_per_second=total_steps / wall, eval_return_mean=float(mean),
+                eval_return_std=float(std))
+
+
+def have_sbx():
+    try:
+        import sbx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_sbx(seed, total_steps):
+    import gymnasium as gym
+    from sbx import DQN
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    env = gym.make("CartPole-v1")
+    model = DQN("MlpPolicy", env, seed=seed, verbose=0, **ZOO_CARTPOLE)
     start = time.perf_counter()
     model.learn(total_timesteps=total_steps)
     wall = time.perf_counter() - start
@@ -108,6 +136,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--total-steps", type=int, default=50_000)
     ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--skip-sbx", action="store_true")
     ap.add_argument("--skip-rlox", action="store_true")
     args = ap.parse_args()
     ensure_venv()
@@ -116,7 +145,12 @@ def main():
         build_rlox()
     rows = []
     for seed in args.seeds:
-        for name, fn, skip in (("sb3", run_sb3, args.skip_sb3), ("rlox", run_rlox, args.skip_rlox)):
+        contestants = (
+            ("sb3", run_sb3, args.skip_sb3),
+            ("sbx", run_sbx, args.skip_sbx or not have_sbx()),
+            ("rlox", run_rlox, args.skip_rlox),
+        )
+        for name, fn, skip in contestants:
             if skip:
                 continue
             print(f"running {name} seed {seed} ({args.total_steps} steps) ...", flush=True)
@@ -130,10 +164,11 @@ def main():
     for name, seed, r in rows:
         ev = f"{r['eval_return_mean']:.1f} +- {r['eval_return_std']:.1f}"
         print(f"{name:6} {seed:>4} {r['wall_seconds']:>9.2f} {r['steps_per_second']:>9.0f} {ev:>16}")
-    sps = {name: [r["steps_per_second"] for n, _, r in rows if n == name] for name in ("sb3", "rlox")}
-    if sps["sb3"] and sps["rlox"]:
-        mean = {k: sum(v) / len(v) for k, v in sps.items()}
-        print(f"speed ratio rlox/sb3 (mean steps/s): {mean['rlox'] / mean['sb3']:.2f}x")
+    sps = {name: [r["steps_per_second"] for n, _, r in rows if n == name] for name in ("sb3", "sbx", "rlox")}
+    mean = {k: sum(v) / len(v) for k, v in sps.items() if v}
+    for peer in ("sb3", "sbx"):
+        if peer in mean and "rlox" in mean:
+            print(f"speed ratio rlox/{peer} (mean steps/s): {mean['rlox'] / mean[peer]:.2f}x")
 
 
 if __name__ == "__main__":

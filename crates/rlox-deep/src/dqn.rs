@@ -24,6 +24,13 @@
 //!
 //! A non-finite loss or gradient norm stops the run with an error; the last checkpoint on disk was
 //! written before the failure and is never overwritten by a diverged network.
+//!
+//! Two implementations of the same network and step: on the CPU a plain (not dueling) Q-network runs on
+//! rlox-nn's fused small-MLP path ([`rlox_nn::fused`]: flat parameters, forward, backward and the Adam
+//! step in preallocated buffers, no graph and no allocation per step), since at these sizes burn's
+//! autodiff bookkeeping, not arithmetic, took most of the time; dueling heads and other devices train
+//! through burn. Both initialise the same weights from the seed and write the same checkpoint files
+//! (`DqnConfig::fused = false` forces burn, for comparison).
 
 use crate::checkpoint::{self, Blobs, CheckpointWriter, OptimizerMeta};
 use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
@@ -37,6 +44,7 @@ use rlox_core::{Error, Result};
 use rlox_nn::burn;
 use rlox_nn::burn::module::Module;
 use rlox_nn::burn::nn::{Linear, LinearConfig};
+use rlox_nn::fused::{FusedMlp, FusedOptimizer, Workspace};
 use rlox_nn::{Activation, Device, Int, Mlp, MlpConfig, Optimizer, OptimizerConfig, Schedule, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -93,6 +101,8 @@ pub struct DqnConfig {
     pub prioritized_replay: Option<PrioritizedConfig>,
     /// The optimizer. *SB3*: Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8).
     pub optimizer: OptimizerConfig,
+    /// Train on the fused small-MLP path when the network and device allow it (see the module docs).
+    pub fused: bool,
 }
 
 impl Default for DqnConfig {
@@ -119,6 +129,7 @@ impl Default for DqnConfig {
             dueling: false,
             prioritized_replay: None,
             optimizer: OptimizerConfig::adam(),
+            fused: true,
         }
     }
 }
@@ -260,6 +271,31 @@ pub struct StepStats {
     pub q_mean: f64,
 }
 
+/// DQN's networks and optimizer on the fused path: flat parameter buffers and a workspace per use
+/// (training batch, next-state batch, acting), so a gradient step allocates nothing.
+struct FusedQ {
+    online: FusedMlp,
+    target: FusedMlp,
+    optimizer: FusedOptimizer,
+    train: Workspace,
+    next: Workspace,
+    next_online: Workspace,
+    act: Workspace,
+    /// `dL/dQ(s, .)`, `[batch, n_actions]`.
+    d_out: Vec<f32>,
+    /// `max_a' Q_target(s', a')` (or Double DQN's choice), `[batch]`.
+    next_q: Vec<f32>,
+}
+
+/// The networks and optimizer, on one of the two paths (see the module docs).
+enum Networks {
+    /// burn modules and autodiff: the online network, the target, a snapshot without autodiff for
+    /// acting (refreshed after each training round) and the optimizer.
+    Burn { q_net: QNetwork, target: QNetwork, policy: QNetwork, optimizer: Optimizer },
+    /// The fused path.
+    Fused(Box<FusedQ>),
+}
+
 /// A DQN agent: online, target and acting networks, the optimizer and the counters.
 pub struct Dqn {
     config: DqnConfig,
@@ -269,12 +305,17 @@ pub struct Dqn {
     device: Device,
     /// The same device without autodiff (acting, targets).
     plain: Device,
-    q_net: QNetwork,
-    target: QNetwork,
-    /// Snapshot of `q_net` without autodiff, refreshed after each training round.
-    policy: QNetwork,
-    optimizer: Optimizer,
+    nets: Networks,
     n_updates: u64,
+}
+
+/// `dL/d(td)` and the loss of one TD error.
+fn td_loss(loss: TdLoss, td: f32) -> (f32, f32) {
+    match loss {
+        TdLoss::Huber if td.abs() <= 1.0 => (0.5 * td * td, td),
+        TdLoss::Huber => (td.abs() - 0.5, td.signum()),
+        TdLoss::Mse => (td * td, 2.0 * td),
+    }
 }
 
 impl Dqn {
@@ -288,32 +329,58 @@ impl Dqn {
         let device = rlox_nn::train_device(run.device, derive_seed(run.seed, 3))?;
         let plain = device.clone().inner();
         let q_net = QNetwork::new(obs_dim, n_actions, config, &device);
-        let target = q_net.valid();
-        let policy = q_net.valid();
-        Ok(Dqn {
-            config: config.clone(),
-            obs_dim,
-            n_actions,
-            device,
-            plain,
-            q_net,
-            target,
-            policy,
-            optimizer: config.optimizer.build(),
-            n_updates: 0,
-        })
+        let fused = config.fused && !config.dueling && run.device == rlox_nn::DeviceKind::Cpu;
+        let nets = if fused {
+            let online = FusedMlp::from_mlp(&q_net.body);
+            let optimizer = FusedOptimizer::new(config.optimizer, online.num_params());
+            Networks::Fused(Box::new(FusedQ {
+                target: online.clone(),
+                train: online.workspace(config.batch_size),
+                next: online.workspace(config.batch_size),
+                next_online: online.workspace(if config.double_q { config.batch_size } else { 0 }),
+                act: online.workspace(1),
+                d_out: vec![0.0; config.batch_size * n_actions],
+                next_q: vec![0.0; config.batch_size],
+                online,
+                optimizer,
+            }))
+        } else {
+            Networks::Burn { target: q_net.valid(), policy: q_net.valid(), q_net, optimizer: config.optimizer.build() }
+        };
+        Ok(Dqn { config: config.clone(), obs_dim, n_actions, device, plain, nets, n_updates: 0 })
     }
 
-    /// The online network.
-    pub fn q_net(&self) -> &QNetwork {
-        &self.q_net
+    /// Whether this agent trains on the fused path.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.nets, Networks::Fused(_))
+    }
+
+    /// A burn module holding `net`'s weights (for checkpoints).
+    fn module_of(&self, net: &FusedMlp) -> QNetwork {
+        QNetwork { body: net.to_mlp(0, &self.device), value: None, advantage: None, activation: self.config.activation }
+    }
+
+    /// The online network (a copy as a burn module on the fused path).
+    pub fn q_net(&self) -> QNetwork {
+        match &self.nets {
+            Networks::Burn { q_net, .. } => q_net.clone(),
+            Networks::Fused(f) => self.module_of(&f.online),
+        }
     }
 
     /// Replace the online network (e.g. loaded from a checkpoint); the target and acting copies follow.
-    pub fn set_q_net(&mut self, q_net: QNetwork) {
-        self.q_net = q_net;
-        self.target = self.q_net.valid();
-        self.policy = self.q_net.valid();
+    pub fn set_q_net(&mut self, new: QNetwork) {
+        match &mut self.nets {
+            Networks::Burn { q_net, target, policy, .. } => {
+                *target = new.valid();
+                *policy = new.valid();
+                *q_net = new;
+            }
+            Networks::Fused(f) => {
+                f.online.copy_from_mlp(0, &new.body);
+                f.target.params_mut().copy_from_slice(f.online.params());
+            }
+        }
     }
 
     /// The config.
@@ -329,34 +396,67 @@ impl Dqn {
     /// `Q(s, .)` of the acting network for a batch of observations (`[n, obs_dim]` row-major).
     pub fn q_values(&self, obs: &[f32]) -> Vec<f32> {
         let n = obs.len() / self.obs_dim;
-        let x = Tensor::<2>::from_data(TensorData::new(obs.to_vec(), [n, self.obs_dim]), &self.plain);
-        self.policy.forward(x).into_data().try_into_vec_as::<f32>().expect("f32 Q-values")
+        match &self.nets {
+            Networks::Burn { policy, .. } => {
+                let x = Tensor::<2>::from_data(TensorData::new(obs.to_vec(), [n, self.obs_dim]), &self.plain);
+                policy.forward(x).into_data().try_into_vec_as::<f32>().expect("f32 Q-values")
+            }
+            Networks::Fused(f) => f.online.forward(obs, n, &mut f.online.workspace(n)).to_vec(),
+        }
     }
 
     /// The greedy action (ties to the lowest index).
-    pub fn greedy_action(&self, obs: &[f32]) -> usize {
-        argmax(&self.q_values(obs))
+    pub fn greedy_action(&mut self, obs: &[f32]) -> usize {
+        match &mut self.nets {
+            Networks::Fused(f) => {
+                let FusedQ { online, act, .. } = &mut **f;
+                argmax(online.forward(obs, 1, act))
+            }
+            Networks::Burn { .. } => argmax(&self.q_values(obs)),
+        }
     }
 
-    /// Copy the online network to the acting network (done after each training round).
+    /// Copy the online network to the acting network (done after each training round; the fused path
+    /// acts with the online network itself, which does not change between rounds).
     pub fn refresh_policy(&mut self) {
-        self.policy = self.q_net.valid();
+        if let Networks::Burn { q_net, policy, .. } = &mut self.nets {
+            *policy = q_net.valid();
+        }
     }
 
     /// `target <- tau * online + (1 - tau) * target`.
     pub fn update_target(&mut self) {
-        self.target = rlox_nn::polyak_update(self.target.clone(), &self.q_net, self.config.tau);
+        let tau = self.config.tau;
+        match &mut self.nets {
+            Networks::Burn { q_net, target, .. } => *target = rlox_nn::polyak_update(target.clone(), q_net, tau),
+            Networks::Fused(f) if tau == 1.0 => f.target.params_mut().copy_from_slice(f.online.params()),
+            Networks::Fused(f) => rlox_nn::fused::polyak_update(f.target.params_mut(), f.online.params(), tau),
+        }
     }
 
     /// One gradient step on `batch` with learning rate `lr`; returns the TD errors for prioritised
     /// replay. A non-finite loss or gradient norm is an error (and the network is not updated).
     pub fn gradient_step(&mut self, batch: &Batch, lr: f64) -> Result<(StepStats, Vec<f32>)> {
+        match &mut self.nets {
+            Networks::Fused(f) => {
+                let step = self.n_updates + 1;
+                let out = fused_step(f, &self.config, self.n_actions, batch, lr, step)?;
+                self.n_updates += 1;
+                Ok(out)
+            }
+            Networks::Burn { .. } => self.burn_step(batch, lr),
+        }
+    }
+
+    /// [`Dqn::gradient_step`] through burn's autodiff.
+    fn burn_step(&mut self, batch: &Batch, lr: f64) -> Result<(StepStats, Vec<f32>)> {
+        let Networks::Burn { q_net, target, optimizer, .. } = &mut self.nets else { unreachable!("burn path") };
         let (b, d) = (batch.len(), self.obs_dim);
         // TD target, without gradient: r + gamma * (1 - done) * Q_target(s', argmax or max).
         let next_obs = Tensor::<2>::from_data(TensorData::new(batch.next_obs.clone(), [b, d]), &self.plain);
-        let next_q_target = self.target.forward(next_obs.clone());
+        let next_q_target = target.forward(next_obs.clone());
         let next_q = if self.config.double_q {
-            let next_actions = self.q_net.valid().forward(next_obs).argmax(1);
+            let next_actions = q_net.valid().forward(next_obs).argmax(1);
             next_q_target.gather(1, next_actions)
         } else {
             next_q_target.max_dim(1)
@@ -369,7 +469,7 @@ impl Dqn {
         let obs = Tensor::<2>::from_data(TensorData::new(batch.obs.clone(), [b, d]), &self.device);
         let indices: Vec<i64> = batch.actions.iter().map(|&a| a as i64).collect();
         let actions = Tensor::<2, Int>::from_data(TensorData::new(indices, [b, 1]), &self.device);
-        let q = self.q_net.forward(obs).gather(1, actions);
+        let q = q_net.forward(obs).gather(1, actions);
         let targets = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
 
         // Huber loss (smooth L1, delta 1) or squared error, weighted by the importance weights of
@@ -391,10 +491,10 @@ impl Dqn {
         };
         let step = self.n_updates + 1;
         let loss_value = crate::td3::finite("dqn", "loss", loss.clone().into_scalar::<f32>() as f64, step)?;
-        let mut grads = rlox_nn::backward(&loss, &self.q_net);
-        let grad_norm = rlox_nn::clip_grad_norm(&self.q_net, &mut grads, self.config.max_grad_norm);
+        let mut grads = rlox_nn::backward(&loss, q_net);
+        let grad_norm = rlox_nn::clip_grad_norm(q_net, &mut grads, self.config.max_grad_norm);
         let grad_norm = crate::td3::finite("dqn", "gradient norm", grad_norm, step)?;
-        self.q_net = self.optimizer.step(lr, self.q_net.clone(), grads);
+        *q_net = optimizer.step(lr, q_net.clone(), grads);
         self.n_updates += 1;
 
         let q_mean = q.clone().detach().mean().into_scalar::<f32>() as f64;
@@ -405,6 +505,60 @@ impl Dqn {
         };
         Ok((StepStats { loss: loss_value, grad_norm, q_mean }, td_errors))
     }
+}
+
+/// One gradient step on the fused path: the same loss, gradient clipping and Adam step as
+/// [`Dqn::burn_step`], with `dL/dQ` written by hand (nonzero only at the taken actions).
+fn fused_step(
+    f: &mut FusedQ,
+    config: &DqnConfig,
+    n_actions: usize,
+    batch: &Batch,
+    lr: f64,
+    step: u64,
+) -> Result<(StepStats, Vec<f32>)> {
+    let b = batch.len();
+    let FusedQ { online, target, optimizer, train, next, next_online, d_out, next_q, .. } = f;
+    // TD target: r + gamma * (1 - done) * Q_target(s', argmax or max).
+    next_q.resize(b, 0.0);
+    let q_next = target.forward(&batch.next_obs, b, next);
+    if config.double_q {
+        let q_choice = online.forward(&batch.next_obs, b, next_online);
+        for i in 0..b {
+            next_q[i] = q_next[i * n_actions + argmax(&q_choice[i * n_actions..(i + 1) * n_actions])];
+        }
+    } else {
+        for i in 0..b {
+            next_q[i] = q_next[i * n_actions..(i + 1) * n_actions].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        }
+    }
+    let gamma = config.gamma as f32;
+    let q = online.forward(&batch.obs, b, train);
+    d_out.clear();
+    d_out.resize(b * n_actions, 0.0);
+    let weighted = config.prioritized_replay.is_some();
+    let mut td_errors = if weighted { Vec::with_capacity(b) } else { Vec::new() };
+    let (mut loss, mut q_sum) = (0.0f64, 0.0f64);
+    for i in 0..b {
+        let a = batch.actions[i] as usize;
+        let q_sa = q[i * n_actions + a];
+        let td = q_sa - (batch.rewards[i] + gamma * (1.0 - batch.dones[i]) * next_q[i]);
+        let (l, dl) = td_loss(config.loss, td);
+        let w = if weighted { batch.weights[i] } else { 1.0 };
+        loss += (w * l) as f64;
+        d_out[i * n_actions + a] = w * dl / b as f32;
+        q_sum += q_sa as f64;
+        if weighted {
+            td_errors.push(td);
+        }
+    }
+    let loss = crate::td3::finite("dqn", "loss", loss / b as f64, step)?;
+    online.backward(train, d_out, true, None);
+    let grads = train.grads_mut();
+    let grad_norm = rlox_nn::fused::clip_grad_norm(grads, config.max_grad_norm);
+    let grad_norm = crate::td3::finite("dqn", "gradient norm", grad_norm, step)?;
+    optimizer.step(lr, online.params_mut(), train.grads());
+    Ok((StepStats { loss, grad_norm, q_mean: q_sum / b as f64 }, td_errors))
 }
 
 /// DQN's state beside its networks.
@@ -472,7 +626,10 @@ impl OffPolicyAgent for Dqn {
     }
 
     fn all_finite(&self) -> bool {
-        rlox_nn::all_finite(&self.q_net)
+        match &self.nets {
+            Networks::Burn { q_net, .. } => rlox_nn::all_finite(q_net),
+            Networks::Fused(f) => f.online.params().iter().all(|x| x.is_finite()),
+        }
     }
 
     fn save(
@@ -481,10 +638,19 @@ impl OffPolicyAgent for Dqn {
         blobs: &mut Blobs,
         optimizers: &mut BTreeMap<String, OptimizerMeta>,
     ) -> Result<DqnState> {
-        checkpoint::save_module(w, "q_net", &self.q_net)?;
-        checkpoint::save_module(w, "q_net_target", &self.target)?;
-        optimizers
-            .insert("optimizer".into(), checkpoint::save_optimizer(&self.optimizer, &self.q_net, "optimizer", blobs)?);
+        let meta = match &self.nets {
+            Networks::Burn { q_net, target, optimizer, .. } => {
+                checkpoint::save_module(w, "q_net", q_net)?;
+                checkpoint::save_module(w, "q_net_target", target)?;
+                checkpoint::save_optimizer(optimizer, q_net, "optimizer", blobs)?
+            }
+            Networks::Fused(f) => {
+                checkpoint::save_module(w, "q_net", &self.module_of(&f.online))?;
+                checkpoint::save_module(w, "q_net_target", &self.module_of(&f.target))?;
+                rlox_nn::state::export_fused_optimizer(&f.optimizer, &f.online, "optimizer", blobs)
+            }
+        };
+        optimizers.insert("optimizer".into(), meta);
         Ok(DqnState { n_updates: self.n_updates })
     }
 
@@ -495,19 +661,26 @@ impl OffPolicyAgent for Dqn {
         optimizers: &BTreeMap<String, OptimizerMeta>,
         state: DqnState,
     ) -> Result<()> {
-        self.q_net = checkpoint::load_module(dir, "q_net", self.q_net.clone())?;
-        self.target = checkpoint::load_module(dir, "q_net_target", self.target.clone())?;
         let meta = optimizers.get("optimizer").ok_or_else(|| Error::checkpoint(dir, "no optimizer state"))?;
-        checkpoint::load_optimizer(&mut self.optimizer, &self.q_net, "optimizer", blobs, meta, dir)?;
+        let template = self.q_net();
+        let online = checkpoint::load_module(dir, "q_net", template.clone())?;
+        let target_net = checkpoint::load_module(dir, "q_net_target", template)?;
+        match &mut self.nets {
+            Networks::Burn { q_net, target, policy, optimizer } => {
+                *q_net = online.clone();
+                *target = target_net;
+                *policy = online.valid();
+                checkpoint::load_optimizer(optimizer, q_net, "optimizer", blobs, meta, dir)?;
+            }
+            Networks::Fused(f) => {
+                f.online.copy_from_mlp(0, &online.body);
+                f.target.copy_from_mlp(0, &target_net.body);
+                let origin = dir.join(checkpoint::STATE_FILE);
+                rlox_nn::state::import_fused_optimizer(&mut f.optimizer, &f.online, "optimizer", blobs, meta, &origin)?;
+            }
+        }
         self.n_updates = state.n_updates;
-        self.refresh_policy_copy();
         Ok(())
-    }
-}
-
-impl Dqn {
-    fn refresh_policy_copy(&mut self) {
-        self.policy = self.q_net.valid();
     }
 }
 
@@ -562,8 +735,9 @@ mod tests {
             let config = DqnConfig { net_arch: vec![16, 16], dueling, ..Default::default() };
             let dqn = Dqn::new(3, 4, &config, &RunSettings::default()).unwrap();
             let x = Tensor::<2>::random([8, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dqn.device);
-            let loss = dqn.q_net.forward(x).square().mean();
-            rlox_nn::testing::assert_all_params_get_grad(&dqn.q_net, &loss);
+            let q_net = QNetwork::new(3, 4, &config, &dqn.device);
+            let loss = q_net.forward(x).square().mean();
+            rlox_nn::testing::assert_all_params_get_grad(&q_net, &loss);
         }
     }
 
@@ -572,7 +746,7 @@ mod tests {
         let config = DqnConfig { net_arch: vec![8], dueling: true, ..Default::default() };
         let dqn = Dqn::new(2, 3, &config, &RunSettings::default()).unwrap();
         let q = dqn.q_values(&[0.3, -0.7]);
-        let net = &dqn.policy;
+        let Networks::Burn { policy: net, .. } = &dqn.nets else { panic!("dueling trains through burn") };
         let x = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -0.7], [1, 2]), &dqn.plain);
         let h = net.activation.forward(net.body.forward(x));
         let v: Vec<f32> = net.value.as_ref().unwrap().forward(h.clone()).into_data().try_into_vec_as::<f32>().unwrap();

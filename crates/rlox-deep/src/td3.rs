@@ -18,15 +18,22 @@
 //! The defaults are rl-baselines3-zoo's `Pendulum-v1` entry of `hyperparams/td3.yml` (marked *zoo*)
 //! on top of Stable-Baselines3's `TD3` defaults (*SB3*). [`crate::ddpg`] is this config with one
 //! critic, no smoothing and no delay, which is exactly SB3's `DDPG`.
+//!
+//! On the CPU the networks train on rlox-nn's fused small-MLP path ([`rlox_nn::fused`]): the critics
+//! as one network of `n_critics` members (all evaluated in one pass), forward, backward and Adam in
+//! preallocated buffers, the actor's gradient taken through the first critic's input gradient. Other
+//! devices (and `fused = false`) train through burn; both start from the same weights and write the
+//! same checkpoint files.
 
 use crate::checkpoint::{self, Blobs, CheckpointWriter, OptimizerMeta};
-use crate::continuous::{matrix, standard_normal, values, Critics, DeterministicActor};
+use crate::continuous::{matrix, standard_normal, values, Critics, DeterministicActor, QCritic};
 use crate::noise::{ActionNoise, NoiseConfig};
 use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
 use crate::replay::Batch;
 use rlox_core::run::RunSettings;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
+use rlox_nn::fused::{FusedMlp, FusedOptimizer, Workspace};
 use rlox_nn::{Activation, Device, Module, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -72,6 +79,8 @@ pub struct Td3Config {
     pub activation: Activation,
     /// The optimizer. *SB3*: Adam with PyTorch's defaults.
     pub optimizer: OptimizerConfig,
+    /// Train on the fused small-MLP path on the CPU (see the module docs).
+    pub fused: bool,
 }
 
 impl Default for Td3Config {
@@ -93,6 +102,7 @@ impl Default for Td3Config {
             net_arch: vec![400, 300],
             activation: Activation::Relu,
             optimizer: OptimizerConfig::adam(),
+            fused: true,
         }
     }
 }
@@ -166,14 +176,8 @@ pub fn smoothing_noise(rng: &mut Rng, n: usize, std: f64, clip: f64) -> Vec<f32>
 // The learner
 // ---------------------------------------------------------------------------------------------
 
-/// A TD3 (or DDPG) learner: actor, critics, their targets and optimizers, the exploration noise.
-pub struct Td3 {
-    config: Td3Config,
-    algo: &'static str,
-    obs_dim: usize,
-    act_dim: usize,
-    device: Device,
-    plain: Device,
+/// Actor and critics on burn: modules, autodiff, host optimizers.
+struct BurnNets {
     actor: DeterministicActor,
     actor_target: DeterministicActor,
     /// `actor` without autodiff, refreshed after each training round (acting).
@@ -182,8 +186,63 @@ pub struct Td3 {
     critics_target: Critics,
     actor_opt: Optimizer,
     critic_opt: Optimizer,
+}
+
+/// Actor and critics on the fused path: flat parameters (the critics as one network of `n_critics`
+/// members), optimizers over them, and every buffer a gradient step writes.
+struct FusedNets {
+    actor: FusedMlp,
+    actor_target: FusedMlp,
+    critics: FusedMlp,
+    critics_target: FusedMlp,
+    actor_opt: FusedOptimizer,
+    critic_opt: FusedOptimizer,
+    /// Workspaces: critics on `(s, a)`, target critics on `(s', a')`, the target actor, the actor,
+    /// the critics on `(s, mu(s))` for the actor's loss, and acting.
+    critic_ws: Workspace,
+    target_critic_ws: Workspace,
+    target_actor_ws: Workspace,
+    actor_ws: Workspace,
+    actor_critic_ws: Workspace,
+    act_ws: Workspace,
+    /// `[batch, obs + act]` critic inputs.
+    input: Vec<f32>,
+    /// `dL/dQ`, `[n_critics, batch]`.
+    d_q: Vec<f32>,
+    /// `dL/d(critic input)`, `[batch, obs + act]`.
+    d_input: Vec<f32>,
+    /// `dL/d(actor pre-tanh output)`, `[batch, act]`.
+    d_actor: Vec<f32>,
+    /// `tanh` of an actor's output, `[batch, act]`.
+    actions: Vec<f32>,
+}
+
+/// The networks on one of the two paths.
+enum Nets {
+    Burn(Box<BurnNets>),
+    Fused(Box<FusedNets>),
+}
+
+/// A TD3 (or DDPG) learner: actor, critics, their targets and optimizers, the exploration noise.
+pub struct Td3 {
+    config: Td3Config,
+    algo: &'static str,
+    obs_dim: usize,
+    act_dim: usize,
+    device: Device,
+    plain: Device,
+    nets: Nets,
     noise: ActionNoise,
     n_updates: u64,
+}
+
+/// Rows `[obs | action]` of the critics' input.
+fn concat_rows(obs: &[f32], actions: &[f32], od: usize, ad: usize, out: &mut Vec<f32>) {
+    out.clear();
+    for (o, a) in obs.chunks_exact(od).zip(actions.chunks_exact(ad)) {
+        out.extend_from_slice(o);
+        out.extend_from_slice(a);
+    }
 }
 
 impl Td3 {
@@ -210,17 +269,50 @@ impl Td3 {
         let (arch, act) = (&config.net_arch, config.activation);
         let actor = DeterministicActor::new(obs_dim, act_dim, arch, act, &device);
         let critics = Critics::new(n_critics, obs_dim, act_dim, arch, act, &device);
+        let nets = if config.fused && run.device == rlox_nn::DeviceKind::Cpu {
+            let actor = FusedMlp::from_mlp(&actor.net);
+            let widths: Vec<usize> =
+                std::iter::once(obs_dim + act_dim).chain(arch.iter().copied()).chain(std::iter::once(1)).collect();
+            let mut fused_critics = FusedMlp::zeros(&widths, act, n_critics);
+            for (k, q) in critics.nets.iter().enumerate() {
+                fused_critics.copy_from_mlp(k, &q.net);
+            }
+            let b = config.batch_size;
+            Nets::Fused(Box::new(FusedNets {
+                actor_target: actor.clone(),
+                critics_target: fused_critics.clone(),
+                actor_opt: FusedOptimizer::new(config.optimizer, actor.num_params()),
+                critic_opt: FusedOptimizer::new(config.optimizer, fused_critics.num_params()),
+                critic_ws: fused_critics.workspace(b),
+                target_critic_ws: fused_critics.workspace(b),
+                target_actor_ws: actor.workspace(b),
+                actor_ws: actor.workspace(b),
+                actor_critic_ws: fused_critics.workspace(b),
+                act_ws: actor.workspace(1),
+                input: Vec::with_capacity(b * (obs_dim + act_dim)),
+                d_q: vec![0.0; n_critics * b],
+                d_input: vec![0.0; b * (obs_dim + act_dim)],
+                d_actor: vec![0.0; b * act_dim],
+                actions: vec![0.0; b * act_dim],
+                actor,
+                critics: fused_critics,
+            }))
+        } else {
+            Nets::Burn(Box::new(BurnNets {
+                actor_target: actor.valid(),
+                policy: actor.valid(),
+                critics_target: critics.valid(),
+                actor,
+                critics,
+                actor_opt: config.optimizer.build(),
+                critic_opt: config.optimizer.build(),
+            }))
+        };
         Ok(Td3 {
             algo,
             obs_dim,
             act_dim,
-            actor_target: actor.valid(),
-            policy: actor.valid(),
-            critics_target: critics.valid(),
-            actor,
-            critics,
-            actor_opt: config.optimizer.build(),
-            critic_opt: config.optimizer.build(),
+            nets,
             noise: ActionNoise::new(config.action_noise, act_dim),
             n_updates: 0,
             device,
@@ -229,9 +321,158 @@ impl Td3 {
         })
     }
 
+    /// Whether this learner trains on the fused path.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.nets, Nets::Fused(_))
+    }
+
     /// The deterministic action `mu(obs)` in `[-1, 1]`.
-    pub fn deterministic_action(&self, obs: &[f32]) -> Vec<f32> {
-        values(self.policy.forward(matrix(obs.to_vec(), 1, self.obs_dim, &self.plain)))
+    pub fn deterministic_action(&mut self, obs: &[f32]) -> Vec<f32> {
+        match &mut self.nets {
+            Nets::Burn(n) => values(n.policy.forward(matrix(obs.to_vec(), 1, self.obs_dim, &self.plain))),
+            Nets::Fused(f) => f.actor.forward(obs, 1, &mut f.act_ws).iter().map(|u| u.tanh()).collect(),
+        }
+    }
+
+    /// The actor, critics and their targets as burn modules (copies on the fused path), for checkpoints.
+    fn modules(&self) -> (DeterministicActor, DeterministicActor, Critics, Critics) {
+        match &self.nets {
+            Nets::Burn(n) => (n.actor.clone(), n.actor_target.clone(), n.critics.clone(), n.critics_target.clone()),
+            Nets::Fused(f) => {
+                let actor = |net: &FusedMlp| DeterministicActor { net: net.to_mlp(0, &self.device) };
+                let critics = |net: &FusedMlp| Critics {
+                    nets: (0..net.members()).map(|k| QCritic { net: net.to_mlp(k, &self.device) }).collect(),
+                };
+                (actor(&f.actor), actor(&f.actor_target), critics(&f.critics), critics(&f.critics_target))
+            }
+        }
+    }
+
+    /// One gradient step through burn's autodiff.
+    fn burn_update(&mut self, batch: &Batch, lr: f64, rng: &mut Rng) -> Result<Update> {
+        let Nets::Burn(n) = &mut self.nets else { unreachable!("burn path") };
+        let (b, od, ad) = (batch.len(), self.obs_dim, self.act_dim);
+        let c = &self.config;
+        let update = self.n_updates + 1;
+
+        // TD target, no gradient: r + gamma (1 - done) min_i Q'_i(s', smoothed mu'(s')).
+        let next_obs = matrix(batch.next_obs.clone(), b, od, &self.plain);
+        let mut next_actions = n.actor_target.forward(next_obs.clone());
+        if c.target_policy_noise > 0.0 {
+            let noise = smoothing_noise(rng, b * ad, c.target_policy_noise, c.target_noise_clip);
+            next_actions = (next_actions + matrix(noise, b, ad, &self.plain)).clamp(-1.0, 1.0);
+        }
+        let next_q = values(n.critics_target.min(next_obs, next_actions));
+        let gamma = c.gamma as f32;
+        let y: Vec<f32> = (0..b).map(|i| batch.rewards[i] + gamma * (1.0 - batch.dones[i]) * next_q[i]).collect();
+        let y = matrix(y, b, 1, &self.device);
+
+        // Critics: sum of the MSEs, one Adam step.
+        let obs = matrix(batch.obs.clone(), b, od, &self.device);
+        let actions = matrix(batch.actions.clone(), b, ad, &self.device);
+        let critic_loss = n
+            .critics
+            .forward(obs.clone(), actions)
+            .into_iter()
+            .map(|q| (q - y.clone()).square().mean())
+            .reduce(|a, b| a + b)
+            .expect("at least one critic");
+        let critic_value = finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
+        let grads = rlox_nn::backward(&critic_loss, &n.critics);
+        n.critics = n.critic_opt.step(lr, n.critics.clone(), grads);
+        self.n_updates = update;
+        let mut stats = vec![("train/critic_loss", critic_value)];
+
+        // Delayed actor and target updates.
+        if update.is_multiple_of(c.policy_delay) {
+            let actor_loss = n.critics.nets[0].forward(obs.clone(), n.actor.forward(obs)).mean().neg();
+            let actor_value = finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
+            let grads = rlox_nn::backward(&actor_loss, &n.actor);
+            n.actor = n.actor_opt.step(lr, n.actor.clone(), grads);
+            n.actor_target = rlox_nn::polyak_update(n.actor_target.clone(), &n.actor, c.tau);
+            n.critics_target = rlox_nn::polyak_update(n.critics_target.clone(), &n.critics, c.tau);
+            stats.push(("train/actor_loss", actor_value));
+        }
+        Ok(Update { metrics: stats, td_errors: None })
+    }
+
+    /// [`Td3::burn_update`] on the fused path: the same losses, gradients by hand at the outputs.
+    fn fused_update(&mut self, batch: &Batch, lr: f64, rng: &mut Rng) -> Result<Update> {
+        let Nets::Fused(f) = &mut self.nets else { unreachable!("fused path") };
+        let (b, od, ad) = (batch.len(), self.obs_dim, self.act_dim);
+        let c = &self.config;
+        let update = self.n_updates + 1;
+        let m = f.critics.members();
+
+        // TD target: r + gamma (1 - done) min_i Q'_i(s', clip(tanh(mu'(s')) + noise, -1, 1)).
+        let next = f.actor_target.forward(&batch.next_obs, b, &mut f.target_actor_ws);
+        f.actions.clear();
+        f.actions.extend(next.iter().map(|u| u.tanh()));
+        if c.target_policy_noise > 0.0 {
+            let noise = smoothing_noise(rng, b * ad, c.target_policy_noise, c.target_noise_clip);
+            for (a, z) in f.actions.iter_mut().zip(noise) {
+                *a = (*a + z).clamp(-1.0, 1.0);
+            }
+        }
+        concat_rows(&batch.next_obs, &f.actions, od, ad, &mut f.input);
+        let next_q = f.critics_target.forward(&f.input, b, &mut f.target_critic_ws);
+        let gamma = c.gamma as f32;
+        // y, kept in `d_actor`'s first `b` slots until the critic gradient is written.
+        let mut y = std::mem::take(&mut f.d_actor);
+        y.clear();
+        y.extend((0..b).map(|i| {
+            let q_min = (0..m).map(|k| next_q[k * b + i]).fold(f32::INFINITY, f32::min);
+            batch.rewards[i] + gamma * (1.0 - batch.dones[i]) * q_min
+        }));
+
+        // Critics: sum over critics of mean (Q_k - y)^2; dL/dQ_k = 2 (Q_k - y) / b.
+        concat_rows(&batch.obs, &batch.actions, od, ad, &mut f.input);
+        let q = f.critics.forward(&f.input, b, &mut f.critic_ws);
+        let mut critic_loss = 0.0f64;
+        f.d_q.resize(m * b, 0.0);
+        for k in 0..m {
+            let mut sq = 0.0f64;
+            for i in 0..b {
+                let e = q[k * b + i] - y[i];
+                sq += (e * e) as f64;
+                f.d_q[k * b + i] = 2.0 * e / b as f32;
+            }
+            critic_loss += sq / b as f64;
+        }
+        f.d_actor = y;
+        let critic_value = finite(self.algo, "critic loss", critic_loss, update)?;
+        f.critics.backward(&mut f.critic_ws, &f.d_q, true, None);
+        f.critic_opt.step(lr, f.critics.params_mut(), f.critic_ws.grads());
+        self.n_updates = update;
+        let mut stats = vec![("train/critic_loss", critic_value)];
+
+        // Delayed actor and target updates: actor loss -mean Q_1(s, tanh(mu(s))), its gradient through
+        // the first critic's input gradient and the tanh.
+        if update.is_multiple_of(c.policy_delay) {
+            let u = f.actor.forward(&batch.obs, b, &mut f.actor_ws);
+            f.actions.clear();
+            f.actions.extend(u.iter().map(|u| u.tanh()));
+            concat_rows(&batch.obs, &f.actions, od, ad, &mut f.input);
+            let q = f.critics.forward(&f.input, b, &mut f.actor_critic_ws);
+            let actor_value =
+                finite(self.algo, "actor loss", -(q[..b].iter().map(|&x| x as f64).sum::<f64>()) / b as f64, update)?;
+            f.d_q.iter_mut().enumerate().for_each(|(j, d)| *d = if j < b { -1.0 / b as f32 } else { 0.0 });
+            f.d_input.resize(b * (od + ad), 0.0);
+            f.critics.backward(&mut f.actor_critic_ws, &f.d_q, false, Some(&mut f.d_input));
+            f.d_actor.clear();
+            for i in 0..b {
+                for j in 0..ad {
+                    let a = f.actions[i * ad + j];
+                    f.d_actor.push(f.d_input[i * (od + ad) + od + j] * (1.0 - a * a));
+                }
+            }
+            f.actor.backward(&mut f.actor_ws, &f.d_actor, true, None);
+            f.actor_opt.step(lr, f.actor.params_mut(), f.actor_ws.grads());
+            rlox_nn::fused::polyak_update(f.actor_target.params_mut(), f.actor.params(), c.tau);
+            rlox_nn::fused::polyak_update(f.critics_target.params_mut(), f.critics.params(), c.tau);
+            stats.push(("train/actor_loss", actor_value));
+        }
+        Ok(Update { metrics: stats, td_errors: None })
     }
 }
 
@@ -272,53 +513,16 @@ impl OffPolicyAgent for Td3 {
     }
 
     fn update(&mut self, batch: &Batch, lr: f64, rng: &mut Rng) -> Result<Update> {
-        let (b, od, ad) = (batch.len(), self.obs_dim, self.act_dim);
-        let c = &self.config;
-        let update = self.n_updates + 1;
-
-        // TD target, no gradient: r + gamma (1 - done) min_i Q'_i(s', smoothed mu'(s')).
-        let next_obs = matrix(batch.next_obs.clone(), b, od, &self.plain);
-        let mut next_actions = self.actor_target.forward(next_obs.clone());
-        if c.target_policy_noise > 0.0 {
-            let noise = smoothing_noise(rng, b * ad, c.target_policy_noise, c.target_noise_clip);
-            next_actions = (next_actions + matrix(noise, b, ad, &self.plain)).clamp(-1.0, 1.0);
+        match self.nets {
+            Nets::Burn(_) => self.burn_update(batch, lr, rng),
+            Nets::Fused(_) => self.fused_update(batch, lr, rng),
         }
-        let next_q = values(self.critics_target.min(next_obs, next_actions));
-        let gamma = c.gamma as f32;
-        let y: Vec<f32> = (0..b).map(|i| batch.rewards[i] + gamma * (1.0 - batch.dones[i]) * next_q[i]).collect();
-        let y = matrix(y, b, 1, &self.device);
-
-        // Critics: sum of the MSEs, one Adam step.
-        let obs = matrix(batch.obs.clone(), b, od, &self.device);
-        let actions = matrix(batch.actions.clone(), b, ad, &self.device);
-        let critic_loss = self
-            .critics
-            .forward(obs.clone(), actions)
-            .into_iter()
-            .map(|q| (q - y.clone()).square().mean())
-            .reduce(|a, b| a + b)
-            .expect("at least one critic");
-        let critic_value = finite(self.algo, "critic loss", critic_loss.clone().into_scalar::<f32>() as f64, update)?;
-        let grads = rlox_nn::backward(&critic_loss, &self.critics);
-        self.critics = self.critic_opt.step(lr, self.critics.clone(), grads);
-        self.n_updates = update;
-        let mut stats = vec![("train/critic_loss", critic_value)];
-
-        // Delayed actor and target updates.
-        if update.is_multiple_of(c.policy_delay) {
-            let actor_loss = self.critics.nets[0].forward(obs.clone(), self.actor.forward(obs)).mean().neg();
-            let actor_value = finite(self.algo, "actor loss", actor_loss.clone().into_scalar::<f32>() as f64, update)?;
-            let grads = rlox_nn::backward(&actor_loss, &self.actor);
-            self.actor = self.actor_opt.step(lr, self.actor.clone(), grads);
-            self.actor_target = rlox_nn::polyak_update(self.actor_target.clone(), &self.actor, c.tau);
-            self.critics_target = rlox_nn::polyak_update(self.critics_target.clone(), &self.critics, c.tau);
-            stats.push(("train/actor_loss", actor_value));
-        }
-        Ok(Update { metrics: stats, td_errors: None })
     }
 
     fn refresh_policy(&mut self) {
-        self.policy = self.actor.valid();
+        if let Nets::Burn(n) = &mut self.nets {
+            n.policy = n.actor.valid();
+        }
     }
 
     fn n_updates(&self) -> u64 {
@@ -326,7 +530,10 @@ impl OffPolicyAgent for Td3 {
     }
 
     fn all_finite(&self) -> bool {
-        rlox_nn::all_finite(&self.actor) && rlox_nn::all_finite(&self.critics)
+        match &self.nets {
+            Nets::Burn(n) => rlox_nn::all_finite(&n.actor) && rlox_nn::all_finite(&n.critics),
+            Nets::Fused(f) => f.actor.params().iter().chain(f.critics.params()).all(|x| x.is_finite()),
+        }
     }
 
     fn save(
@@ -335,16 +542,23 @@ impl OffPolicyAgent for Td3 {
         blobs: &mut Blobs,
         optimizers: &mut BTreeMap<String, OptimizerMeta>,
     ) -> Result<Td3State> {
-        checkpoint::save_module(w, "actor", &self.actor)?;
-        checkpoint::save_module(w, "actor_target", &self.actor_target)?;
-        checkpoint::save_module(w, "critic", &self.critics)?;
-        checkpoint::save_module(w, "critic_target", &self.critics_target)?;
-        optimizers
-            .insert("actor_opt".into(), checkpoint::save_optimizer(&self.actor_opt, &self.actor, "actor_opt", blobs)?);
-        optimizers.insert(
-            "critic_opt".into(),
-            checkpoint::save_optimizer(&self.critic_opt, &self.critics, "critic_opt", blobs)?,
-        );
+        let (actor, actor_target, critics, critics_target) = self.modules();
+        checkpoint::save_module(w, "actor", &actor)?;
+        checkpoint::save_module(w, "actor_target", &actor_target)?;
+        checkpoint::save_module(w, "critic", &critics)?;
+        checkpoint::save_module(w, "critic_target", &critics_target)?;
+        let (actor_meta, critic_meta) = match &self.nets {
+            Nets::Burn(n) => (
+                checkpoint::save_optimizer(&n.actor_opt, &n.actor, "actor_opt", blobs)?,
+                checkpoint::save_optimizer(&n.critic_opt, &n.critics, "critic_opt", blobs)?,
+            ),
+            Nets::Fused(f) => (
+                rlox_nn::state::export_fused_optimizer(&f.actor_opt, &f.actor, "actor_opt", blobs),
+                rlox_nn::state::export_fused_optimizer(&f.critic_opt, &f.critics, "critic_opt", blobs),
+            ),
+        };
+        optimizers.insert("actor_opt".into(), actor_meta);
+        optimizers.insert("critic_opt".into(), critic_meta);
         Ok(Td3State { n_updates: self.n_updates, noise_state: self.noise.state.clone() })
     }
 
@@ -355,15 +569,44 @@ impl OffPolicyAgent for Td3 {
         optimizers: &BTreeMap<String, OptimizerMeta>,
         state: Td3State,
     ) -> Result<()> {
-        self.actor = checkpoint::load_module(dir, "actor", self.actor.clone())?;
-        self.actor_target = checkpoint::load_module(dir, "actor_target", self.actor_target.clone())?;
-        self.critics = checkpoint::load_module(dir, "critic", self.critics.clone())?;
-        self.critics_target = checkpoint::load_module(dir, "critic_target", self.critics_target.clone())?;
+        let (actor, actor_target, critics, critics_target) = self.modules();
+        let actor = checkpoint::load_module(dir, "actor", actor)?;
+        let actor_target = checkpoint::load_module(dir, "actor_target", actor_target)?;
+        let critics = checkpoint::load_module(dir, "critic", critics)?;
+        let critics_target = checkpoint::load_module(dir, "critic_target", critics_target)?;
         let meta = |name: &str| {
             optimizers.get(name).ok_or_else(|| Error::checkpoint(dir, format!("no `{name}` optimizer state")))
         };
-        checkpoint::load_optimizer(&mut self.actor_opt, &self.actor, "actor_opt", blobs, meta("actor_opt")?, dir)?;
-        checkpoint::load_optimizer(&mut self.critic_opt, &self.critics, "critic_opt", blobs, meta("critic_opt")?, dir)?;
+        match &mut self.nets {
+            Nets::Burn(n) => {
+                n.policy = actor.valid();
+                n.actor = actor;
+                n.actor_target = actor_target;
+                n.critics = critics;
+                n.critics_target = critics_target;
+                checkpoint::load_optimizer(&mut n.actor_opt, &n.actor, "actor_opt", blobs, meta("actor_opt")?, dir)?;
+                checkpoint::load_optimizer(
+                    &mut n.critic_opt,
+                    &n.critics,
+                    "critic_opt",
+                    blobs,
+                    meta("critic_opt")?,
+                    dir,
+                )?;
+            }
+            Nets::Fused(f) => {
+                f.actor.copy_from_mlp(0, &actor.net);
+                f.actor_target.copy_from_mlp(0, &actor_target.net);
+                for (k, (q, qt)) in critics.nets.iter().zip(&critics_target.nets).enumerate() {
+                    f.critics.copy_from_mlp(k, &q.net);
+                    f.critics_target.copy_from_mlp(k, &qt.net);
+                }
+                let origin = dir.join(checkpoint::STATE_FILE);
+                let import = rlox_nn::state::import_fused_optimizer;
+                import(&mut f.actor_opt, &f.actor, "actor_opt", blobs, meta("actor_opt")?, &origin)?;
+                import(&mut f.critic_opt, &f.critics, "critic_opt", blobs, meta("critic_opt")?, &origin)?;
+            }
+        }
         if state.noise_state.len() != self.noise.state.len() {
             return Err(Error::checkpoint(dir, "the noise state has another action dimension"));
         }

@@ -307,3 +307,86 @@ fn cartpole_zoo_settings_reach_500() {
     }
     assert!(solved >= 3, "{solved} of 5 seeds reached 500");
 }
+
+/// The fused path and burn's autodiff take the same gradient steps: same initial weights from the
+/// seed, the same Q-values after 20 Adam steps on random batches (Huber and squared loss, plain and
+/// Double DQN, prioritised weights) to 1e-5 relative, the same statistics, and checkpoints with the
+/// same arrays (weights and optimizer moments), so either path resumes the other's run.
+#[test]
+fn fused_and_burn_paths_take_the_same_steps() {
+    use rlox_deep::TdLoss;
+    let (obs_dim, n_actions, b) = (4, 3, 32);
+    let mut rng = rng_from_seed(9);
+    let mut batch = || {
+        let mut v = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+        let obs = v(b * obs_dim);
+        let next_obs = v(b * obs_dim);
+        let rewards = v(b);
+        let weights: Vec<f32> = v(b).iter().map(|x| 0.5 + x.abs()).collect();
+        let actions: Vec<f32> = (0..b).map(|i| (i % n_actions) as f32).collect();
+        let dones: Vec<f32> = (0..b).map(|i| (i % 5 == 0) as u8 as f32).collect();
+        rlox_deep::replay::Batch { obs, actions, rewards, next_obs, dones, indices: (0..b).collect(), weights }
+    };
+    let batches: Vec<_> = (0..20).map(|_| batch()).collect();
+    for (loss, double_q, prioritized) in [(TdLoss::Huber, false, false), (TdLoss::Mse, true, true)] {
+        let config = DqnConfig {
+            net_arch: vec![64, 64],
+            loss,
+            double_q,
+            max_grad_norm: 0.5,
+            prioritized_replay: prioritized.then(Default::default),
+            ..Default::default()
+        };
+        let r = run(5, 1, 1);
+        let mut fused = Dqn::new(obs_dim, n_actions, &config, &r).unwrap();
+        let mut burn = Dqn::new(obs_dim, n_actions, &DqnConfig { fused: false, ..config.clone() }, &r).unwrap();
+        assert!(fused.is_fused() && !burn.is_fused());
+        let probe: Vec<f32> = batches[0].obs.clone();
+        let (q0, q1) = (fused.q_values(&probe), burn.q_values(&probe));
+        assert!(q0.iter().zip(&q1).all(|(x, y)| (x - y).abs() <= 1e-6), "same initial weights (up to rounding)");
+        for (k, batch) in batches.iter().enumerate() {
+            let (a, ta) = fused.gradient_step(batch, 1e-3).unwrap();
+            let (c, tc) = burn.gradient_step(batch, 1e-3).unwrap();
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * y.abs().max(1e-3);
+            assert!(
+                close(a.loss, c.loss) && close(a.grad_norm, c.grad_norm) && close(a.q_mean, c.q_mean),
+                "{k}: {a:?} {c:?}"
+            );
+            assert_eq!(ta.len(), tc.len());
+            if k % 5 == 4 {
+                fused.update_target();
+                burn.update_target();
+            }
+        }
+        burn.refresh_policy();
+        let (qa, qb) = (fused.q_values(&probe), burn.q_values(&probe));
+        let scale = qb.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let worst = qa.iter().zip(&qb).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 1e-5 * scale.max(1.0), "Q-values differ by {worst} (scale {scale})");
+        // Checkpoints: the same arrays (optimizer moments and step counts), and the fused run's
+        // weights load into a burn-path agent with the same Q-values.
+        use rlox_deep::OffPolicyAgent;
+        let save = |agent: &Dqn| {
+            let dir = tempfile::tempdir().unwrap();
+            let ckpt = CheckpointDir::new(dir.path());
+            let mut blobs = Default::default();
+            let mut optimizers = Default::default();
+            ckpt.save(1, &(), |w| agent.save(w, &mut blobs, &mut optimizers).map(|_| ())).unwrap();
+            (ckpt.latest().unwrap(), blobs, optimizers, dir)
+        };
+        let (fused_dir, bf, of, _d1) = save(&fused);
+        let (_, bb, ob, _d2) = save(&burn);
+        assert_eq!(of, ob, "optimizer step counts");
+        assert_eq!(bf.keys().collect::<Vec<_>>(), bb.keys().collect::<Vec<_>>());
+        for (name, (_, v)) in &bf {
+            let w = &bb[name].1;
+            let worst = v.iter().zip(w).fold(0.0f32, |m, (x, y)| m.max((x - y).abs() / y.abs().max(1e-4)));
+            assert!(worst < 1e-3, "{name}: relative difference {worst}");
+        }
+        let mut other = Dqn::new(obs_dim, n_actions, &DqnConfig { fused: false, ..config.clone() }, &r).unwrap();
+        other.set_q_net(rlox_deep::checkpoint::load_module(&fused_dir, "q_net", other.q_net()).unwrap());
+        let qo = other.q_values(&probe);
+        let worst = qa.iter().zip(&qo).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 1e-5 * scale.max(1.0), "reloaded Q-values differ by {worst}");
+    }
+}

@@ -5,6 +5,7 @@
 //! Every trainer that resumes exactly (RL and post-training) saves its optimizers this way; a file that
 //! is missing, truncated or does not fit the module is an [`Error::Checkpoint`] naming it.
 
+use crate::fused::{FusedMlp, FusedOptimizer, FusedOptimizerState};
 use crate::optim::{Optimizer, OptimizerState, ParamState};
 use burn::module::Module;
 use rlox_core::{Error, Result};
@@ -115,6 +116,78 @@ pub fn import_optimizer<M: Module>(
         params.push(ParamState { buffers, steps });
     }
     opt.import_state(module, OptimizerState { params, steps: meta.steps })
+        .map_err(|e| Error::checkpoint(origin, e.to_string()))
+}
+
+/// The sizes of `net`'s parameters in the order a [`Module`] visits the equivalent [`crate::Mlp`]s
+/// (member by member, layer by layer, weight then bias): the order of the flat buffers.
+fn fused_param_sizes(net: &FusedMlp) -> Vec<usize> {
+    let w = net.widths();
+    (0..net.members()).flat_map(|_| w.windows(2).flat_map(|p| [p[0] * p[1], p[1]])).collect()
+}
+
+/// [`export_optimizer`] for a [`FusedOptimizer`] over `net`'s flat parameters: the same arrays
+/// (`<name>.<k>.<j>`, parameter `k` in the module's visiting order, buffer `j`) and step counts as the
+/// host optimizer of the same network writes, so a checkpoint does not depend on which path trained it.
+pub fn export_fused_optimizer(opt: &FusedOptimizer, net: &FusedMlp, name: &str, arrays: &mut Arrays) -> OptimizerMeta {
+    let state = opt.state();
+    let sizes = fused_param_sizes(net);
+    let steps = opt.steps().min(i32::MAX as u64) as i32;
+    if steps > 0 {
+        let mut at = 0;
+        for (k, &n) in sizes.iter().enumerate() {
+            for (j, b) in state.buffers.iter().enumerate() {
+                arrays.insert(format!("{name}.{k}.{j}"), (vec![n], b[at..at + n].to_vec()));
+            }
+            at += n;
+        }
+    }
+    OptimizerMeta { steps: opt.steps(), param_steps: vec![steps; sizes.len()], buffers: state.buffers.len() }
+}
+
+/// Restore what [`export_fused_optimizer`] (or [`export_optimizer`] of the equivalent module) wrote;
+/// `origin` is named in errors. The parameters must have been stepped together (as one flat buffer is).
+pub fn import_fused_optimizer(
+    opt: &mut FusedOptimizer,
+    net: &FusedMlp,
+    name: &str,
+    arrays: &Arrays,
+    meta: &OptimizerMeta,
+    origin: &Path,
+) -> Result<()> {
+    let sizes = fused_param_sizes(net);
+    if meta.param_steps.len() != sizes.len() {
+        return Err(Error::checkpoint(
+            origin,
+            format!(
+                "optimizer `{name}` has state for {} parameters, the network {}",
+                meta.param_steps.len(),
+                sizes.len()
+            ),
+        ));
+    }
+    let steps = meta.param_steps.first().copied().unwrap_or(0);
+    if meta.param_steps.iter().any(|&s| s != steps) {
+        return Err(Error::checkpoint(origin, format!("optimizer `{name}`: parameters with different step counts")));
+    }
+    let mut buffers = vec![Vec::with_capacity(net.num_params()); meta.buffers];
+    if steps > 0 {
+        for (k, &n) in sizes.iter().enumerate() {
+            for (j, b) in buffers.iter_mut().enumerate() {
+                let key = format!("{name}.{k}.{j}");
+                match arrays.get(&key) {
+                    Some((_, v)) if v.len() == n => b.extend_from_slice(v),
+                    Some((_, v)) => {
+                        return Err(Error::checkpoint(origin, format!("{key} has {} values, expected {n}", v.len())))
+                    }
+                    None => return Err(Error::checkpoint(origin, format!("optimizer array {key} is missing"))),
+                }
+            }
+        }
+    } else {
+        buffers.iter_mut().for_each(|b| b.resize(net.num_params(), 0.0));
+    }
+    opt.set_state(FusedOptimizerState { steps: meta.steps, buffers })
         .map_err(|e| Error::checkpoint(origin, e.to_string()))
 }
 
