@@ -11,8 +11,11 @@ and torch.set_num_threads(1), for each algorithm and seed:
   2. runs rlox with the same settings (its defaults for these algorithms):
      `target/release/rlox train --algo ALGO --env Pendulum-v1 --seed S --total-steps N --format json`
      (built beforehand, so compilation is not timed; rlox also writes checkpoints at each evaluation);
+  3. when `sbx` imports (SBX, Stable-Baselines3 on JAX: `pip install sbx-rl` into the venv), trains SBX's
+     algorithm with the same settings and evaluation, XLA on one thread (its compilation inside its time);
 and prints wall time, env steps per second, the first env step at which the periodic evaluation
-reached -200 (the acceptance threshold), the final evaluation, and the rlox/SB3 speed ratio.
+reached -200 (the acceptance threshold), the final evaluation, and the rlox/SB3 and rlox/SBX speed ratios.
+Pin the whole run to one core (`taskset -c 1`).
 
 Usage: python3 bench/offpolicy_sb3.py [--algos td3 ddpg sac] [--seeds 0] [--total-steps 20000]
                                       [--skip-sb3 ALGO ...] [--skip-rlox] [--no-build]
@@ -77,33 +80,51 @@ def ensure_venv():
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = "1"
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     os.execve(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]], env)
 
 
-def run_sb3(algo, seed, total_steps):
+def have_sbx():
+    try:
+        import sbx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_sbx(algo, seed, total_steps):
+    return run_sb3(algo, seed, total_steps, jax=True)
+
+
+def run_sb3(algo, seed, total_steps, jax=False):
     import gymnasium as gym
     import numpy as np
     import torch
-    from stable_baselines3 import DDPG, SAC, TD3
+
+    if jax:
+        from sbx import DDPG, SAC, TD3
+    else:
+        from stable_baselines3 import DDPG, SAC, TD3
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.noise import NormalActionNoise
 
     torch.set_num_threads(1)
+    device = {} if jax else {"device": "cpu"}
     env = gym.make(ENV_ID)
     eval_env = Monitor(gym.make(ENV_ID))
     eval_freq = SETTINGS[ENV_ID]["eval_freq"]
     if ENV_ID == MCC:
         if algo != "sac":
             raise SystemExit("only SAC has MountainCarContinuous-v0 settings here")
-        model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_SAC_MCC)
+        model = SAC("MlpPolicy", env, seed=seed, verbose=0, **device, **ZOO_SAC_MCC)
     elif algo == "sac":
-        model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_SAC_PENDULUM)
+        model = SAC("MlpPolicy", env, seed=seed, verbose=0, **device, **ZOO_SAC_PENDULUM)
     else:
         cls = TD3 if algo == "td3" else DDPG
         noise = NormalActionNoise(mean=np.zeros(1), sigma=0.1 * np.ones(1))
-        model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, action_noise=noise, **ZOO_TD3_PENDULUM)
+        model = cls("MlpPolicy", env, seed=seed, verbose=0, action_noise=noise, **device, **ZOO_TD3_PENDULUM)
 
     history = []
 
@@ -159,6 +180,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--total-steps", type=int, default=20_000)
     ap.add_argument("--skip-sb3", nargs="*", default=[], help="algorithms not to run with SB3 (none: all)")
+    ap.add_argument("--skip-sbx", action="store_true")
     ap.add_argument("--skip-rlox", action="store_true")
     ap.add_argument("--no-build", action="store_true", help="use the rlox binary already built")
     ap.add_argument("--env", default="Pendulum-v1", choices=sorted(SETTINGS))
@@ -173,7 +195,12 @@ def main():
     rows = []
     for algo in args.algos:
         for seed in args.seeds:
-            for name, fn, skip in (("rlox", run_rlox, args.skip_rlox), ("sb3", run_sb3, algo in args.skip_sb3)):
+            contestants = (
+                ("rlox", run_rlox, args.skip_rlox),
+                ("sb3", run_sb3, algo in args.skip_sb3),
+                ("sbx", run_sbx, args.skip_sbx or not have_sbx()),
+            )
+            for name, fn, skip in contestants:
                 if skip:
                     continue
                 print(f"running {name} {algo} seed {seed} ({args.total_steps} steps) ...", flush=True)
@@ -194,10 +221,11 @@ def main():
         print(f"{algo:5} {name:5} {seed:>4} {r['wall_seconds']:>9.1f} {r['steps_per_second']:>8.1f} "
               f"{str(reach):>14} {ev:>16}")
     for algo in args.algos:
-        sps = {n: [r["steps_per_second"] for m, a, _, r in rows if m == n and a == algo] for n in ("sb3", "rlox")}
-        if sps["sb3"] and sps["rlox"]:
-            mean = {k: sum(v) / len(v) for k, v in sps.items()}
-            print(f"{algo}: speed ratio rlox/sb3 (mean steps/s): {mean['rlox'] / mean['sb3']:.2f}x")
+        sps = {n: [r["steps_per_second"] for m, a, _, r in rows if m == n and a == algo] for n in ("sb3", "sbx", "rlox")}
+        mean = {k: sum(v) / len(v) for k, v in sps.items() if v}
+        for peer in ("sb3", "sbx"):
+            if peer in mean and "rlox" in mean:
+                print(f"{algo}: speed ratio rlox/{peer} (mean steps/s): {mean['rlox'] / mean[peer]:.2f}x")
 
 
 if __name__ == "__main__":
