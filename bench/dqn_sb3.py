@@ -67,16 +67,20 @@ def ensure_venv():
     os.execve(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]], env)
 
 
-def run_sb3(seed, total_steps):
+def run_sb3(seed, total_steps, jax=False):
     import gymnasium as gym
     import torch
-    from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
+    if jax:
+        from sbx import DQN
+    else:
+        from stable_baselines3 import DQN
     torch.set_num_threads(1)
     env = gym.make("CartPole-v1")
-    model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_CARTPOLE)
+    device = {} if jax else {"device": "cpu"}
+    model = DQN("MlpPolicy", env, seed=seed, verbose=0, **device, **ZOO_CARTPOLE)
     start = time.perf_counter()
     model.learn(total_timesteps=total_steps)
     wall = time.perf_counter() - start
@@ -94,19 +98,7 @@ def have_sbx():
 
 
 def run_sbx(seed, total_steps):
-    import gymnasium as gym
-    from sbx import DQN
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.monitor import Monitor
-
-    env = gym.make("CartPole-v1")
-    model = DQN("MlpPolicy", env, seed=seed, verbose=0, **ZOO_CARTPOLE)
-    start = time.perf_counter()
-    model.learn(total_timesteps=total_steps)
-    wall = time.perf_counter() - start
-    mean, std = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=10, deterministic=True)
-    return dict(wall_seconds=wall, steps_per_second=total_steps / wall, eval_return_mean=float(mean),
-                eval_return_std=float(std))
+    return run_sb3(seed, total_steps, jax=True)
 
 
 def cargo_env():
