@@ -287,7 +287,9 @@ struct FusedQ {
     next_q: Vec<f32>,
 }
 
-/// The networks and optimizer, on one of the two paths (see the module docs).
+/// The networks and optimizer, on one of the two paths (see the module docs). One per agent, so the
+/// size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Networks {
     /// burn modules and autodiff: the online network, the target, a snapshot without autodiff for
     /// acting (refreshed after each training round) and the optimizer.

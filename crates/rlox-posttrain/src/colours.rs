@@ -152,14 +152,13 @@ pub fn write_task(dir: &Path, template: &Path, c: &ColourTaskConfig) -> Result<C
     Ok(ColourTask { model_dir, sft_train, grpo_train, eval })
 }
 
-/// A run config of method `M` under `dir/runs`.
+/// A run config of method `M` under `dir/runs` with `(steps, learning rate)` and no warm-up.
 fn run_config<M: Method>(
     dir: &Path,
     name: &str,
     model: &Path,
     data: DataConfig,
-    steps: u64,
-    lr: f64,
+    (steps, lr): (u64, f64),
     seed: u64,
     method: M::Config,
 ) -> RunConfig<M::Config> {
@@ -186,7 +185,7 @@ fn run_config<M: Method>(
 pub fn sft_config(dir: &Path, task: &ColourTask, c: &ColourTaskConfig) -> RunConfig<SftConfig> {
     let data = DataConfig { train_file: task.sft_train.clone(), ..Default::default() };
     let method = SftConfig { per_device_train_batch_size: 8, max_length: Some(256), ..Default::default() };
-    run_config::<Sft>(dir, "colours-sft", &task.model_dir, data, c.sft_steps, c.sft_learning_rate, c.seed, method)
+    run_config::<Sft>(dir, "colours-sft", &task.model_dir, data, (c.sft_steps, c.sft_learning_rate), c.seed, method)
 }
 
 /// Stage 2's config: GRPO from `model` (stage 1's checkpoint) with the true answers.
@@ -203,7 +202,7 @@ pub fn grpo_config(dir: &Path, task: &ColourTask, model: &Path, c: &ColourTaskCo
         ..Default::default()
     };
     let mut cfg =
-        run_config::<Grpo>(dir, "colours-grpo", model, data, c.grpo_steps, c.grpo_learning_rate, c.seed, method);
+        run_config::<Grpo>(dir, "colours-grpo", model, data, (c.grpo_steps, c.grpo_learning_rate), c.seed, method);
     cfg.run.eval_every = c.eval_every;
     cfg.optimization.constant_lr = true;
     cfg

@@ -361,7 +361,7 @@ impl Text {
                 let mut msgs = Vec::new();
                 for (k, m) in items.iter().enumerate() {
                     let role = m.get("role").and_then(Value::as_str);
-                    let content = m.get("content").and_then(|c| message_content(c));
+                    let content = m.get("content").and_then(message_content);
                     match (role, content) {
                         (Some(r), Some(c)) => msgs.push(ChatMessage::new(r, &c)),
                         _ => {

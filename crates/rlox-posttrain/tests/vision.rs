@@ -134,7 +134,7 @@ fn images_as_bytes_paths_and_objects() {
     let dir = TmpDir::new();
     let t = task(dir.path());
     let png = std::fs::read(dir.path().join("images/eval-000-red.png")).unwrap();
-    let rows = vec![
+    let rows = [
         json!({"prompt": "<image>What colour?", "images": [{"bytes": png, "path": null}]}),
         json!({"prompt": "x", "image": "images/eval-000-blue.png"}),
         json!({"prompt": "x", "images": [{"path": "images/eval-000-green.png"}]}),
