@@ -14,6 +14,14 @@ use rlox_deep::{ActionKind, Dqn, DqnConfig, OffPolicy, ReplayBuffer, ResumableVe
 use rlox_envs::classic_control::CartPole;
 use rlox_envs::gridworld::GridWorld;
 
+/// The networks are initialised from burn's process-wide random generator (seeded by
+/// `rlox_nn::train_device`), so two agents built at the same time in one process would race for it and
+/// lose their same-seed reproducibility. The tests of this file therefore run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Train DQN on `n_actions`-action envs from `make` (time limit `limit`) for the run `run`.
 fn train_dqn<E>(
     make: impl Fn() -> E + Clone,
@@ -87,6 +95,7 @@ fn value_rmse(dqn: &Dqn, env: &GridWorld, v_star: &[f64]) -> f64 {
 /// (row, col) and outputs the 5 action values. The state-value error must fall close to zero.
 #[test]
 fn book_gridworld_deep_q_learning_value_error_falls() {
+    let _guard = serial();
     let mut env = GridWorld::from_preset("book-5x5").unwrap();
     let gamma = 0.9;
     let v_star = optimal_values(&env, gamma);
@@ -140,6 +149,7 @@ fn book_gridworld_deep_q_learning_value_error_falls() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in debug builds; run with --release")]
 fn cartpole_learns_quickly() {
+    let _guard = serial();
     let mut finals = Vec::new();
     for seed in 1..=3 {
         let mut logger = MemoryLogger::default();
@@ -161,6 +171,7 @@ fn cartpole_learns_quickly() {
 /// Same seed, same numbers.
 #[test]
 fn training_is_reproducible() {
+    let _guard = serial();
     let config = DqnConfig {
         learning_starts: 500,
         train_freq: 100,
@@ -222,6 +233,7 @@ impl<E: Env<Action = usize>> Env for NanRewardsAfter<E> {
 
 #[test]
 fn nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path());
     let config = DqnConfig {
@@ -253,6 +265,7 @@ fn nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn options_double_dueling_prioritized_run() {
+    let _guard = serial();
     let config = DqnConfig {
         learning_starts: 200,
         train_freq: 100,
@@ -274,6 +287,7 @@ fn options_double_dueling_prioritized_run() {
 
 #[test]
 fn gridworld_state_obs_trains_end_to_end() {
+    let _guard = serial();
     // DQN on an env with usize observations (flattened to one feature) and episodes ending at the target.
     let mut cfg = rlox_envs::gridworld::preset("book-3x3").unwrap();
     cfg.terminate_at_target = true;
@@ -289,6 +303,7 @@ fn gridworld_state_obs_trains_end_to_end() {
 #[test]
 #[ignore]
 fn cartpole_zoo_settings_reach_500() {
+    let _guard = serial();
     let mut solved = 0;
     for seed in 0..5 {
         let summary = train_dqn(
@@ -314,6 +329,7 @@ fn cartpole_zoo_settings_reach_500() {
 /// same arrays (weights and optimizer moments), so either path resumes the other's run.
 #[test]
 fn fused_and_burn_paths_take_the_same_steps() {
+    let _guard = serial();
     use rlox_deep::TdLoss;
     let (obs_dim, n_actions, b) = (4, 3, 32);
     let mut rng = rng_from_seed(9);

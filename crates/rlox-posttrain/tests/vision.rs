@@ -37,6 +37,14 @@ impl Drop for TmpDir {
     }
 }
 
+/// The random weights of a new model come from burn's process-wide generator (seeded by
+/// `rlox_nn::train_device`): two tests making models at the same time would race for it and lose their
+/// same-seed reproducibility, so the tests of this file run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The tiny Kimi-VL of rlox-vlm's tests (config, tiktoken vocabulary, preprocessor config).
 fn template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../rlox-vlm/tests/fixtures/kimi_vl_tiny")
@@ -54,6 +62,7 @@ fn mean(x: &[f64]) -> f64 {
 /// end at least 0.45 (chance: 0.25) and above the start.
 #[test]
 fn a_tiny_vlm_learns_to_name_colours_with_sft_then_grpo() {
+    let _guard = serial();
     let dir = TmpDir::new();
     let c = ColourTaskConfig::default();
     let result = colours::run(dir.path(), &template(), &c).unwrap();
@@ -70,6 +79,7 @@ fn a_tiny_vlm_learns_to_name_colours_with_sft_then_grpo() {
     let r = &result.train_reward;
     let q = r.len() / 4;
     let (early, late) = (mean(&r[..q]), mean(&r[r.len() - q..]));
+    println!("training reward {early:.3} -> {late:.3}; held-out (step, greedy, sampled) {first:?} -> {last:?}");
     assert!(late >= early + 0.2 && late >= 0.45, "training reward {early:.3} -> {late:.3}");
     assert!(last.2 >= 0.45 && last.2 > first.2, "held-out sampled accuracy {:?}", result.eval);
     // The GRPO checkpoint is a Kimi-VL directory in the published layout.
@@ -91,6 +101,7 @@ fn task(dir: &Path) -> colours::ColourTask {
 
 #[test]
 fn image_rows_tokenize_with_one_placeholder_per_image_token_and_resume_exactly() {
+    let _guard = serial();
     let dir = TmpDir::new();
     let t = task(dir.path());
     let c = ColourTaskConfig::default();
@@ -131,6 +142,7 @@ fn image_rows_tokenize_with_one_placeholder_per_image_token_and_resume_exactly()
 
 #[test]
 fn images_as_bytes_paths_and_objects() {
+    let _guard = serial();
     let dir = TmpDir::new();
     let t = task(dir.path());
     let png = std::fs::read(dir.path().join("images/eval-000-red.png")).unwrap();
@@ -173,6 +185,7 @@ fn images_as_bytes_paths_and_objects() {
 
 #[test]
 fn bad_image_rows_are_clear_errors() {
+    let _guard = serial();
     let dir = TmpDir::new();
     let t = task(dir.path());
     let c = ColourTaskConfig::default();
@@ -240,6 +253,7 @@ fn bad_image_rows_are_clear_errors() {
 /// path: string>>`; the bytes decode as the file does.
 #[test]
 fn parquet_images_column_of_bytes() {
+    let _guard = serial();
     use arrow::array::{Array, ArrayRef, BinaryArray, ListArray, StringArray, StructArray};
     use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{DataType, Field, Fields, Schema};
