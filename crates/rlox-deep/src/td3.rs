@@ -215,6 +215,8 @@ struct FusedNets {
     d_actor: Vec<f32>,
     /// `tanh` of an actor's output, `[batch, act]`.
     actions: Vec<f32>,
+    /// The TD targets `y`, `[batch]`.
+    targets: Vec<f32>,
 }
 
 /// The networks on one of the two paths.
@@ -294,6 +296,7 @@ impl Td3 {
                 d_input: vec![0.0; b * (obs_dim + act_dim)],
                 d_actor: vec![0.0; b * act_dim],
                 actions: vec![0.0; b * act_dim],
+                targets: vec![0.0; b],
                 actor,
                 critics: fused_critics,
             }))
@@ -417,10 +420,8 @@ impl Td3 {
         concat_rows(&batch.next_obs, &f.actions, od, ad, &mut f.input);
         let next_q = f.critics_target.forward(&f.input, b, &mut f.target_critic_ws);
         let gamma = c.gamma as f32;
-        // y, kept in `d_actor`'s first `b` slots until the critic gradient is written.
-        let mut y = std::mem::take(&mut f.d_actor);
-        y.clear();
-        y.extend((0..b).map(|i| {
+        f.targets.clear();
+        f.targets.extend((0..b).map(|i| {
             let q_min = (0..m).map(|k| next_q[k * b + i]).fold(f32::INFINITY, f32::min);
             batch.rewards[i] + gamma * (1.0 - batch.dones[i]) * q_min
         }));
@@ -433,13 +434,12 @@ impl Td3 {
         for k in 0..m {
             let mut sq = 0.0f64;
             for i in 0..b {
-                let e = q[k * b + i] - y[i];
+                let e = q[k * b + i] - f.targets[i];
                 sq += (e * e) as f64;
                 f.d_q[k * b + i] = 2.0 * e / b as f32;
             }
             critic_loss += sq / b as f64;
         }
-        f.d_actor = y;
         let critic_value = finite(self.algo, "critic loss", critic_loss, update)?;
         f.critics.backward(&mut f.critic_ws, &f.d_q, true, None);
         f.critic_opt.step(lr, f.critics.params_mut(), f.critic_ws.grads());

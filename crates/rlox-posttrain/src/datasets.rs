@@ -439,7 +439,7 @@ pub fn row_images(ds: &Dataset, i: usize) -> Result<Vec<ImageSource>> {
     let loc = &ds.locations[i];
     let row = &ds.rows[i];
     let (column, items) = match (row.get("images"), row.get("image")) {
-        (Some(Value::Array(items)), _) => ("images", items.clone()),
+        (Some(Value::Array(items)), _) => ("images", items.as_slice()),
         (Some(Value::Null), _) | (None, None) | (None, Some(Value::Null)) => return Ok(Vec::new()),
         (Some(_), _) => {
             return Err(Error::invalid(
@@ -447,7 +447,7 @@ pub fn row_images(ds: &Dataset, i: usize) -> Result<Vec<ImageSource>> {
                 "column `images` must be a list of images (paths or {bytes, path})",
             ))
         }
-        (None, Some(one)) => ("image", vec![one.clone()]),
+        (None, Some(one)) => ("image", std::slice::from_ref(one)),
     };
     let dir = ds.dirs.get(i).cloned().unwrap_or_default();
     let bad = |k: usize, why: &str| Error::invalid(loc.clone(), format!("column `{column}` item {k}: {why}"));

@@ -32,16 +32,14 @@
 //! logging every step); 100 steps.
 
 use crate::config::{Optimization, RunConfig};
-use crate::datasets::{
-    prompt_examples, row_images, tokenize_prompt, Dataset, ImageSource, PaddedBatch, Row, Text, Truncation,
-};
+use crate::datasets::{prompt_examples, tokenize_prompt, Dataset, ImageSource, PaddedBatch, Row, Text, Truncation};
 use crate::logprobs::{completion_logps, mask_tensor, tensor2, to_f64};
 use crate::losses::{
     grpo_advantages, grpo_aggregate, grpo_loss, grpo_per_token_loss, GrpoLossSettings, GrpoLossStats, GrpoLossType,
     ScaleRewards,
 };
 use crate::model::Loaded;
-use crate::policy::{PolicyModel, VisionInputs};
+use crate::policy::{row_images_for, PolicyModel, VisionInputs};
 use crate::rewards::{score_all, RewardFn, RewardSpec, ScoredBatch};
 use crate::trainer::{EpochSampler, Evaluation, Method, MethodKind, Metrics, SamplerState, StepOutput, Trainer};
 use crate::{Error, Result};
@@ -206,14 +204,11 @@ pub fn load_prompts(
         .enumerate()
         .map(|(i, (p, row))| {
             let loc = &ds.locations[i];
-            let images = row_images(ds, i)?;
+            let (images, processed) = row_images_for(vision, ds, i)?;
             let ids = match vision {
                 Some(v) => {
                     let trunc = Truncation { max_prompt_length, ..Default::default() };
-                    v.tokenize(tok, &p, None, &v.process_all(&images, loc)?, &trunc, loc)?.0
-                }
-                None if !images.is_empty() => {
-                    return Err(Error::invalid(loc.clone(), crate::policy::text_model_with_images().to_string()))
+                    v.tokenize(tok, &p, None, &processed, &trunc, loc)?.0
                 }
                 None => {
                     let mut ids = tokenize_prompt(tok, &p)?;
@@ -256,13 +251,14 @@ pub struct Rollout {
     pub advantages: Vec<f64>,
     /// Per-group reward standard deviations.
     pub group_std: Vec<f64>,
+    /// The processed images each completion's prompt shows (`[B*G]`; empty for a text model).
+    pub images: Vec<Vec<ProcessedImage>>,
 }
 
 /// One generation round: the rollout and what its optimizer steps share.
 struct Round {
     rollout: Rollout,
     batch: PaddedBatch,
-    images: Vec<Vec<ProcessedImage>>,
     old_logps: Option<Vec<f64>>,
     ref_logps: Option<Vec<f64>>,
 }
@@ -333,6 +329,7 @@ impl Grpo {
             rewards: scored.total,
             advantages,
             group_std,
+            images,
         })
     }
 
@@ -358,11 +355,18 @@ impl Grpo {
     }
 
     /// The processed images of `prompts[i]` for each `i` of `index` (empty when the model is text-only).
+    /// A prompt repeated in a row (a group's completions) is decoded once.
     pub fn images_of(&self, prompts: &[PromptItem], index: &[usize]) -> Result<Vec<Vec<ProcessedImage>>> {
-        match &self.vision {
-            None => Ok(Vec::new()),
-            Some(v) => index.iter().map(|&i| v.process_all(&prompts[i].images, &prompts[i].location)).collect(),
+        let Some(v) = &self.vision else { return Ok(Vec::new()) };
+        let mut out: Vec<Vec<ProcessedImage>> = Vec::with_capacity(index.len());
+        for (k, &i) in index.iter().enumerate() {
+            let images = match k.checked_sub(1).map(|p| index[p]) {
+                Some(previous) if previous == i => out[k - 1].clone(),
+                _ => v.process_all(&prompts[i].images, &prompts[i].location)?,
+            };
+            out.push(images);
         }
+        Ok(out)
     }
 
     /// Per-token log-probs `[B*G, C]` of `batch` under a frozen model (no graph).
@@ -575,11 +579,11 @@ impl Method for Grpo {
             let idx = self.sampler.next(c.prompts_per_step);
             let rollout = self.generate_and_score(model, &idx, derive_seed(self.seed, 1000 + step))?;
             let batch = self.rollout_batch(&rollout);
-            let images = self.images_of(&self.prompts, &rollout.prompt_index)?;
+            let images = &rollout.images;
             let old_logps =
-                if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch, &images)?) } else { None };
+                if c.num_iterations > 1 { Some(self.frozen_logps(&model.valid(), &batch, images)?) } else { None };
             let ref_logps = match &self.reference {
-                Some(m) => Some(self.frozen_logps(m, &batch, &images)?),
+                Some(m) => Some(self.frozen_logps(m, &batch, images)?),
                 None => None,
             };
             if let Some(store) = &self.store {
@@ -589,7 +593,7 @@ impl Method for Grpo {
                 )?;
             }
             self.generation_seconds += t.elapsed().as_secs_f64();
-            self.round = Some(Round { rollout, batch, images, old_logps, ref_logps });
+            self.round = Some(Round { rollout, batch, old_logps, ref_logps });
         }
         let round = self.round.as_ref().ok_or_else(|| {
             Error::invalid("grpo", format!("step {step} is inside a generation round that was not generated"))
@@ -598,7 +602,7 @@ impl Method for Grpo {
         let (loss, stats) = self.compute_loss(
             model,
             &round.batch,
-            &round.images,
+            &r.images,
             &r.advantages,
             round.old_logps.as_deref(),
             round.ref_logps.as_deref(),
@@ -677,8 +681,7 @@ impl Trainer<Grpo> {
         old_logps: Option<&[f64]>,
         ref_logps: Option<&[f64]>,
     ) -> Result<(Tensor<1>, GrpoLossStats)> {
-        let images = self.method.images_of(&self.method.prompts, &rollout.prompt_index)?;
-        self.method.compute_loss(&self.model, batch, &images, &rollout.advantages, old_logps, ref_logps)
+        self.method.compute_loss(&self.model, batch, &rollout.images, &rollout.advantages, old_logps, ref_logps)
     }
 
     /// Greedy (and sampled) scores of the current policy on the eval prompts.

@@ -13,7 +13,7 @@
 //! and to report a bad image by its row) and again per batch, so a large image dataset is not held
 //! in memory as floats.
 
-use crate::datasets::{split_pair, ImageSource, Text, Truncation, IMAGE_MARKER};
+use crate::datasets::{row_images, split_pair, Dataset, ImageSource, Text, Truncation, IMAGE_MARKER};
 use crate::logprobs::Scorer;
 use crate::{Error, Result};
 use rlox_lm::attention::FlashAttention;
@@ -114,6 +114,23 @@ impl PolicyModel {
 /// The error for images shown to a text-only model.
 pub(crate) fn text_model_with_images() -> Error {
     Error::invalid("images", "the data has images but the model is text-only; use a vision-language model (Kimi-VL)")
+}
+
+/// Row `i`'s images and, for a vision-language model (`vision`), their processed pixels (for the token
+/// counts); a row with images for a text-only model is an error naming the row.
+pub fn row_images_for(
+    vision: Option<&VisionInputs>,
+    ds: &Dataset,
+    i: usize,
+) -> Result<(Vec<ImageSource>, Vec<ProcessedImage>)> {
+    let loc = &ds.locations[i];
+    let images = row_images(ds, i)?;
+    let processed = match vision {
+        Some(v) => v.process_all(&images, loc)?,
+        None if !images.is_empty() => return Err(Error::invalid(loc.clone(), text_model_with_images().to_string())),
+        None => Vec::new(),
+    };
+    Ok((images, processed))
 }
 
 /// What turns rows with images into model inputs for a vision-language model.

@@ -17,10 +17,10 @@
 //! batch 8, `max_length` 1024, 3 epochs, gradient clipping at norm 1, logging every 10 steps.
 
 use crate::config::{Optimization, RunConfig};
-use crate::datasets::{row_images, sft_examples, tokenize_pair, Dataset, ImageSource, PaddedBatch, Text, Truncation};
+use crate::datasets::{sft_examples, tokenize_pair, Dataset, ImageSource, PaddedBatch, Text, Truncation};
 use crate::logprobs::{completion_logps, mask_tensor};
 use crate::model::Loaded;
-use crate::policy::{PolicyModel, VisionInputs};
+use crate::policy::{row_images_for, PolicyModel, VisionInputs};
 use crate::trainer::{
     evaluate_batches, EpochSampler, Evaluation, Method, MethodKind, SamplerState, StepOutput, Trainer,
 };
@@ -92,15 +92,9 @@ pub fn tokenize_sft(
         .map(|(i, e)| {
             let loc = &ds.locations[i];
             let lm_row = matches!(&e.prompt, Text::Plain(s) if s.is_empty());
-            let images = row_images(ds, i)?;
+            let (images, processed) = row_images_for(vision, ds, i)?;
             let (p, c) = match vision {
-                Some(v) => {
-                    let processed = v.process_all(&images, loc)?;
-                    v.tokenize(tok, &e.prompt, Some(&e.completion), &processed, &trunc, loc)?
-                }
-                None if !images.is_empty() => {
-                    return Err(Error::invalid(loc.clone(), crate::policy::text_model_with_images().to_string()))
-                }
+                Some(v) => v.tokenize(tok, &e.prompt, Some(&e.completion), &processed, &trunc, loc)?,
                 None => tokenize_pair(tok, &e.prompt, &e.completion, &trunc, loc, "completion")?,
             };
             let mut ids = p.clone();
