@@ -13,9 +13,10 @@
 //!    form: eps outside the square root, no momentum), SB3's default; `use_rms_prop = false` switches
 //!    to Adam (eps 1e-5) as SB3 does.
 
+use crate::fused_policy::FusedActorCritic;
 use crate::gae::RolloutBuffer;
-use crate::onpolicy::{Collection, Experience, Learner, Metrics, OnPolicyMethod};
-use crate::policies::PolicyConfig;
+use crate::onpolicy::{Collection, Experience, Learner, Metrics, Nets, OnPolicyMethod};
+use crate::policies::{ActorCritic, PolicyConfig};
 use rlox_core::seeding::Rng;
 use rlox_core::{Error, Result};
 use rlox_nn::{OptimizerConfig, Schedule, Tensor, TensorData};
@@ -93,23 +94,17 @@ impl A2cConfig {
     }
 
     /// The A2C loss over the valid slots of `buf`: total, policy, value and entropy terms.
-    pub fn loss(&self, learner: &Learner, buf: &RolloutBuffer) -> (Tensor<1>, Tensor<1>, Tensor<1>, Tensor<1>) {
+    pub fn loss(&self, model: &ActorCritic, buf: &RolloutBuffer) -> (Tensor<1>, Tensor<1>, Tensor<1>, Tensor<1>) {
         let idx = buf.valid_indices();
         let b = idx.len();
-        let d = &learner.device;
+        let d = &model.device();
         let pick = |src: &[f32], w: usize| -> Vec<f32> {
             idx.iter().flat_map(|&k| src[k * w..(k + 1) * w].to_vec()).collect()
         };
         let obs = Tensor::<2>::from_data(TensorData::new(pick(&buf.obs, buf.obs_dim), [b, buf.obs_dim]), d);
-        let (dist, values) = learner.model.forward(obs);
+        let (dist, values) = model.forward(obs);
         let log_prob = dist.log_prob(&pick(&buf.actions, buf.action_dim));
-        let mut adv = pick(&buf.advantages, 1);
-        if self.normalize_advantage && b > 1 {
-            let n = b as f32;
-            let mean = adv.iter().sum::<f32>() / n;
-            let std = (adv.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / (n - 1.0)).sqrt();
-            adv.iter_mut().for_each(|a| *a = (*a - mean) / (std + 1e-8));
-        }
+        let adv = self.advantages(buf, &idx);
         let adv = Tensor::<1>::from_data(TensorData::new(adv, [b]), d);
         let ret = Tensor::<1>::from_data(TensorData::new(pick(&buf.returns, 1), [b]), d);
         let policy_loss = (adv * log_prob).mean().neg();
@@ -119,6 +114,43 @@ impl A2cConfig {
             + entropy_loss.clone().mul_scalar(self.ent_coef as f32)
             + value_loss.clone().mul_scalar(self.vf_coef as f32);
         (total, policy_loss, value_loss, entropy_loss)
+    }
+}
+
+impl A2cConfig {
+    /// The advantages of the rows `idx`, normalised if asked.
+    fn advantages(&self, buf: &RolloutBuffer, idx: &[usize]) -> Vec<f32> {
+        let mut adv: Vec<f32> = idx.iter().map(|&k| buf.advantages[k]).collect();
+        let b = adv.len();
+        if self.normalize_advantage && b > 1 {
+            let n = b as f32;
+            let mean = adv.iter().sum::<f32>() / n;
+            let std = (adv.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / (n - 1.0)).sqrt();
+            adv.iter_mut().for_each(|a| *a = (*a - mean) / (std + 1e-8));
+        }
+        adv
+    }
+
+    /// The same loss on the fused path, on the host from the rows' `log pi`, entropy and value; writes
+    /// its derivatives for [`Learner::fused_step`]. Returns (total, policy, value, entropy).
+    fn fused_loss(&self, net: &mut FusedActorCritic, buf: &RolloutBuffer) -> (f64, f64, f64, f64) {
+        let idx = buf.valid_indices();
+        let adv = self.advantages(buf, &idx);
+        let t = net.forward_rows(&buf.obs, &buf.actions, Some(&idx));
+        let b = idx.len() as f32;
+        let (mut policy, mut value, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
+        for (r, &k) in idx.iter().enumerate() {
+            policy += (adv[r] * t.log_prob[r]) as f64;
+            t.d_log_prob[r] = -adv[r] / b;
+            let diff = t.value[r] - buf.returns[k];
+            value += (diff * diff) as f64;
+            t.d_value[r] = self.vf_coef as f32 * 2.0 * diff / b;
+            entropy += t.entropy[r] as f64;
+        }
+        t.d_entropy = -(self.ent_coef as f32) / b;
+        let n = b as f64;
+        let (policy, value, entropy) = (-policy / n, value / n, -entropy / n);
+        (policy + self.ent_coef * entropy + self.vf_coef * value, policy, value, entropy)
     }
 }
 
@@ -155,12 +187,22 @@ impl OnPolicyMethod for A2cConfig {
             None => Schedule::constant(self.learning_rate),
         }
         .value(progress);
-        let (total, pl, vl, el) = self.loss(learner, buf);
-        let norm = learner.step(&total, lr, self.max_grad_norm)?;
+        let (norm, pl, vl, el) = match &mut learner.nets {
+            Nets::Burn { model, .. } => {
+                let (total, pl, vl, el) = self.loss(model, buf);
+                let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
+                let (pl, vl, el) = (scalar(pl), scalar(vl), scalar(el));
+                (learner.step(&total, lr, self.max_grad_norm)?, pl, vl, el)
+            }
+            Nets::Fused(f) => {
+                let (total, pl, vl, el) = self.fused_loss(f, buf);
+                (learner.fused_step(total, lr, self.max_grad_norm)?, pl, vl, el)
+            }
+        };
         Ok(vec![
-            ("train/policy_loss", pl.into_scalar::<f32>() as f64),
-            ("train/value_loss", vl.into_scalar::<f32>() as f64),
-            ("train/entropy_loss", el.into_scalar::<f32>() as f64),
+            ("train/policy_loss", pl),
+            ("train/value_loss", vl),
+            ("train/entropy_loss", el),
             ("train/grad_norm", norm),
             ("train/learning_rate", lr),
         ])
@@ -199,7 +241,8 @@ mod tests {
             buf.advantages[k] = k as f32 - 2.5;
             buf.returns[k] = 1.0;
         }
-        let (loss, ..) = config.loss(a2c.learner(), &buf);
-        rlox_nn::testing::assert_all_params_get_grad(a2c.model(), &loss);
+        let model = a2c.model();
+        let (loss, ..) = config.loss(&model, &buf);
+        rlox_nn::testing::assert_all_params_get_grad(&model, &loss);
     }
 }

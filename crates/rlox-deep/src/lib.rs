@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod continuous;
 pub mod ddpg;
 pub mod dqn;
+pub mod fused_policy;
 pub mod gae;
 pub mod noise;
 pub mod offpolicy;

@@ -22,8 +22,9 @@
 //! state and the number of metric records logged: resuming from it continues exactly.
 
 use crate::checkpoint::{self, Blobs, CheckpointDir, SeededRng, TrainerState};
+use crate::fused_policy::FusedActorCritic;
 use crate::gae::{explained_variance, RolloutBuffer};
-use crate::policies::{ActionKind, ActorCritic, PolicyAction, PolicyConfig};
+use crate::policies::{ActionKind, ActorCritic, BatchActor, BurnActor, PolicyAction, PolicyConfig};
 use crate::rollout::{collect_episodes, collect_rollout, evaluate, log_rollout, EpisodeStats, Episodes, Resumable};
 use crate::summary::TrainSummary;
 use rlox_core::logger::{Counted, Logger};
@@ -68,12 +69,24 @@ pub enum Experience<'a> {
     Episodes(&'a Episodes),
 }
 
+/// The actor-critic and its optimizer: burn's autodiff, or rlox-nn's fused small-MLP path.
+#[allow(clippy::large_enum_variant)] // one per trainer
+pub enum Nets {
+    /// Burn's autodiff (any architecture and device).
+    Burn {
+        /// The actor-critic (on the autodiff device).
+        model: ActorCritic,
+        /// Its optimizer.
+        optimizer: Optimizer,
+    },
+    /// The fused path (separate networks, a state-independent log-std, the CPU).
+    Fused(Box<FusedActorCritic>),
+}
+
 /// The network, its optimizer and the counters, as an update sees them.
 pub struct Learner {
-    /// The actor-critic (on the autodiff device).
-    pub model: ActorCritic,
-    /// Its optimizer.
-    pub optimizer: Optimizer,
+    /// The actor-critic and its optimizer.
+    pub nets: Nets,
     /// The autodiff device.
     pub device: Device,
     /// Scalars per observation.
@@ -97,15 +110,57 @@ impl Learner {
         }
     }
 
-    /// One optimizer step on `loss`: backward, global-norm clip to `max_grad_norm`, step with `lr`.
-    /// Returns the gradient norm before clipping; a non-finite loss or norm is an error and leaves the
-    /// network as it was.
+    /// The actor-critic as a burn module on the autodiff device (a copy on the fused path).
+    pub fn model(&self) -> ActorCritic {
+        match &self.nets {
+            Nets::Burn { model, .. } => model.clone(),
+            Nets::Fused(f) => f.to_model(&self.device),
+        }
+    }
+
+    /// The burn module, on the burn path.
+    pub fn burn_model(&self) -> Option<&ActorCritic> {
+        match &self.nets {
+            Nets::Burn { model, .. } => Some(model),
+            Nets::Fused(_) => None,
+        }
+    }
+
+    /// The fused actor-critic, on the fused path.
+    pub fn fused_mut(&mut self) -> Option<&mut FusedActorCritic> {
+        match &mut self.nets {
+            Nets::Burn { .. } => None,
+            Nets::Fused(f) => Some(f),
+        }
+    }
+
+    /// One optimizer step on `loss` (burn path): backward, global-norm clip to `max_grad_norm`, step
+    /// with `lr`. Returns the gradient norm before clipping; a non-finite loss or norm is an error
+    /// and leaves the network as it was.
     pub fn step(&mut self, loss: &Tensor<1>, lr: f64, max_grad_norm: f64) -> Result<f64> {
         self.check_finite("loss", loss.clone().into_scalar::<f32>() as f64)?;
-        let mut grads = rlox_nn::backward(loss, &self.model);
-        let norm =
-            self.check_finite("gradient norm", rlox_nn::clip_grad_norm(&self.model, &mut grads, max_grad_norm))?;
-        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        let Nets::Burn { model, optimizer } = &mut self.nets else {
+            return Err(Error::invalid(self.algo, "a burn loss given to the fused path"));
+        };
+        let mut grads = rlox_nn::backward(loss, model);
+        let norm = rlox_nn::clip_grad_norm(model, &mut grads, max_grad_norm);
+        if !norm.is_finite() {
+            return Err(Error::diverged(self.algo, "gradient norm", norm, "gradient step", self.gradient_steps + 1));
+        }
+        *model = optimizer.step(lr, model.clone(), grads);
+        self.gradient_steps += 1;
+        Ok(norm)
+    }
+
+    /// One optimizer step on the fused path from the loss derivatives the method wrote into the
+    /// [`crate::fused_policy::RowTerms`] of the last forward; as [`Learner::step`] otherwise.
+    pub fn fused_step(&mut self, loss: f64, lr: f64, max_grad_norm: f64) -> Result<f64> {
+        self.check_finite("loss", loss)?;
+        let Nets::Fused(f) = &mut self.nets else {
+            return Err(Error::invalid(self.algo, "a fused step asked of the burn path"));
+        };
+        let norm = f.backward_step(lr, max_grad_norm);
+        self.check_finite("gradient norm", norm)?;
         self.gradient_steps += 1;
         Ok(norm)
     }
@@ -173,16 +228,14 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
         let plain = device.clone().inner();
         let model =
             ActorCritic::new(obs_dim, &kind, method.policy(), &device, &mut rng_from_seed(derive_seed(run.seed, 3)));
-        let learner = Learner {
-            model,
-            optimizer: method.optimizer().build(),
-            device,
-            obs_dim,
-            kind,
-            gradient_steps: 0,
-            n_updates: 0,
-            algo: M::NAME,
+        let fused = (method.policy().fused && run.device == rlox_nn::DeviceKind::Cpu)
+            .then(|| FusedActorCritic::from_model(&model, method.optimizer()))
+            .flatten();
+        let nets = match fused {
+            Some(f) => Nets::Fused(Box::new(f)),
+            None => Nets::Burn { model, optimizer: method.optimizer().build() },
         };
+        let learner = Learner { nets, device, obs_dim, kind, gradient_steps: 0, n_updates: 0, algo: M::NAME };
         Ok(OnPolicy {
             stats: EpisodeStats::new(method.n_envs()),
             method,
@@ -204,9 +257,14 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
         &self.method
     }
 
-    /// The actor-critic.
-    pub fn model(&self) -> &ActorCritic {
-        &self.learner.model
+    /// The actor-critic (a copy as a burn module on the fused path).
+    pub fn model(&self) -> ActorCritic {
+        self.learner.model()
+    }
+
+    /// Whether this trainer runs on the fused path.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.learner.nets, Nets::Fused(_))
     }
 
     /// The network, optimizer and counters.
@@ -230,12 +288,20 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
     }
 
     /// Deterministic evaluation on `envs` (one episode per env), seeded with `seed`.
-    pub fn evaluate<W>(&self, envs: &mut W, seed: u64) -> Result<(f64, f64)>
+    pub fn evaluate<W>(&mut self, envs: &mut W, seed: u64) -> Result<(f64, f64)>
     where
         W: VecEnv,
         W::Action: PolicyAction,
     {
-        evaluate(&self.learner.model.valid(), &self.plain, &self.learner.kind, envs, seed, 1_000_000)
+        let kind = &self.learner.kind;
+        match &mut self.learner.nets {
+            Nets::Burn { model, .. } => {
+                let valid = model.valid();
+                let mut actor = BurnActor { model: &valid, device: &self.plain, obs_dim: self.learner.obs_dim };
+                evaluate(&mut actor, kind, envs, seed, 1_000_000)
+            }
+            Nets::Fused(f) => evaluate(&mut **f, kind, envs, seed, 1_000_000),
+        }
     }
 
     /// Continue from the newest checkpoint in `checkpoints`; `envs` take its env state.
@@ -250,14 +316,25 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
             &self.learner.device,
             &mut rng_from_seed(0),
         );
-        self.learner.model = checkpoint::load_module(&dir, "policy", fresh)?;
+        let loaded_model = checkpoint::load_module(&dir, "policy", fresh)?;
         let blobs = checkpoint::read_blobs(&dir)?;
         let meta = st
             .optimizers
             .get("optimizer")
             .ok_or_else(|| Error::checkpoint(dir.join("trainer_state.json"), "no optimizer state"))?;
-        self.learner.optimizer = self.method.optimizer().build();
-        checkpoint::load_optimizer(&mut self.learner.optimizer, &self.learner.model, "optimizer", &blobs, meta, &dir)?;
+        match &mut self.learner.nets {
+            Nets::Burn { model, optimizer } => {
+                *model = loaded_model;
+                *optimizer = self.method.optimizer().build();
+                checkpoint::load_optimizer(optimizer, model, "optimizer", &blobs, meta, &dir)?;
+            }
+            Nets::Fused(f) => {
+                f.copy_from_model(&loaded_model);
+                let origin = dir.join(checkpoint::STATE_FILE);
+                let sizes = f.param_sizes();
+                rlox_nn::state::import_flat_optimizer(f.optimizer_mut(), &sizes, "optimizer", &blobs, meta, &origin)?;
+            }
+        }
         envs.load_state(&st.envs).map_err(|e| Error::checkpoint(&dir, e.to_string()))?;
         self.learner.n_updates = st.n_updates;
         self.learner.gradient_steps = st.gradient_steps;
@@ -272,14 +349,24 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
     }
 
     fn save(&self, checkpoints: &CheckpointDir, env_state: crate::rollout::VecEnvState) -> Result<()> {
-        if !rlox_nn::all_finite(&self.learner.model) {
+        let finite = match &self.learner.nets {
+            Nets::Burn { model, .. } => rlox_nn::all_finite(model),
+            Nets::Fused(f) => f.all_finite(),
+        };
+        if !finite {
             return Err(Error::invalid(
                 format!("{} checkpoint", M::NAME),
                 "the network has non-finite parameters; the last good checkpoint is kept",
             ));
         }
         let mut blobs = Blobs::new();
-        let meta = checkpoint::save_optimizer(&self.learner.optimizer, &self.learner.model, "optimizer", &mut blobs)?;
+        let meta = match &self.learner.nets {
+            Nets::Burn { model, optimizer } => checkpoint::save_optimizer(optimizer, model, "optimizer", &mut blobs)?,
+            Nets::Fused(f) => {
+                rlox_nn::state::export_flat_optimizer(f.optimizer(), &f.param_sizes(), "optimizer", &mut blobs)
+            }
+        };
+        let model = self.learner.model();
         let state = TrainerState {
             algorithm: M::NAME.to_string(),
             env_steps: self.stats.env_steps,
@@ -298,7 +385,7 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
             algo: (),
         };
         checkpoints.save(self.stats.env_steps, &state, |w| {
-            checkpoint::save_module(w, "policy", &self.learner.model)?;
+            checkpoint::save_module(w, "policy", &model)?;
             checkpoint::write_blobs(w, &blobs)
         })?;
         Ok(())
@@ -341,35 +428,29 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
 
         while self.stats.env_steps < total && self.final_eval.is_none() {
             let before = self.stats.env_steps;
-            // 1. Experience, with a no-autodiff snapshot of the policy.
-            let policy = self.learner.model.valid();
+            // 1. Experience: the fused network, or a no-autodiff snapshot of the burn one.
+            let snapshot;
+            let mut burn_actor;
+            let policy: &mut dyn BatchActor = match &mut self.learner.nets {
+                Nets::Burn { model, .. } => {
+                    snapshot = model.valid();
+                    burn_actor = BurnActor { model: &snapshot, device: &self.plain, obs_dim };
+                    &mut burn_actor
+                }
+                Nets::Fused(f) => &mut **f,
+            };
+            let kind = &self.learner.kind;
             let episodes;
             let data = match collection {
                 Collection::Rollout { gamma, gae_lambda, .. } => {
-                    let last = collect_rollout(
-                        &policy,
-                        &self.plain,
-                        &self.learner.kind,
-                        envs,
-                        &mut buf,
-                        &mut self.stats,
-                        &mut self.rng_act.rng,
-                    )?;
+                    let last = collect_rollout(policy, kind, envs, &mut buf, &mut self.stats, &mut self.rng_act.rng)?;
                     buf.compute_gae(&last, gamma as f32, gae_lambda as f32);
                     Experience::Rollout(&buf)
                 }
                 Collection::Episodes { gamma } => {
                     let seed = derive_seed(self.run.seed, 10 + self.learner.n_updates);
-                    episodes = collect_episodes(
-                        &policy,
-                        &self.plain,
-                        &self.learner.kind,
-                        envs,
-                        seed,
-                        gamma,
-                        &mut self.stats,
-                        &mut self.rng_act.rng,
-                    )?;
+                    episodes =
+                        collect_episodes(policy, kind, envs, seed, gamma, &mut self.stats, &mut self.rng_act.rng)?;
                     Experience::Episodes(&episodes)
                 }
             };
@@ -383,9 +464,15 @@ impl<M: OnPolicyMethod> OnPolicy<M> {
                 let (v, r): (Vec<f32>, Vec<f32>) = valid.iter().map(|&k| (buf.values[k], buf.returns[k])).unzip();
                 metrics.push(("train/explained_variance", explained_variance(&v, &r)));
             }
-            if let Some(ls) = &self.learner.model.log_std {
-                let ls: Vec<f32> = ls.val().into_data().try_into_vec_as::<f32>().expect("f32");
-                metrics.push(("train/std", ls.iter().map(|l| l.exp() as f64).sum::<f64>() / ls.len() as f64));
+            let mean_std = match &self.learner.nets {
+                Nets::Burn { model, .. } => model.log_std.as_ref().map(|ls| {
+                    let ls: Vec<f32> = ls.val().into_data().try_into_vec_as::<f32>().expect("f32");
+                    ls.iter().map(|l| l.exp() as f64).sum::<f64>() / ls.len() as f64
+                }),
+                Nets::Fused(f) => f.mean_std(),
+            };
+            if let Some(std) = mean_std {
+                metrics.push(("train/std", std));
             }
             metrics.push(("train/n_updates", self.learner.gradient_steps as f64));
             let secs = start.elapsed().as_secs_f64();

@@ -145,6 +145,10 @@ pub struct PolicyConfig {
     /// The log-std is a second output of the policy network (clamped to [-20, 2]) instead of a
     /// free parameter. *SB3*: off.
     pub state_dependent_std: bool,
+    /// Train on rlox-nn's fused small-MLP path ([`crate::fused_policy`]) when the architecture and
+    /// device allow it (separate networks, a state-independent log-std, the CPU); `false` forces
+    /// burn's autodiff, for comparison. The two take the same gradient steps.
+    pub fused: bool,
 }
 
 impl Default for PolicyConfig {
@@ -156,6 +160,7 @@ impl Default for PolicyConfig {
             ortho_init: true,
             log_std_init: 0.0,
             state_dependent_std: false,
+            fused: true,
         }
     }
 }
@@ -342,6 +347,42 @@ impl ActorCritic {
         (dist, value)
     }
 
+    /// Whether the policy is a Gaussian.
+    pub fn is_continuous(&self) -> bool {
+        self.continuous
+    }
+
+    /// Whether a Gaussian's log-std is an output of the policy network.
+    pub fn state_dependent_std(&self) -> bool {
+        self.state_dependent_std
+    }
+
+    /// Actions (discrete) or action dimensions (continuous).
+    pub fn n_actions(&self) -> usize {
+        self.n_actions
+    }
+
+    /// An actor-critic of separate networks `pi` and `vf` and, for a Gaussian policy, the
+    /// state-independent `log_std` (one value per action dimension) on `device`; without `log_std`
+    /// the policy is categorical over `pi`'s outputs. (The fused path's parameters as a module.)
+    pub fn from_networks(pi: Mlp, vf: Mlp, log_std: Option<&[f32]>, device: &Device) -> Self {
+        let activation = pi.activation;
+        let n_actions = match log_std {
+            Some(v) => v.len(),
+            None => pi.layers.last().map_or(0, |l| l.weight.lazy_shape().dims::<2>()[1]),
+        };
+        let continuous = log_std.is_some();
+        let log_std = log_std.map(|v| {
+            Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device).require_grad())
+        });
+        ActorCritic { trunk: None, pi, vf, log_std, activation, n_actions, continuous, state_dependent_std: false }
+    }
+
+    /// The device the parameters are on.
+    pub fn device(&self) -> Device {
+        self.pi.layers[0].weight.device()
+    }
+
     /// Values only (`[batch]`).
     pub fn value(&self, obs: Tensor<2>) -> Tensor<1> {
         self.forward(obs).1
@@ -387,6 +428,37 @@ impl ActorCritic {
                 Acted { actions, log_probs, values }
             }
         }
+    }
+}
+
+/// A policy that acts on a whole env batch at once: the burn [`ActorCritic`] ([`BurnActor`]) or
+/// the fused one ([`crate::fused_policy::FusedActorCritic`]). `out`'s buffers are reused from call
+/// to call.
+pub trait BatchActor {
+    /// Act on the observations `obs` (`[n, obs_dim]`): raw actions, their log-probabilities and the
+    /// values, sampled from `rng` (the most likely actions when `deterministic`).
+    fn act_into(&mut self, obs: &[f32], rng: &mut Rng, deterministic: bool, out: &mut Acted);
+}
+
+/// A no-autodiff [`ActorCritic`] on its device, acting through [`ActorCritic::act`].
+pub struct BurnActor<'a> {
+    /// The network (a `.valid()` copy).
+    pub model: &'a ActorCritic,
+    /// Its device.
+    pub device: &'a Device,
+    /// Scalars per observation.
+    pub obs_dim: usize,
+}
+
+impl BatchActor for BurnActor<'_> {
+    fn act_into(&mut self, obs: &[f32], rng: &mut Rng, deterministic: bool, out: &mut Acted) {
+        *out = self.model.act(obs, self.obs_dim, rng, deterministic, self.device);
+    }
+}
+
+impl BatchActor for crate::fused_policy::FusedActorCritic {
+    fn act_into(&mut self, obs: &[f32], rng: &mut Rng, deterministic: bool, out: &mut Acted) {
+        crate::fused_policy::FusedActorCritic::act_into(self, obs, rng, deterministic, out)
     }
 }
 

@@ -21,8 +21,10 @@
 //! `train/learning_rate`, `time/fps`, ...). A non-finite loss or gradient norm stops the run with an
 //! error naming the gradient step; the last checkpoint on disk is the last good one.
 
-use crate::onpolicy::{Collection, Experience, Learner, Metrics, OnPolicyMethod};
-use crate::policies::PolicyConfig;
+use crate::fused_policy::FusedActorCritic;
+use crate::gae::RolloutBuffer;
+use crate::onpolicy::{Collection, Experience, Learner, Metrics, Nets, OnPolicyMethod};
+use crate::policies::{ActorCritic, PolicyConfig};
 use rand::seq::SliceRandom;
 use rlox_core::seeding::Rng;
 use rlox_core::{Error, Result};
@@ -172,7 +174,7 @@ impl PpoConfig {
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
-        learner: &Learner,
+        model: &ActorCritic,
         obs: Vec<f32>,
         actions: &[f32],
         old_log_probs: Vec<f32>,
@@ -182,9 +184,9 @@ impl PpoConfig {
         clip: f64,
     ) -> PpoLoss {
         let b = adv.len();
-        let d = &learner.device;
-        let obs = Tensor::<2>::from_data(TensorData::new(obs, [b, learner.obs_dim]), d);
-        let (dist, values) = learner.model.forward(obs);
+        let d = &model.device();
+        let obs = Tensor::<2>::from_data(TensorData::new(obs.clone(), [b, obs.len() / b]), d);
+        let (dist, values) = model.forward(obs);
         let log_prob = dist.log_prob(actions);
         let entropy = dist.entropy();
         let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), d);
@@ -205,6 +207,117 @@ impl PpoConfig {
             + entropy.clone().mul_scalar(self.ent_coef as f32)
             + value.clone().mul_scalar(self.vf_coef as f32);
         PpoLoss { total, policy_gradient, value, entropy, log_ratio: log_ratio.detach() }
+    }
+}
+
+/// What one minibatch's loss reports (the same on both paths).
+struct MinibatchStats {
+    total: f64,
+    policy_gradient: f64,
+    value: f64,
+    entropy: f64,
+    /// The approximate KL `mean((r - 1) - log r)` (Schulman's k3, as SB3).
+    approx_kl: f64,
+    /// The fraction of rows with `|r - 1| > clip`.
+    clip_fraction: f64,
+}
+
+impl MinibatchStats {
+    fn from_log_ratios(log_ratio: impl ExactSizeIterator<Item = f32>, clip: f64) -> (f64, f64) {
+        let n = log_ratio.len().max(1) as f64;
+        let (mut kl, mut clipped) = (0.0f64, 0usize);
+        for x in log_ratio {
+            let r = (x as f64).exp();
+            kl += (r - 1.0) - x as f64;
+            if (r - 1.0).abs() > clip {
+                clipped += 1;
+            }
+        }
+        (kl / n, clipped as f64 / n)
+    }
+}
+
+impl PpoConfig {
+    /// The minibatch `mb` of `buf` through burn's autodiff: the loss tensor and its statistics.
+    fn burn_minibatch(
+        &self,
+        model: &ActorCritic,
+        buf: &RolloutBuffer,
+        mb: &[usize],
+        adv: &[f32],
+        clip: f64,
+    ) -> (Tensor<1>, MinibatchStats) {
+        let l = self.loss(
+            model,
+            gather(&buf.obs, buf.obs_dim, mb),
+            &gather(&buf.actions, buf.action_dim, mb),
+            mb.iter().map(|&k| buf.log_probs[k]).collect(),
+            adv.to_vec(),
+            mb.iter().map(|&k| buf.returns[k]).collect(),
+            mb.iter().map(|&k| buf.values[k]).collect(),
+            clip,
+        );
+        let log_ratio: Vec<f32> = l.log_ratio.into_data().try_into_vec_as::<f32>().expect("f32");
+        let (approx_kl, clip_fraction) = MinibatchStats::from_log_ratios(log_ratio.into_iter(), clip);
+        let stats = MinibatchStats {
+            total: l.total.clone().into_scalar::<f32>() as f64,
+            policy_gradient: l.policy_gradient.into_scalar::<f32>() as f64,
+            value: l.value.into_scalar::<f32>() as f64,
+            entropy: l.entropy.into_scalar::<f32>() as f64,
+            approx_kl,
+            clip_fraction,
+        };
+        (l.total, stats)
+    }
+
+    /// The same loss on the fused path, computed on the host from the rows' `log pi`, entropy and
+    /// value; writes its derivatives for [`crate::onpolicy::Learner::fused_step`].
+    fn fused_minibatch(
+        &self,
+        net: &mut FusedActorCritic,
+        buf: &RolloutBuffer,
+        mb: &[usize],
+        adv: &[f32],
+        clip: f64,
+    ) -> MinibatchStats {
+        let t = net.forward_rows(&buf.obs, &buf.actions, Some(mb));
+        let b = mb.len() as f32;
+        let (lo, hi) = (1.0 - clip as f32, 1.0 + clip as f32);
+        let (mut surrogate, mut value, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
+        for (r, &k) in mb.iter().enumerate() {
+            // -min(A r, A clip(r)): the gradient flows through the unclipped term when it is the
+            // smaller one (where both are equal, r is inside the clip range or A = 0).
+            let ratio = (t.log_prob[r] - buf.log_probs[k]).exp();
+            let (s1, s2) = (adv[r] * ratio, adv[r] * ratio.clamp(lo, hi));
+            surrogate += s1.min(s2) as f64;
+            t.d_log_prob[r] = if s1 <= s2 { -s1 / b } else { 0.0 };
+            // (R - V)^2, V optionally clipped around the value recorded when acting.
+            let (v, old) = (t.value[r], buf.values[k]);
+            let (v_used, passes) = match self.clip_range_vf {
+                Some(c) => {
+                    let c = c as f32;
+                    (old + (v - old).clamp(-c, c), (v - old).abs() <= c)
+                }
+                None => (v, true),
+            };
+            let diff = v_used - buf.returns[k];
+            value += (diff * diff) as f64;
+            t.d_value[r] = if passes { self.vf_coef as f32 * 2.0 * diff / b } else { 0.0 };
+            entropy += t.entropy[r] as f64;
+        }
+        t.d_entropy = -(self.ent_coef as f32) / b;
+        let n = b as f64;
+        let (policy_gradient, value, entropy) = (-surrogate / n, value / n, -entropy / n);
+        let log_ratio = mb.iter().enumerate().map(|(r, &k)| t.log_prob[r] - buf.log_probs[k]);
+        let (approx_kl, clip_fraction) = MinibatchStats::from_log_ratios(log_ratio, clip);
+        MinibatchStats {
+            total: policy_gradient + self.ent_coef * entropy + self.vf_coef * value,
+            policy_gradient,
+            value,
+            entropy,
+            approx_kl,
+            clip_fraction,
+        }
     }
 }
 
@@ -243,48 +356,38 @@ impl OnPolicyMethod for PpoConfig {
         };
         let (lr, clip) = (self.lr_schedule().value(progress), self.clip_schedule().value(progress));
         let mut idx = buf.valid_indices();
-        let ad = buf.action_dim;
         let (mut pg, mut vl, mut el, mut loss, mut norms) = (0.0, 0.0, 0.0, 0.0, 0.0);
         let (mut n_mb, mut steps, mut kl_sum, mut clip_sum) = (0u64, 0u64, 0.0, 0.0);
+        let mut adv = Vec::with_capacity(self.batch_size);
         'epochs: for _ in 0..self.n_epochs {
             idx.shuffle(rng);
             for mb in idx.chunks(self.batch_size) {
-                let mut adv: Vec<f32> = mb.iter().map(|&k| buf.advantages[k]).collect();
+                adv.clear();
+                adv.extend(mb.iter().map(|&k| buf.advantages[k]));
                 if self.normalize_advantage && adv.len() > 1 {
                     normalize(&mut adv);
                 }
-                let l = self.loss(
-                    learner,
-                    gather(&buf.obs, buf.obs_dim, mb),
-                    &gather(&buf.actions, ad, mb),
-                    mb.iter().map(|&k| buf.log_probs[k]).collect(),
-                    adv,
-                    mb.iter().map(|&k| buf.returns[k]).collect(),
-                    mb.iter().map(|&k| buf.values[k]).collect(),
-                    clip,
-                );
-                let total = learner.check_finite("loss", l.total.clone().into_scalar::<f32>() as f64)?;
-                let lr_host: Vec<f32> = l.log_ratio.into_data().try_into_vec_as::<f32>().expect("f32");
-                let (mut kl, mut clipped) = (0.0f64, 0usize);
-                for &x in &lr_host {
-                    let r = (x as f64).exp();
-                    kl += (r - 1.0) - x as f64;
-                    if (r - 1.0).abs() > clip {
-                        clipped += 1;
+                let (burn_loss, stats) = match &mut learner.nets {
+                    Nets::Burn { model, .. } => {
+                        let (l, stats) = self.burn_minibatch(model, buf, mb, &adv, clip);
+                        (Some(l), stats)
                     }
-                }
-                let kl = kl / lr_host.len() as f64;
-                pg += l.policy_gradient.into_scalar::<f32>() as f64;
-                vl += l.value.into_scalar::<f32>() as f64;
-                el += l.entropy.into_scalar::<f32>() as f64;
-                kl_sum += kl;
-                clip_sum += clipped as f64 / lr_host.len() as f64;
-                loss = total;
+                    Nets::Fused(f) => (None, self.fused_minibatch(f, buf, mb, &adv, clip)),
+                };
+                loss = learner.check_finite("loss", stats.total)?;
+                pg += stats.policy_gradient;
+                vl += stats.value;
+                el += stats.entropy;
+                kl_sum += stats.approx_kl;
+                clip_sum += stats.clip_fraction;
                 n_mb += 1;
-                if self.target_kl.is_some_and(|t| kl > 1.5 * t) {
+                if self.target_kl.is_some_and(|t| stats.approx_kl > 1.5 * t) {
                     break 'epochs;
                 }
-                norms += learner.step(&l.total, lr, self.max_grad_norm)?;
+                norms += match burn_loss {
+                    Some(l) => learner.step(&l, lr, self.max_grad_norm)?,
+                    None => learner.fused_step(stats.total, lr, self.max_grad_norm)?,
+                };
                 steps += 1;
             }
         }
@@ -344,8 +447,9 @@ mod tests {
             let actions: Vec<f32> =
                 (0..b).map(|i| if kind.is_discrete() { (i % 2) as f32 } else { 0.3 * i as f32 - 2.0 }).collect();
             let adv: Vec<f32> = (0..b).map(|i| i as f32 - 7.5).collect();
-            let l = config.loss(ppo.learner(), obs, &actions, vec![-0.7; b], adv, vec![1.0; b], vec![0.0; b], 0.2);
-            rlox_nn::testing::assert_all_params_get_grad(ppo.model(), &l.total);
+            let model = ppo.model();
+            let l = config.loss(&model, obs, &actions, vec![-0.7; b], adv, vec![1.0; b], vec![0.0; b], 0.2);
+            rlox_nn::testing::assert_all_params_get_grad(&model, &l.total);
         }
     }
 }

@@ -12,8 +12,9 @@
 //! No zoo entry exists for REINFORCE; the defaults are this file's choice (marked *rlox*), chosen
 //! to match the PPO/A2C networks (64x64 tanh, orthogonal init) with Adam.
 
-use crate::onpolicy::{Collection, Experience, Learner, Metrics, OnPolicyMethod};
-use crate::policies::PolicyConfig;
+use crate::fused_policy::FusedActorCritic;
+use crate::onpolicy::{Collection, Experience, Learner, Metrics, Nets, OnPolicyMethod};
+use crate::policies::{ActorCritic, PolicyConfig};
 use crate::rollout::Episodes;
 use rlox_core::seeding::Rng;
 use rlox_core::{Error, Result};
@@ -85,11 +86,11 @@ impl ReinforceConfig {
     }
 
     /// The loss (total, policy term, value term) of one update's episodes.
-    pub fn loss(&self, learner: &Learner, e: &Episodes) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    pub fn loss(&self, model: &ActorCritic, e: &Episodes) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
         let b = e.returns.len();
-        let d = &learner.device;
-        let obs = Tensor::<2>::from_data(TensorData::new(e.obs.clone(), [b, learner.obs_dim]), d);
-        let (dist, values) = learner.model.forward(obs);
+        let d = &model.device();
+        let obs = Tensor::<2>::from_data(TensorData::new(e.obs.clone(), [b, e.obs.len() / b]), d);
+        let (dist, values) = model.forward(obs);
         let log_prob = dist.log_prob(&e.actions);
         let ret = Tensor::<1>::from_data(TensorData::new(e.returns.clone(), [b]), d);
         let mut adv = if self.baseline { ret.clone() - values.clone().detach() } else { ret.clone() };
@@ -105,6 +106,39 @@ impl ReinforceConfig {
             total = total - dist.entropy().mean().mul_scalar(self.ent_coef as f32);
         }
         (total, policy_loss, value_loss)
+    }
+}
+
+impl ReinforceConfig {
+    /// The same loss on the fused path, on the host from the rows' `log pi`, entropy and value; writes
+    /// its derivatives for [`Learner::fused_step`]. Returns (total, policy, value).
+    fn fused_loss(&self, net: &mut FusedActorCritic, e: &Episodes) -> (f64, f64, f64) {
+        let t = net.forward_rows(&e.obs, &e.actions, None);
+        let b = e.returns.len();
+        // The advantage, detached from the value network: G - V with a baseline, else G.
+        let mut adv: Vec<f32> =
+            e.returns.iter().zip(&t.value).map(|(&g, &v)| if self.baseline { g - v } else { g }).collect();
+        if self.normalize_advantage && b > 1 {
+            let mean = adv.iter().sum::<f32>() / b as f32;
+            let std = (adv.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / (b - 1) as f32).sqrt();
+            adv.iter_mut().for_each(|a| *a = (*a - mean) / (std + 1e-8));
+        }
+        let bf = b as f32;
+        let (mut policy, mut value, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
+        for r in 0..b {
+            policy += (adv[r] * t.log_prob[r]) as f64;
+            t.d_log_prob[r] = -adv[r] / bf;
+            if self.baseline {
+                let diff = t.value[r] - e.returns[r];
+                value += (diff * diff) as f64;
+                t.d_value[r] = self.vf_coef as f32 * 2.0 * diff / bf;
+            }
+            entropy += t.entropy[r] as f64;
+        }
+        t.d_entropy = -(self.ent_coef as f32) / bf;
+        let n = b as f64;
+        let (policy, value) = (-policy / n, value / n);
+        (policy + self.vf_coef * value - self.ent_coef * entropy / n, policy, value)
     }
 }
 
@@ -132,11 +166,20 @@ impl OnPolicyMethod for ReinforceConfig {
         let Experience::Episodes(e) = data else {
             return Err(Error::invalid("reinforce", "REINFORCE trains on complete episodes"));
         };
-        let (total, pl, vl) = self.loss(learner, e);
-        let norm = learner.step(&total, self.learning_rate, self.max_grad_norm)?;
+        let (norm, pl, vl) = match &mut learner.nets {
+            Nets::Burn { model, .. } => {
+                let (total, pl, vl) = self.loss(model, e);
+                let (pl, vl) = (pl.into_scalar::<f32>() as f64, vl.into_scalar::<f32>() as f64);
+                (learner.step(&total, self.learning_rate, self.max_grad_norm)?, pl, vl)
+            }
+            Nets::Fused(f) => {
+                let (total, pl, vl) = self.fused_loss(f, e);
+                (learner.fused_step(total, self.learning_rate, self.max_grad_norm)?, pl, vl)
+            }
+        };
         Ok(vec![
-            ("train/policy_loss", pl.into_scalar::<f32>() as f64),
-            ("train/value_loss", vl.into_scalar::<f32>() as f64),
+            ("train/policy_loss", pl),
+            ("train/value_loss", vl),
             ("train/grad_norm", norm),
             ("train/learning_rate", self.learning_rate),
         ])
@@ -168,7 +211,8 @@ mod tests {
             returns: vec![3.0, 2.0, 1.0, -1.0],
             episode_returns: vec![],
         };
-        let (loss, ..) = config.loss(r.learner(), &e);
-        rlox_nn::testing::assert_all_params_get_grad(r.model(), &loss);
+        let model = r.model();
+        let (loss, ..) = config.loss(&model, &e);
+        rlox_nn::testing::assert_all_params_get_grad(&model, &loss);
     }
 }

@@ -11,14 +11,13 @@
 //! states is the env's own; only the draws differ from a `SyncVecEnv` of `*_v1()` envs.
 
 use crate::gae::RolloutBuffer;
-use crate::policies::{ActionKind, ActorCritic, PolicyAction};
+use crate::policies::{Acted, ActionKind, BatchActor, PolicyAction};
 use rlox_core::env::{Env, FlatObs, SetState};
 use rlox_core::logger::Logger;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::spaces::Space;
 use rlox_core::vec_env::VecEnv;
 use rlox_core::{Error, Result};
-use rlox_nn::Device;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -287,11 +286,11 @@ impl EpisodeStats {
     }
 }
 
-/// Fill `buf` with `buf.n_steps` calls of `envs` under `policy` (a no-autodiff copy), sampling from
-/// `rng`; returns `V` of the observations after the last call (the bootstrap values).
+/// Fill `buf` with `buf.n_steps` calls of `envs` under `policy`, sampling from `rng`; returns `V` of
+/// the observations after the last call (the bootstrap values). One forward per call for the whole
+/// env batch; the loop allocates nothing after its first call.
 pub fn collect_rollout<V>(
-    policy: &ActorCritic,
-    device: &Device,
+    policy: &mut dyn BatchActor,
     kind: &ActionKind,
     envs: &mut V,
     buf: &mut RolloutBuffer,
@@ -304,10 +303,11 @@ where
 {
     let (n, d, ad) = (buf.n_envs, buf.obs_dim, buf.action_dim);
     let mut actions: Vec<V::Action> = Vec::with_capacity(n);
+    let mut acted = Acted::default();
     for t in 0..buf.n_steps {
         let base = t * n;
         buf.obs[base * d..(base + n) * d].copy_from_slice(envs.observations());
-        let acted = policy.act(&buf.obs[base * d..(base + n) * d], d, rng, false, device);
+        policy.act_into(&buf.obs[base * d..(base + n) * d], rng, false, &mut acted);
         buf.actions[base * ad..(base + n) * ad].copy_from_slice(&acted.actions);
         buf.values[base..base + n].copy_from_slice(&acted.values);
         buf.log_probs[base..base + n].copy_from_slice(&acted.log_probs);
@@ -338,8 +338,8 @@ where
             }
         }
     }
-    let last = policy.act(envs.observations(), d, rng, true, device);
-    Ok(last.values)
+    policy.act_into(envs.observations(), rng, true, &mut acted);
+    Ok(acted.values)
 }
 
 /// One update's complete episodes, flattened (REINFORCE's experience).
@@ -371,8 +371,7 @@ pub fn returns_to_go(rewards: &[f64], gamma: f64) -> Vec<f64> {
 /// steps are dropped. The episodes' transitions and returns are added to `stats`.
 #[allow(clippy::too_many_arguments)]
 pub fn collect_episodes<V>(
-    policy: &ActorCritic,
-    device: &Device,
+    policy: &mut dyn BatchActor,
     kind: &ActionKind,
     envs: &mut V,
     seed: u64,
@@ -391,17 +390,20 @@ where
     let mut rewards: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut active = vec![true; n];
     let mut steps = 0u64;
+    let mut acted = Acted::default();
+    let mut actions: Vec<V::Action> = Vec::with_capacity(n);
     while active.iter().any(|&a| a) {
         steps += 1;
         if steps > 1_000_000 {
             return Err(Error::invalid("episodes", "an episode ran 1000000 steps; give the env a time limit"));
         }
-        let acted = policy.act(envs.observations(), d, rng, false, device);
+        policy.act_into(envs.observations(), rng, false, &mut acted);
         for i in (0..n).filter(|&i| active[i]) {
             obs[i].extend_from_slice(&envs.observations()[i * d..(i + 1) * d]);
             acts[i].extend_from_slice(&acted.actions[i * ad..(i + 1) * ad]);
         }
-        let actions: Vec<V::Action> = acted.actions.chunks_exact(ad).map(|a| V::Action::from_policy(kind, a)).collect();
+        actions.clear();
+        actions.extend(acted.actions.chunks_exact(ad).map(|a| V::Action::from_policy(kind, a)));
         envs.step(&actions)?;
         for i in 0..n {
             if !active[i] {
@@ -433,8 +435,7 @@ where
 /// Deterministic (argmax / mean action) evaluation: each env of `envs` plays one episode after
 /// `reset(Some(seed))`; returns (mean, std) of the returns. Errors if an episode runs `max_steps` calls.
 pub fn evaluate<V>(
-    policy: &ActorCritic,
-    device: &Device,
+    policy: &mut dyn BatchActor,
     kind: &ActionKind,
     envs: &mut V,
     seed: u64,
@@ -444,10 +445,10 @@ where
     V: VecEnv,
     V::Action: PolicyAction,
 {
-    let d = envs.obs_dim();
     let mut dummy = rlox_core::seeding::rng_from_seed(0);
+    let mut acted = Acted::default();
     evaluate_with(envs, seed, max_steps, |obs| {
-        let acted = policy.act(obs, d, &mut dummy, true, device);
+        policy.act_into(obs, &mut dummy, true, &mut acted);
         acted.actions.chunks_exact(kind.action_dim()).map(|a| V::Action::from_policy(kind, a)).collect()
     })
 }

@@ -20,7 +20,7 @@ fn cartpole_envs(n: usize) -> ResumableVecEnv<CartPole> {
 }
 
 fn params<M: OnPolicyMethod>(t: &OnPolicy<M>) -> Vec<u8> {
-    rlox_nn::to_safetensors_bytes(t.model(), &BTreeMap::new()).unwrap()
+    rlox_nn::to_safetensors_bytes(&t.model(), &BTreeMap::new()).unwrap()
 }
 
 fn run(seed: u64, total: u64, every: u64) -> RunSettings {
@@ -191,4 +191,93 @@ fn ppo_runs_on_pendulum() {
     // A discrete-only check names both the algorithm and the env.
     let err = check_action_space(&env_space, "dqn", "Pendulum-v1", true).unwrap_err().to_string();
     assert!(err.contains("dqn") && err.contains("Pendulum-v1"), "{err}");
+}
+
+/// The largest difference between two networks' parameters, and the largest parameter.
+fn max_param_difference(a: &rlox_deep::ActorCritic, b: &rlox_deep::ActorCritic) -> (f32, f32) {
+    let flat = |m: &rlox_deep::ActorCritic| -> Vec<f32> {
+        let shapes = rlox_nn::checkpoint::param_shapes(m);
+        let bytes = rlox_nn::to_safetensors_bytes(m, &BTreeMap::new()).unwrap();
+        rlox_nn::checkpoint::read_tensors(&bytes, "model", &shapes).unwrap().concat()
+    };
+    let (x, y) = (flat(a), flat(b));
+    assert_eq!(x.len(), y.len());
+    let scale = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    (x.iter().zip(&y).fold(0.0f32, |m, (p, q)| m.max((p - q).abs())), scale)
+}
+
+/// Train `fused` and `burn` (the same method, one on each path) with `run` on envs from `envs`, and
+/// check that they end with the same parameters and logged the same losses (see below).
+fn same_steps<M, E>(
+    name: &str,
+    fused: M,
+    burn: M,
+    run: &RunSettings,
+    obs_dim: usize,
+    kind: ActionKind,
+    envs: impl Fn(usize) -> ResumableVecEnv<E>,
+) where
+    M: OnPolicyMethod + Clone,
+    E: rlox_core::env::Env,
+    ResumableVecEnv<E>: VecEnv + rlox_deep::Resumable,
+    <ResumableVecEnv<E> as VecEnv>::Action: rlox_deep::PolicyAction,
+{
+    let go = |m: M| {
+        let mut t = OnPolicy::new(m.clone(), run, obs_dim, kind.clone()).unwrap();
+        let mut log = MemoryLogger::default();
+        t.learn(&mut envs(m.n_envs()), &mut envs(2), &mut log, None).unwrap();
+        (t, log)
+    };
+    let (f, log_f) = go(fused);
+    let (b, log_b) = go(burn);
+    assert!(f.is_fused() && !b.is_fused(), "{name}");
+    let (worst, scale) = max_param_difference(&f.model(), &b.model());
+    eprintln!("{name}: parameters differ by {worst:e} (scale {scale})");
+    assert!(worst <= 1e-5 * scale.max(1.0), "{name}: parameters differ by {worst} (scale {scale})");
+    let series = |l: &MemoryLogger| -> Vec<(u64, String, f64)> {
+        l.records.iter().filter(|r| r.1.starts_with("train/")).map(|(s, k, v)| (*s, k.clone(), *v)).collect()
+    };
+    let (sf, sb) = (series(&log_f), series(&log_b));
+    assert_eq!(sf.len(), sb.len(), "{name}");
+    for ((s1, k1, v1), (s2, k2, v2)) in sf.iter().zip(&sb) {
+        assert_eq!((s1, k1), (s2, k2), "{name}");
+        let tol = 1e-3 * v2.abs().max(1e-2);
+        assert!((v1 - v2).abs() <= tol, "{name} step {s1} {k1}: fused {v1} burn {v2}");
+    }
+}
+
+/// The fused small-MLP path and burn's autodiff train the same network: from one seed, PPO (discrete
+/// with an entropy bonus and value clipping; Gaussian on Pendulum), A2C (RMSprop, normalised
+/// advantages, entropy bonus) and REINFORCE (baseline, normalised advantages, entropy bonus) run a few
+/// updates on each path; the parameters agree to 1e-5 of their scale (rounding compounds over the
+/// steps to about 1e-7; a wrong gradient term, even the entropy bonus's alone, moves them by 1e-5 and
+/// more) and every logged training metric to 1e-3 relative.
+#[test]
+fn fused_and_burn_paths_take_the_same_steps() {
+    let cartpole = |n: usize| cartpole_envs(n);
+    let pendulum = |n: usize| ResumableVecEnv::new(n, Pendulum::new, Some(200)).unwrap();
+    let burn = |p: &rlox_deep::PolicyConfig| rlox_deep::PolicyConfig { fused: false, ..p.clone() };
+    // (The clip range stays constant: at the zoo's final clip range of 0 the clip fraction counts
+    // rounding noise of the ratio.)
+    let ppo = PpoConfig {
+        n_epochs: 3,
+        batch_size: 64,
+        ent_coef: 0.1,
+        clip_range_vf: Some(0.2),
+        clip_range_end: None,
+        ..Default::default()
+    };
+    let ppo_burn = PpoConfig { policy: burn(&ppo.policy), ..ppo.clone() };
+    let discrete = ActionKind::Discrete(2);
+    same_steps("ppo", ppo.clone(), ppo_burn, &run(3, 8 * 32 * 3, 0), 4, discrete.clone(), cartpole);
+    let box_kind = ActionKind::Continuous { low: vec![-2.0], high: vec![2.0] };
+    let ppo_c = PpoConfig { learning_rate_end: None, ..ppo };
+    let ppo_c_burn = PpoConfig { policy: burn(&ppo_c.policy), ..ppo_c.clone() };
+    same_steps("ppo pendulum", ppo_c, ppo_c_burn, &run(3, 8 * 32 * 3, 0), 3, box_kind, pendulum);
+    let a2c = A2cConfig { ent_coef: 0.1, normalize_advantage: true, ..Default::default() };
+    let a2c_burn = A2cConfig { policy: burn(&a2c.policy), ..a2c.clone() };
+    same_steps("a2c", a2c, a2c_burn, &run(3, 8 * 5 * 10, 0), 4, discrete.clone(), cartpole);
+    let rf = ReinforceConfig { n_envs: 4, normalize_advantage: true, ent_coef: 0.1, ..Default::default() };
+    let rf_burn = ReinforceConfig { policy: burn(&rf.policy), ..rf.clone() };
+    same_steps("reinforce", rf, rf_burn, &run(3, 600, 0), 4, discrete, cartpole);
 }

@@ -121,7 +121,7 @@ pub fn import_optimizer<M: Module>(
 
 /// The sizes of `net`'s parameters in the order a [`Module`] visits the equivalent [`crate::Mlp`]s
 /// (member by member, layer by layer, weight then bias): the order of the flat buffers.
-fn fused_param_sizes(net: &FusedMlp) -> Vec<usize> {
+pub fn fused_param_sizes(net: &FusedMlp) -> Vec<usize> {
     let w = net.widths();
     (0..net.members()).flat_map(|_| w.windows(2).flat_map(|p| [p[0] * p[1], p[1]])).collect()
 }
@@ -130,8 +130,14 @@ fn fused_param_sizes(net: &FusedMlp) -> Vec<usize> {
 /// (`<name>.<k>.<j>`, parameter `k` in the module's visiting order, buffer `j`) and step counts as the
 /// host optimizer of the same network writes, so a checkpoint does not depend on which path trained it.
 pub fn export_fused_optimizer(opt: &FusedOptimizer, net: &FusedMlp, name: &str, arrays: &mut Arrays) -> OptimizerMeta {
+    export_flat_optimizer(opt, &fused_param_sizes(net), name, arrays)
+}
+
+/// [`export_fused_optimizer`] for an optimizer over flat parameters made of tensors of `sizes`
+/// values, in the module's visiting order (an actor-critic's networks and log-std, stepped with
+/// [`FusedOptimizer::step_parts`]).
+pub fn export_flat_optimizer(opt: &FusedOptimizer, sizes: &[usize], name: &str, arrays: &mut Arrays) -> OptimizerMeta {
     let state = opt.state();
-    let sizes = fused_param_sizes(net);
     let steps = opt.steps().min(i32::MAX as u64) as i32;
     if steps > 0 {
         let mut at = 0;
@@ -155,7 +161,20 @@ pub fn import_fused_optimizer(
     meta: &OptimizerMeta,
     origin: &Path,
 ) -> Result<()> {
-    let sizes = fused_param_sizes(net);
+    import_flat_optimizer(opt, &fused_param_sizes(net), name, arrays, meta, origin)
+}
+
+/// Restore what [`export_flat_optimizer`] (or [`export_optimizer`] of the equivalent module) wrote
+/// for parameters of `sizes` values; `origin` is named in errors.
+pub fn import_flat_optimizer(
+    opt: &mut FusedOptimizer,
+    sizes: &[usize],
+    name: &str,
+    arrays: &Arrays,
+    meta: &OptimizerMeta,
+    origin: &Path,
+) -> Result<()> {
+    let num_params: usize = sizes.iter().sum();
     if meta.param_steps.len() != sizes.len() {
         return Err(Error::checkpoint(
             origin,
@@ -170,7 +189,7 @@ pub fn import_fused_optimizer(
     if meta.param_steps.iter().any(|&s| s != steps) {
         return Err(Error::checkpoint(origin, format!("optimizer `{name}`: parameters with different step counts")));
     }
-    let mut buffers = vec![Vec::with_capacity(net.num_params()); meta.buffers];
+    let mut buffers = vec![Vec::with_capacity(num_params); meta.buffers];
     if steps > 0 {
         for (k, &n) in sizes.iter().enumerate() {
             for (j, b) in buffers.iter_mut().enumerate() {
@@ -185,7 +204,7 @@ pub fn import_fused_optimizer(
             }
         }
     } else {
-        buffers.iter_mut().for_each(|b| b.resize(net.num_params(), 0.0));
+        buffers.iter_mut().for_each(|b| b.resize(num_params, 0.0));
     }
     opt.set_state(FusedOptimizerState { steps: meta.steps, buffers })
         .map_err(|e| Error::checkpoint(origin, e.to_string()))

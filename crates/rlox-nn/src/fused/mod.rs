@@ -81,7 +81,7 @@ mod optim;
 pub mod vector;
 
 pub use mlp::{FusedMlp, Workspace};
-pub use optim::{clip_grad_norm, grad_norm, polyak_update, FusedOptimizer, FusedOptimizerState};
+pub use optim::{clip_grad_norm, clip_grad_norm_parts, grad_norm, polyak_update, FusedOptimizer, FusedOptimizerState};
 
 /// The instruction set of the fused path: the best this CPU has, lowered by `RLOX_MLP_ISA`
 /// (`portable`, `avx2`); detected once.

@@ -82,39 +82,63 @@ impl FusedOptimizer {
     /// # Panics
     /// If `params` and `grads` do not have the length the optimizer was made for.
     pub fn step(&mut self, lr: f64, params: &mut [f32], grads: &[f32]) {
-        let n = params.len();
-        assert_eq!(grads.len(), n, "optimizer step: {} gradients for {n} parameters", grads.len());
+        self.step_parts(lr, &mut [(params, grads)]);
+    }
+
+    /// One update of parameters kept in several buffers (an actor-critic's policy network, value
+    /// network and log-std), as if they were one flat buffer in this order: the optimizer's state
+    /// is laid out part after part, and the step count advances once.
+    ///
+    /// # Panics
+    /// If a part's gradient differs in length from its parameters, or the parts together do not
+    /// have the length the optimizer was made for.
+    pub fn step_parts(&mut self, lr: f64, parts: &mut [(&mut [f32], &[f32])]) {
+        let total: usize = parts.iter().map(|(p, _)| p.len()).sum();
+        for (p, g) in parts.iter() {
+            assert_eq!(g.len(), p.len(), "optimizer step: {} gradients for {} parameters", g.len(), p.len());
+        }
+        let made_for = match self.config {
+            OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => total,
+            _ => self.first.len(),
+        };
+        assert_eq!(made_for, total, "optimizer step: made for {made_for} parameters, given {total}");
         self.steps += 1;
         let lr = lr as f32;
-        match self.config {
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay }
-            | OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
-                assert_eq!(self.first.len(), n, "optimizer step: made for {} parameters, given {n}", self.first.len());
-                let decoupled = matches!(self.config, OptimizerConfig::AdamW { .. });
-                let t = self.steps.min(i32::MAX as u64) as i32;
-                let bc1 = 1.0 - beta1.powi(t);
-                let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-                let (l2, decay) = if decoupled { (0.0, 1.0 - lr * weight_decay) } else { (weight_decay, 1.0) };
-                let c = AdamConsts { beta1, beta2, eps, step_size: lr / bc1, inv_bc2_sqrt: 1.0 / bc2_sqrt, l2, decay };
-                adam(self.isa, params, grads, &mut self.first, &mut self.second, c);
+        // A state buffer's slice for the part at `at` (empty buffers stay empty).
+        fn part(buf: &mut [f32], at: usize, n: usize) -> &mut [f32] {
+            if buf.is_empty() {
+                buf
+            } else {
+                &mut buf[at..at + n]
             }
-            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
-                let c = SgdConsts { lr, momentum: momentum as f32, nesterov, weight_decay };
-                if momentum != 0.0 {
-                    assert_eq!(
-                        self.first.len(),
-                        n,
-                        "optimizer step: made for {} parameters, given {n}",
-                        self.first.len()
-                    );
+        }
+        let mut at = 0;
+        for (params, grads) in parts.iter_mut() {
+            let n = params.len();
+            let (first, second, third) =
+                (part(&mut self.first, at, n), part(&mut self.second, at, n), part(&mut self.third, at, n));
+            match self.config {
+                OptimizerConfig::Adam { beta1, beta2, eps, weight_decay }
+                | OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
+                    let decoupled = matches!(self.config, OptimizerConfig::AdamW { .. });
+                    let t = self.steps.min(i32::MAX as u64) as i32;
+                    let bc1 = 1.0 - beta1.powi(t);
+                    let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+                    let (l2, decay) = if decoupled { (0.0, 1.0 - lr * weight_decay) } else { (weight_decay, 1.0) };
+                    let c =
+                        AdamConsts { beta1, beta2, eps, step_size: lr / bc1, inv_bc2_sqrt: 1.0 / bc2_sqrt, l2, decay };
+                    adam(self.isa, params, grads, first, second, c);
                 }
-                sgd(self.isa, params, grads, &mut self.first, c);
+                OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
+                    let c = SgdConsts { lr, momentum: momentum as f32, nesterov, weight_decay };
+                    sgd(self.isa, params, grads, first, c);
+                }
+                OptimizerConfig::RmsProp { alpha, eps, momentum, centered, weight_decay } => {
+                    let c = RmsConsts { lr, alpha, eps, momentum, centered, weight_decay };
+                    rmsprop(self.isa, params, grads, first, second, third, c);
+                }
             }
-            OptimizerConfig::RmsProp { alpha, eps, momentum, centered, weight_decay } => {
-                assert_eq!(self.first.len(), n, "optimizer step: made for {} parameters, given {n}", self.first.len());
-                let c = RmsConsts { lr, alpha, eps, momentum, centered, weight_decay };
-                rmsprop(self.isa, params, grads, &mut self.first, &mut self.second, &mut self.third, c);
-            }
+            at += n;
         }
     }
 
@@ -295,6 +319,20 @@ pub fn clip_grad_norm(grads: &mut [f32], max_norm: f64) -> f64 {
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
         vector::scale(super::isa(), grads, coef as f32);
+    }
+    norm
+}
+
+/// [`clip_grad_norm`] over a gradient kept in several buffers: one global norm, every part scaled
+/// by the same factor.
+pub fn clip_grad_norm_parts(parts: &mut [&mut [f32]], max_norm: f64) -> f64 {
+    let norm = parts.iter().map(|g| vector::sum_squares(super::isa(), g)).sum::<f64>().sqrt();
+    if !norm.is_finite() {
+        return norm;
+    }
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        parts.iter_mut().for_each(|g| vector::scale(super::isa(), g, coef as f32));
     }
     norm
 }
