@@ -13,11 +13,15 @@ OMP_NUM_THREADS=1 / RAYON_NUM_THREADS=1 and torch.set_num_threads(1), for each e
   2. runs rlox's PPO with the same settings:
      `target/release/examples/ppo_classic --env ENV --seed S --total-steps N`
      (built beforehand with `cargo build --release -p rlox-deep -p rlox-cli --example ppo_classic`);
-and prints env steps to threshold, wall time, env steps per second and the rlox/SB3 speed ratio.
+  3. when `sbx` (SBX, Stable-Baselines3 on JAX: `pip install sbx-rl` into the venv) imports, trains its PPO
+     with the same settings, XLA on one thread (its compilation inside its time);
+and prints env steps to threshold, wall time, env steps per second and the rlox/SB3 and rlox/SBX speed
+ratios. Pin the whole run to one core (`taskset -c 1`).
 Both use the same vectorised setup (DummyVecEnv of n_envs envs / rlox's ResumableVecEnv). Wall time
 is the training loop only.
 
-Usage: python3 bench/pg_sb3.py [--envs CartPole-v1 Acrobot-v1] [--seeds 0] [--total-steps N] [--skip-sb3] [--skip-rlox]
+Usage: python3 bench/pg_sb3.py [--envs CartPole-v1 Acrobot-v1] [--seeds 0] [--total-steps N] [--skip-sb3] [--skip-sbx]
+       [--skip-rlox]
 """
 
 import argparse
@@ -63,6 +67,7 @@ def ensure_venv():
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = "1"
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     os.execve(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]], env)
 
 
@@ -70,13 +75,16 @@ def linear(start):
     return lambda progress_remaining: progress_remaining * start
 
 
-def run_sb3(env_id, seed, total_steps):
+def run_sb3(env_id, seed, total_steps, jax=False):
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
+    if jax:
+        from sbx import PPO
+    else:
+        from stable_baselines3 import PPO
     torch.set_num_threads(1)
     z = ZOO[env_id]
     kwargs = dict(z["kwargs"])
@@ -100,7 +108,8 @@ def run_sb3(env_id, seed, total_steps):
                     self.reached = self.num_timesteps
 
     env = make_vec_env(env_id, n_envs=z["n_envs"], seed=seed)
-    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+    device = {} if jax else {"device": "cpu"}
+    model = PPO("MlpPolicy", env, seed=seed, verbose=0, **device, **kwargs)
     cb = FirstReach()
     start = time.perf_counter()
     model.learn(total_timesteps=total_steps, callback=cb)
@@ -110,6 +119,18 @@ def run_sb3(env_id, seed, total_steps):
     steps = model.num_timesteps
     return dict(steps_to_threshold=cb.reached, env_steps=steps, wall_seconds=wall, steps_per_second=steps / wall,
                 eval_return_mean=float(mean), eval_return_std=float(std))
+
+
+def have_sbx():
+    try:
+        import sbx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_sbx(env_id, seed, total_steps):
+    return run_sb3(env_id, seed, total_steps, jax=True)
 
 
 def cargo_env():
@@ -151,6 +172,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--total-steps", type=int, default=None, help="override the zoo's budget")
     ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--skip-sbx", action="store_true")
     ap.add_argument("--skip-rlox", action="store_true")
     args = ap.parse_args()
     ensure_venv()
@@ -161,7 +183,11 @@ def main():
     for env_id in args.envs:
         total = args.total_steps or ZOO[env_id]["total"]
         for seed in args.seeds:
-            for name, fn, skip in (("sb3", run_sb3, args.skip_sb3), ("rlox", run_rlox, args.skip_rlox)):
+            for name, fn, skip in (
+                ("sb3", run_sb3, args.skip_sb3),
+                ("sbx", run_sbx, args.skip_sbx or not have_sbx()),
+                ("rlox", run_rlox, args.skip_rlox),
+            ):
                 if skip:
                     continue
                 print(f"running {name} {env_id} seed {seed} ({total} steps) ...", flush=True)
@@ -177,10 +203,12 @@ def main():
         thr = "-" if r["steps_to_threshold"] is None else str(r["steps_to_threshold"])
         print(f"{env_id:12} {name:5} {seed:>4} {thr:>12} {r['wall_seconds']:>8.1f} {r['steps_per_second']:>8.0f} {ev:>16}")
     for env_id in args.envs:
-        sps = {n: [r["steps_per_second"] for e, n2, _, r in rows if e == env_id and n2 == n] for n in ("sb3", "rlox")}
-        if sps["sb3"] and sps["rlox"]:
-            mean = {k: sum(v) / len(v) for k, v in sps.items()}
-            print(f"{env_id}: speed ratio rlox/sb3 (mean steps/s): {mean['rlox'] / mean['sb3']:.2f}x")
+        sps = {n: [r["steps_per_second"] for e, n2, _, r in rows if e == env_id and n2 == n]
+               for n in ("sb3", "sbx", "rlox")}
+        mean = {k: sum(v) / len(v) for k, v in sps.items() if v}
+        for peer in ("sb3", "sbx"):
+            if peer in mean and "rlox" in mean:
+                print(f"{env_id}: speed ratio rlox/{peer} (mean steps/s): {mean['rlox'] / mean[peer]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,16 @@ impl GaussianActor {
         }
     }
 
+    /// An actor made of its parts (the fused path's parameters as a module).
+    pub fn from_parts(latent: Mlp, mu: Linear, log_std: Linear, activation: Activation) -> Self {
+        GaussianActor { latent, mu, log_std, activation }
+    }
+
+    /// The hidden activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
     /// Mean and clamped log standard deviation of the pre-squash Gaussian, each `[batch, act_dim]`.
     pub fn forward(&self, obs: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let h = self.activation.forward(self.latent.forward(obs));

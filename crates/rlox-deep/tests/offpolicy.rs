@@ -316,3 +316,79 @@ fn td3_and_ddpg_fused_and_burn_paths_agree() {
         }
     }
 }
+
+/// SAC on the fused path takes the same gradient steps as through burn's autodiff: from the same
+/// seeded weights and the same noise, the temperature, critic and actor losses of 30 updates agree to
+/// 1e-4 relative, as do the deterministic actions after them and the checkpoint arrays (weights and
+/// optimizer moments, so either path resumes the other's run). Learned and fixed temperatures.
+#[test]
+fn sac_fused_and_burn_paths_agree() {
+    use rand::Rng as _;
+    use rlox_deep::{OffPolicyAgent, Sac, SacConfig};
+    let _guard = serial();
+    let (od, ad, b) = (3, 2, 64);
+    let mut rng = rlox_core::seeding::rng_from_seed(4);
+    let batches: Vec<rlox_deep::replay::Batch> = (0..30)
+        .map(|_| {
+            let mut v = |n: usize, lo: f32, hi: f32| (0..n).map(|_| rng.random_range(lo..hi)).collect::<Vec<f32>>();
+            rlox_deep::replay::Batch {
+                obs: v(b * od, -1.0, 1.0),
+                actions: v(b * ad, -1.0, 1.0),
+                rewards: v(b, -2.0, 0.0),
+                next_obs: v(b * od, -1.0, 1.0),
+                dones: (0..b).map(|i| (i % 7 == 0) as u8 as f32).collect(),
+                indices: (0..b).collect(),
+                weights: vec![1.0; b],
+            }
+        })
+        .collect();
+    let auto = SacConfig { batch_size: b, net_arch: vec![64, 48], ..Default::default() };
+    let fixed = SacConfig { ent_coef: rlox_deep::EntCoef::Fixed(0.2), target_update_interval: 2, ..auto.clone() };
+    for (name, config) in [("auto", auto), ("fixed", fixed)] {
+        let r = run(11, 1);
+        let mut fused = Sac::new(od, ad, &config, &r).unwrap();
+        let mut burn = Sac::new(od, ad, &SacConfig { fused: false, ..config.clone() }, &r).unwrap();
+        assert!(fused.is_fused() && !burn.is_fused());
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-4 * y.abs().max(1e-2);
+        for (k, batch) in batches.iter().enumerate() {
+            let mut r1 = rlox_core::seeding::rng_from_seed(k as u64);
+            let mut r2 = rlox_core::seeding::rng_from_seed(k as u64);
+            let a = fused.update(batch, 1e-3, &mut r1).unwrap().metrics;
+            let c = burn.update(batch, 1e-3, &mut r2).unwrap().metrics;
+            assert_eq!(a.len(), c.len(), "{name} step {k}");
+            for ((na, va), (nc, vc)) in a.iter().zip(&c) {
+                assert_eq!(na, nc);
+                assert!(close(*va, *vc), "{name} step {k} {na}: fused {va} burn {vc}");
+            }
+        }
+        burn.refresh_policy();
+        let mut dummy = rlox_core::seeding::rng_from_seed(0);
+        for obs in batches[1].obs.chunks_exact(od).take(8) {
+            let (x, y) = (fused.act(obs, false, 1.0, &mut dummy), burn.act(obs, false, 1.0, &mut dummy));
+            assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() <= 1e-4), "{name}: actions {x:?} vs {y:?}");
+        }
+        let save = |agent: &Sac| {
+            let dir = tempfile::tempdir().unwrap();
+            let ckpt = CheckpointDir::new(dir.path());
+            let (mut blobs, mut optimizers) = (Default::default(), Default::default());
+            ckpt.save(1, &(), |w| agent.save(w, &mut blobs, &mut optimizers).map(|_| ())).unwrap();
+            (blobs, optimizers)
+        };
+        let ((bf, of), (bb, ob)) = (save(&fused), save(&burn));
+        assert_eq!(of, ob);
+        assert_eq!(bf.keys().collect::<Vec<_>>(), bb.keys().collect::<Vec<_>>());
+        for (array, (_, v)) in &bf {
+            let w = &bb[array].1;
+            let worst = v.iter().zip(w).fold(0.0f32, |m, (p, q)| m.max((p - q).abs() / q.abs().max(1e-4)));
+            assert!(worst < 1e-2, "{name} {array}: relative difference {worst}");
+        }
+        let (fa, fc, _) = fused.modules();
+        let (ba, bc, _) = burn.modules();
+        assert_eq!(
+            rlox_nn::checkpoint::param_shapes(&fa),
+            rlox_nn::checkpoint::param_shapes(&ba),
+            "{name}: the actor's checkpoint layout"
+        );
+        assert_eq!(rlox_nn::checkpoint::param_shapes(&fc), rlox_nn::checkpoint::param_shapes(&bc));
+    }
+}
