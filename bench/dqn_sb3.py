@@ -11,7 +11,8 @@ OMP_NUM_THREADS=1 and torch.set_num_threads(1), for each seed:
      (built beforehand, so compilation is not timed);
   3. when `sbx` (SBX, Stable-Baselines3 on JAX: `pip install sbx-rl` into the venv) imports, trains its DQN
      with the same settings, XLA on one thread (XLA_FLAGS below; its compilation is inside its time);
-and prints wall time, env steps per second and the final evaluation side by side, with the
+and prints wall time, env steps per second, the final evaluation and the env steps at which the mean return
+of the last 100 training episodes (SB3's rollout/ep_rew_mean) first reached 195 and 475 side by side, with the
 rlox/SB3 and rlox/SBX speed ratios. Wall time covers training only (no periodic evaluation in any).
 Pin the whole run to one core (`taskset -c 1`).
 
@@ -70,6 +71,7 @@ def ensure_venv():
 def run_sb3(seed, total_steps, jax=False):
     import gymnasium as gym
     import torch
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
@@ -81,12 +83,37 @@ def run_sb3(seed, total_steps, jax=False):
     env = gym.make("CartPole-v1")
     device = {} if jax else {"device": "cpu"}
     model = DQN("MlpPolicy", env, seed=seed, verbose=0, **device, **ZOO_CARTPOLE)
+    episodes = []
+
+    class Episodes(BaseCallback):
+        """Records (env step, return) of every training episode (Monitor's info at its end)."""
+
+        def _on_step(self):
+            info = self.locals["infos"][0].get("episode")
+            if info is not None:
+                episodes.append((self.num_timesteps, float(info["r"])))
+            return True
+
     start = time.perf_counter()
-    model.learn(total_timesteps=total_steps)
+    model.learn(total_timesteps=total_steps, callback=Episodes())
     wall = time.perf_counter() - start
     mean, std = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=10, deterministic=True)
     return dict(wall_seconds=wall, steps_per_second=total_steps / wall, eval_return_mean=float(mean),
-                eval_return_std=float(std))
+                eval_return_std=float(std), **solve_steps(episodes))
+
+
+def solve_steps(episodes):
+    """Env steps at which the mean return of the last 100 training episodes (SB3's rollout/ep_rew_mean)
+    first reached 195 and 475 (None: never), and its value at the end."""
+    out, recent = {"steps_to_195": None, "steps_to_475": None}, []
+    for step, ret in episodes:
+        recent = (recent + [ret])[-100:]
+        mean = sum(recent) / len(recent)
+        for thr in (195, 475):
+            if out[f"steps_to_{thr}"] is None and mean >= thr:
+                out[f"steps_to_{thr}"] = step
+    out["final_ep_rew_mean"] = sum(recent) / len(recent) if recent else None
+    return out
 
 
 def have_sbx():
@@ -120,7 +147,8 @@ def run_rlox(seed, total_steps):
     out = subprocess.run(cmd, cwd=ROOT, env=cargo_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"rlox run failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["summary"]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {**r["summary"], **solve_steps([tuple(e) for e in r["episodes"]])}
 
 
 def main():
@@ -148,14 +176,18 @@ def main():
             print(f"running {name} seed {seed} ({args.total_steps} steps) ...", flush=True)
             r = fn(seed, args.total_steps)
             rows.append((name, seed, r))
-            print(json.dumps({"impl": name, "seed": seed, **r}), flush=True)
+            print(json.dumps({"impl": name, "seed": seed, **{k: v for k, v in r.items() if k != "eval_history"}}),
+                  flush=True)
 
     print()
     print(f"DQN CartPole-v1, zoo settings, {args.total_steps} env steps, single-threaded")
-    print(f"{'impl':6} {'seed':>4} {'wall s':>9} {'steps/s':>9} {'eval return':>16}")
+    print(f"{'impl':6} {'seed':>4} {'wall s':>9} {'steps/s':>9} {'eval return':>16} {'to 195':>7} {'to 475':>7}"
+          f" {'final ep_rew_mean':>18}")
     for name, seed, r in rows:
         ev = f"{r['eval_return_mean']:.1f} +- {r['eval_return_std']:.1f}"
-        print(f"{name:6} {seed:>4} {r['wall_seconds']:>9.2f} {r['steps_per_second']:>9.0f} {ev:>16}")
+        s195, s475 = (str(r[k]) if r[k] is not None else "-" for k in ("steps_to_195", "steps_to_475"))
+        print(f"{name:6} {seed:>4} {r['wall_seconds']:>9.2f} {r['steps_per_second']:>9.0f} {ev:>16} {s195:>7} {s475:>7}"
+              f" {r['final_ep_rew_mean']:>18.1f}")
     sps = {name: [r["steps_per_second"] for n, _, r in rows if n == name] for name in ("sb3", "sbx", "rlox")}
     mean = {k: sum(v) / len(v) for k, v in sps.items() if v}
     for peer in ("sb3", "sbx"):

@@ -90,10 +90,14 @@ def dpo_rows(seed, n=8):
             for _ in range(n)]
 
 
+# 128 tokens per sequence: TRL 1.16's collator cuts prompt + completion to max_length (keep_start); rlox is
+# given TRL's untruncated ids and the same max_length, and cuts them the same way.
+DPO_MAX_LENGTH = 128
+
+
 def dpo_args(out, steps, **kw):
-    # 128 tokens per sequence (TRL 1.16 truncates prompt + completion to max_length; rlox takes TRL's ids).
-    return DPOConfig(**common(out, per_device_train_batch_size=8, beta=0.1, max_length=128, learning_rate=1e-6,
-                              max_steps=steps, **kw))
+    return DPOConfig(**common(out, per_device_train_batch_size=8, beta=0.1, max_length=DPO_MAX_LENGTH,
+                              learning_rate=1e-6, max_steps=steps, **kw))
 
 
 def dpo_parity_and_case(path, tmp):
@@ -193,7 +197,8 @@ def trl_dpo_memory(path, tmp, checkpointing):
 def memory_24(a):
     path = model_dir(24)
     tmp = tempfile.mkdtemp()
-    case = {"dpo": dpo_parity_and_case(path, tmp) | {"beta": 0.1, "learning_rate": 1e-6}, "dpo_only": True,
+    case = {"dpo": dpo_parity_and_case(path, tmp) | {"beta": 0.1, "learning_rate": 1e-6, "max_length": DPO_MAX_LENGTH},
+            "dpo_only": True,
             "gradient_checkpointing": True, "memory_steps": 1}
     rows = {"cpu": cpu_name(), "load_avg_start": load_avg()}
     rows["rlox"] = run_rlox(path, case, 1, a.threads)["dpo_speed"]
@@ -234,7 +239,7 @@ def main():
     t0 = time.perf_counter()
     trl = trl_speed(path, os.path.join(tmp, "s"), a.steps)
     report["trl_speed_wall"] = time.perf_counter() - t0
-    case = {"dpo": {"pairs": dp["pairs"], "beta": 0.1, "learning_rate": 1e-6},
+    case = {"dpo": {"pairs": dp["pairs"], "beta": 0.1, "learning_rate": 1e-6, "max_length": DPO_MAX_LENGTH},
             "grpo": {"prompt_ids": gp["prompt_ids"], "completion_ids": gp["completion_ids"],
                      "advantages": gp["advantages"], "beta": 0.04, "epsilon": 0.2, "loss_type": "dapo",
                      "max_completion_length": 12, "temperature": 1.0, "prompt_texts": trl["grpo_prompts"],

@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p rlox-deep --example dqn_cartpole -- --seed 0 --total-steps 50000 [--eval-freq 0]`
 //!
-//! Used by `bench/dqn_sb3.py` for the side-by-side comparison with Stable-Baselines3.
+//! Used by `bench/dqn_sb3.py` for the side-by-side comparison with Stable-Baselines3; the JSON carries every
+//! training episode's `(env step, return)` for the steps-to-solve figures.
 
 use rlox_core::logger::MemoryLogger;
 use rlox_core::run::RunSettings;
@@ -43,7 +44,9 @@ fn main() {
     });
     match result {
         Ok(summary) => {
-            let out = serde_json::json!({ "impl": "rlox", "seed": run.seed, "summary": summary });
+            // Every training episode's (env step at its end, return), for the steps-to-solve figures.
+            let episodes = logger.series("rollout/ep_return");
+            let out = serde_json::json!({ "impl": "rlox", "seed": run.seed, "summary": summary, "episodes": episodes });
             println!("{out}");
         }
         Err(e) => {

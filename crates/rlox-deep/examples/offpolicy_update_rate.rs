@@ -1,5 +1,6 @@
-//! The FLOP rate of DDPG's and TD3's gradient steps at rl-baselines3-zoo's Pendulum-v1 shapes
-//! (actor and critics [400, 300], batch 256, 3 observations, 1 action), beside the single-thread f32
+//! The FLOP rate of DDPG's, TD3's and SAC's gradient steps at rl-baselines3-zoo's Pendulum-v1 shapes
+//! (DDPG/TD3: actor and critics [400, 300]; SAC: [256, 256]; batch 256, 3 observations, 1 action),
+//! beside the single-thread f32
 //! GEMM rate of the same kernel measured in the same process, so a step can be stated as a fraction
 //! of the machine's limit (issue 21).
 //!
@@ -8,15 +9,17 @@
 //! FLOPs per step count every GEMM the step runs (two per multiply-add): target actor and target
 //! critics forward, critics forward and backward (weight gradients, and input gradients below the
 //! first layer), and on the actor's steps the actor forward, the critics forward on `(s, mu(s))`,
-//! the first critic's backward to its input and the actor's backward. Element-wise work (activations,
-//! Adam, the losses) is not counted.
+//! the first critic's backward to its input and the actor's backward. SAC's step: the actor forward on
+//! the states and on the next states, the target critics, the critics forward and backward, the
+//! critics forward on `(s, a~)` and their backward to the input, the actor's backward (heads and body).
+//! Element-wise work (activations, sampling, Adam, the losses) is not counted.
 
 use rand::Rng as _;
 use rlox_core::run::RunSettings;
 use rlox_core::seeding::rng_from_seed;
 use rlox_deep::offpolicy::OffPolicyAgent;
 use rlox_deep::replay::Batch;
-use rlox_deep::{ddpg_config, Td3, Td3Config};
+use rlox_deep::{ddpg_config, Sac, SacConfig, Td3, Td3Config};
 use std::time::Instant;
 
 /// `2 Σ in·out` per row of an MLP `widths`.
@@ -43,6 +46,21 @@ fn flops_per_step(c: &Td3Config, od: usize, ad: usize, actor_step: bool) -> f64 
         f += b * (per_row(&actor) + n * per_row(&critic) + backward_per_row(&critic, true));
         f += b * backward_per_row(&actor, false);
     }
+    f
+}
+
+fn sac_flops_per_step(c: &SacConfig, od: usize, ad: usize) -> f64 {
+    let b = c.batch_size as f64;
+    let latent: Vec<usize> = std::iter::once(od).chain(c.net_arch.iter().copied()).collect();
+    let hidden = *c.net_arch.last().expect("hidden layers");
+    let heads = 2.0 * per_row(&[hidden, ad]);
+    let critic: Vec<usize> = std::iter::once(od + ad).chain(c.net_arch.iter().copied()).chain([1]).collect();
+    let actor_forward = per_row(&latent) + heads;
+    let mut f = 2.0 * b * actor_forward; // the sample for the states and for the next states
+    f += b * 2.0 * per_row(&critic); // target critics
+    f += b * 2.0 * (per_row(&critic) + backward_per_row(&critic, false)); // critics
+    f += b * 2.0 * (per_row(&critic) + per_row(&critic)); // critics on (s, a~), back to their input
+    f += b * (2.0 * heads + backward_per_row(&latent, false)); // actor backward
     f
 }
 
@@ -112,4 +130,24 @@ fn main() {
             rate / peak
         );
     }
+    let config = SacConfig { fused: !burn, ..SacConfig::default() };
+    let mut agent = Sac::new(od, ad, &config, &RunSettings::default()).expect("learner");
+    let steps = 2000usize;
+    for k in 0..50 {
+        agent.update(&batches[k % batches.len()], 1e-3, &mut rng).expect("update");
+    }
+    let t = Instant::now();
+    for k in 0..steps {
+        agent.update(&batches[k % batches.len()], 1e-3, &mut rng).expect("update");
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let flops = sac_flops_per_step(&config, od, ad);
+    let rate = flops * steps as f64 / secs / 1e9;
+    println!(
+        "sac  {}: {:.0} us per gradient step, {:.1} MFLOP per step, {rate:.1} GFLOP/s = {:.2} of the GEMM rate",
+        if burn { "burn " } else { "fused" },
+        secs / steps as f64 * 1e6,
+        flops / 1e6,
+        rate / peak
+    );
 }

@@ -2,7 +2,9 @@
 //! the summary and the env steps at which the mean training return of the last 100 episodes
 //! (`rollout/ep_rew_mean`, as SB3 computes it) first reached `--threshold`.
 //!
-//! `cargo run --release -p rlox-deep --example ppo_classic -- --env CartPole-v1 --seed 0 [--total-steps N] [--threshold R]`
+//! `cargo run --release -p rlox-deep --example ppo_classic -- --env CartPole-v1 --seed 0 [--total-steps N] [--threshold R] [--burn]`
+//!
+//! `--burn` trains through burn's autodiff instead of the fused small-MLP path (for comparison).
 //!
 //! Used by `bench/pg_sb3.py` for the side-by-side comparison with Stable-Baselines3.
 
@@ -40,7 +42,9 @@ fn zoo(env: &str) -> Option<(PpoConfig, u64, f64)> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let burn = args.iter().any(|a| a == "--burn");
+    args.retain(|a| a != "--burn");
     let mut env = "CartPole-v1".to_string();
     let (mut seed, mut total, mut threshold) = (0u64, None, None);
     let mut i = 0;
@@ -58,10 +62,11 @@ fn main() {
         }
         i += 2;
     }
-    let Some((config, budget, default_threshold)) = zoo(&env) else {
+    let Some((mut config, budget, default_threshold)) = zoo(&env) else {
         eprintln!("--env must be CartPole-v1 or Acrobot-v1");
         std::process::exit(2);
     };
+    config.policy.fused = !burn;
     let run = RunSettings { seed, total_steps: total.unwrap_or(budget), eval_episodes: 10, ..RunSettings::default() };
     let threshold = threshold.unwrap_or(default_threshold);
     let mut log = MemoryLogger::default();

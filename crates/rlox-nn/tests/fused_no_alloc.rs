@@ -1,5 +1,8 @@
 //! A training step of the fused path allocates nothing once its workspace is sized: forward,
-//! backward, clipping, optimizer step and target update are counted by a global allocator.
+//! backward, clipping, optimizer step and target update are counted by a global allocator. (The
+//! products here are small, so they run on rlox's kernels on every CPU; on Intel cores products of a
+//! million multiply-adds and more go to the gemm crate, which allocates its packing buffer per call:
+//! see `rlox_nn::fused::gemm`.)
 
 use rlox_nn::fused::{self, FusedMlp, FusedOptimizer};
 use rlox_nn::{Activation, MlpConfig, OptimizerConfig};
@@ -33,6 +36,10 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn a_training_step_allocates_nothing() {
+    // rlox's own kernels whatever the CPU (on Intel, large products may go to the gemm crate, which
+    // allocates its packing buffer; these products are small, but an override must not change that).
+    // The only test of this binary: nothing else reads the environment concurrently.
+    std::env::set_var("RLOX_MLP_GEMM", "rlox");
     let mut rng = rlox_core::seeding::rng_from_seed(0);
     let config = MlpConfig::new(4, &[64, 64], 1).with_activation(Activation::Relu);
     let mut critics = FusedMlp::new(&config, 2, &mut rng);

@@ -61,22 +61,29 @@ fn main() -> rlox_posttrain::Result<()> {
 
     // ---- DPO parity and speed
     let d = &case["dpo"];
+    // TRL's collator cuts prompt + completion to `max_length` (keep_start); rlox's tokenizer does the
+    // same with `dpo.max_length`, here applied to TRL's ids.
+    let truncation = rlox_posttrain::datasets::Truncation {
+        max_length: d["max_length"].as_u64().map(|n| n as usize),
+        ..Default::default()
+    };
     let pairs: Vec<TokenizedPair> = d["pairs"]
         .as_array()
         .expect("pairs")
         .iter()
-        .map(|p| TokenizedPair {
-            prompt: ids(&p["prompt"]),
-            chosen: ids(&p["chosen"]),
-            rejected: ids(&p["rejected"]),
-            margin: None,
+        .map(|p| {
+            let (mut prompt, mut chosen, mut rejected) = (ids(&p["prompt"]), ids(&p["chosen"]), ids(&p["rejected"]));
+            let mut prompt_r = prompt.clone();
+            truncation.apply(&mut prompt, &mut chosen);
+            truncation.apply(&mut prompt_r, &mut rejected);
+            TokenizedPair { prompt, chosen, rejected, margin: None }
         })
         .collect();
     if let Some(rows) = d["rows"].as_array() {
         let rows: Vec<rlox_posttrain::datasets::Row> =
             rows.iter().map(|r| r.as_object().expect("row").clone()).collect();
         let ds = rlox_posttrain::datasets::Dataset::from_rows(rows);
-        let mine = rlox_posttrain::dpo::tokenize_preferences(&ds, &tok, &Default::default())?;
+        let mine = rlox_posttrain::dpo::tokenize_preferences(&ds, &tok, &truncation)?;
         out.insert("tokenization_matches".into(), (mine == pairs).into());
     }
     let cfg = RunConfig {

@@ -73,10 +73,135 @@ pub fn gemm(
     if let Init::Bias(bias) = init {
         assert!(bias.len() >= n, "gemm: bias too short");
     }
+    if use_gemm_crate(isa, (m, n, k)) {
+        let (a_cs, a_rs) = match layout {
+            Layout::RowMajor => (1, lda),
+            Layout::ColMajor => (lda, 1),
+        };
+        return gemm_crate((m, n, k), (a, a_cs, a_rs), (b, 1, ldb), c, ldc, init);
+    }
     if ldb >= PACK_LDB || k > PACK_K {
         return gemm_packed(isa, (m, n, k), a, layout, lda, b, ldb, c, ldc, init);
     }
     gemm_unpacked(isa, (m, n, k), a, layout, lda, b, ldb, c, ldc, init);
+}
+
+/// Products of at least this many multiply-adds go to the gemm crate where [`use_gemm_crate`] says.
+const GEMM_CRATE_MIN_MACS: usize = 1 << 20;
+
+/// Whether this product runs on the `gemm` crate (burn-flex's matrix product, compiled here with
+/// its AVX-512 kernels) instead of the kernels below: on Intel cores, for products of a million
+/// multiply-adds and more with a depth of 16 or more. Measured on an Intel Xeon (family 6, model
+/// 167) with `examples/roofline.rs`: the kernels below, tuned on AMD Zen 5, reach 133-141 GFLOP/s at
+/// the 400 x 300 layers of TD3 at batch 256 where the gemm crate reaches 166-168 (its 4 x 16-row by
+/// 6-column register block suits Intel's two FMA ports better), while on small products the kernels
+/// below are ahead (no dispatch and packing cost). On AMD cores the kernels below are ahead at every
+/// RL shape measured. `RLOX_MLP_GEMM=rlox` or `=gemm` overrides the choice. The choice depends only
+/// on the CPU and the shape, so a run repeats bit for bit on one machine.
+fn use_gemm_crate(isa: Isa, (m, n, k): (usize, usize, usize)) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Choice {
+        Rlox,
+        Gemm,
+        BySize,
+    }
+    static CHOICE: std::sync::OnceLock<Choice> = std::sync::OnceLock::new();
+    let choice = *CHOICE.get_or_init(|| match std::env::var("RLOX_MLP_GEMM").as_deref() {
+        Ok("rlox") => Choice::Rlox,
+        Ok("gemm") => Choice::Gemm,
+        _ if intel() => Choice::BySize,
+        _ => Choice::Rlox,
+    });
+    cfg!(feature = "flex")
+        && isa != Isa::Portable
+        && match choice {
+            Choice::Rlox => false,
+            Choice::Gemm => true,
+            Choice::BySize => m * n * k >= GEMM_CRATE_MIN_MACS && k >= 16,
+        }
+}
+
+/// Whether the CPU's vendor string is Intel's.
+fn intel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // CPUID leaf 0 (the vendor string) exists on every x86-64 CPU.
+        let r = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [r.ebx, r.edx, r.ecx].iter().flat_map(|x| x.to_le_bytes()).collect();
+        vendor == b"GenuineIntel"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `C = init + A·B` on the gemm crate, one thread. `A` and `B` come with their column and row
+/// strides (`A(i, p) = a[i·rs + p·cs]`); `C` is row-major with row stride `ldc`.
+#[cfg(feature = "flex")]
+fn gemm_crate(
+    (m, n, k): (usize, usize, usize),
+    (a, a_cs, a_rs): (&[f32], usize, usize),
+    (b, b_cs, b_rs): (&[f32], usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    init: Init,
+) {
+    let read_dst = match init {
+        Init::Zero => false,
+        Init::Accumulate => true,
+        Init::Bias(bias) => {
+            for row in 0..m {
+                c[row * ldc..row * ldc + n].copy_from_slice(&bias[..n]);
+            }
+            true
+        }
+    };
+    if k == 0 {
+        if !read_dst {
+            (0..m).for_each(|row| c[row * ldc..row * ldc + n].fill(0.0));
+        }
+        return;
+    }
+    // Bounds: the last element each operand's strides reach is inside its slice.
+    assert!((m - 1) * a_rs + (k - 1) * a_cs < a.len(), "gemm: A too short");
+    assert!((k - 1) * b_rs + (n - 1) * b_cs < b.len(), "gemm: B too short");
+    assert!((m - 1) * ldc + n <= c.len(), "gemm: C too short");
+    // SAFETY: every index the strides reach was checked against the slices above; C does not alias
+    // A or B (a `&mut` slice).
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            read_dst,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
+        )
+    }
+}
+
+#[cfg(not(feature = "flex"))]
+fn gemm_crate(
+    _: (usize, usize, usize),
+    _: (&[f32], usize, usize),
+    _: (&[f32], usize, usize),
+    _: &mut [f32],
+    _: usize,
+    _: Init,
+) {
+    unreachable!("use_gemm_crate is false without the gemm crate")
 }
 
 /// Depth of a packed panel of `B` (`KC × 32` values: 32 KiB, half of L1).
@@ -198,6 +323,10 @@ pub fn gemm_abt(
 ) {
     if m == 0 || n == 0 {
         return;
+    }
+    if use_gemm_crate(isa, (m, n, k)) {
+        // B(p, j) = bt[j·ldbt + p]: the gemm crate reads the transpose through its strides.
+        return gemm_crate((m, n, k), (a, 1, lda), (bt, ldbt, 1), c, ldc, init);
     }
     const W: usize = 32;
     if panel.len() < k * W {

@@ -75,11 +75,13 @@ macro_rules! per_isa {
     };
 }
 
+mod denormals;
 pub mod gemm;
 mod mlp;
 mod optim;
 pub mod vector;
 
+pub use denormals::FlushDenormals;
 pub use mlp::{FusedMlp, Workspace};
 pub use optim::{clip_grad_norm, clip_grad_norm_parts, grad_norm, polyak_update, FusedOptimizer, FusedOptimizerState};
 

@@ -4,12 +4,16 @@
 //! * Adam: `g += wd·w` (L2, like `torch.optim.Adam`); `m = β1 m + (1-β1) g`,
 //!   `v = β2 v + (1-β2) g²`; `w -= (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)` (epsilon
 //!   added to the bias-corrected `sqrt(v̂)`), the same expressions in the same order as the fused host
-//!   Adam of [`crate::optim`], so both give the same bits.
+//!   Adam of [`crate::optim`], so both give the same bits (where no denormal arises, see below).
 //! * AdamW: as Adam without the L2 term, and `w *= 1 - lr·wd` first (decoupled decay).
 //! * SGD: `g += wd·w`; with momentum `b = μ b + g` (no dampening; the first step `b = g`), then
 //!   `g = b` or, Nesterov, `g + μ b`; `w -= lr g`.
 //! * RMSprop: `g += wd·w`; `v = α v + (1-α) g²`; centred: `ḡ = α ḡ + (1-α) g`, `v' = v - ḡ²`;
 //!   `u = g / (sqrt(v') + eps)`; with momentum `b = μ b + u`, `u = b`; `w -= lr u`.
+//!
+//! The step runs with denormals flushed to zero ([`super::FlushDenormals`]: a moment below
+//! 1.2e-38 is stored as 0, which moves no parameter by a representable amount, and costs no
+//! microcode assists on Intel cores).
 //!
 //! Gradient clipping is not part of the step ([`clip_grad_norm`], global norm as PyTorch's
 //! `clip_grad_norm_`), nor is the target-network update ([`polyak_update`]).
@@ -102,6 +106,8 @@ impl FusedOptimizer {
             _ => self.first.len(),
         };
         assert_eq!(made_for, total, "optimizer step: made for {made_for} parameters, given {total}");
+        // Denormal moments cost a microcode assist per operation on Intel cores (see the module docs).
+        let _flush = super::FlushDenormals::new();
         self.steps += 1;
         let lr = lr as f32;
         // A state buffer's slice for the part at `at` (empty buffers stay empty).
