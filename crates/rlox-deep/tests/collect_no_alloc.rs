@@ -10,34 +10,11 @@ use rlox_deep::gae::RolloutBuffer;
 use rlox_deep::rollout::{collect_rollout, EpisodeStats};
 use rlox_deep::{ActionKind, ActorCritic, PolicyConfig, ResumableVecEnv};
 use rlox_envs::classic_control::CartPole;
+use rlox_nn::testing::CountingAllocator;
 use rlox_nn::OptimizerConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn collecting_a_rollout_allocates_nothing_per_step() {
@@ -63,9 +40,9 @@ fn collecting_a_rollout_allocates_nothing_per_step() {
     let mut count = |n_steps: usize| {
         let mut buf = RolloutBuffer::new(n_envs, n_steps, obs_dim, 1);
         collect_rollout(&mut policy, &kind, &mut envs, &mut buf, &mut stats, &mut rng).unwrap();
-        let (before, episodes) = (ALLOCATIONS.load(Ordering::Relaxed), stats.episodes);
+        let (before, episodes) = (CountingAllocator::count(), stats.episodes);
         collect_rollout(&mut policy, &kind, &mut envs, &mut buf, &mut stats, &mut rng).unwrap();
-        (ALLOCATIONS.load(Ordering::Relaxed) - before, stats.episodes - episodes)
+        (CountingAllocator::count() - before, stats.episodes - episodes)
     };
     for n_steps in [8, 256] {
         let (allocations, episodes) = count(n_steps);

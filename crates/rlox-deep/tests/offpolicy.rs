@@ -252,16 +252,12 @@ fn sac_mountain_car_continuous() {
     assert!(report("sac-mcc", &log, 90.0).is_some(), "no evaluation reached 90");
 }
 
-/// TD3 and DDPG on the fused path take the same gradient steps as through burn's autodiff: the same
-/// losses per step and the same actions after 30 updates (the actor moving every second one), to
-/// 1e-4 relative, from the same seeded weights; and the checkpoint arrays agree.
-#[test]
-fn td3_and_ddpg_fused_and_burn_paths_agree() {
+/// `n` batches of `b` random transitions (`od` observations, `ad` actions in [-1, 1], rewards in
+/// [-2, 0], every 7th terminal), the same for every call.
+fn random_batches(n: usize, od: usize, ad: usize, b: usize) -> Vec<rlox_deep::replay::Batch> {
     use rand::Rng as _;
-    let _guard = serial();
-    let (od, ad, b) = (3, 2, 64);
     let mut rng = rlox_core::seeding::rng_from_seed(4);
-    let batches: Vec<rlox_deep::replay::Batch> = (0..30)
+    (0..n)
         .map(|_| {
             let mut v = |n: usize, lo: f32, hi: f32| (0..n).map(|_| rng.random_range(lo..hi)).collect::<Vec<f32>>();
             rlox_deep::replay::Batch {
@@ -274,7 +270,17 @@ fn td3_and_ddpg_fused_and_burn_paths_agree() {
                 weights: vec![1.0; b],
             }
         })
-        .collect();
+        .collect()
+}
+
+/// TD3 and DDPG on the fused path take the same gradient steps as through burn's autodiff: the same
+/// losses per step and the same actions after 30 updates (the actor moving every second one), to
+/// 1e-4 relative, from the same seeded weights; and the checkpoint arrays agree.
+#[test]
+fn td3_and_ddpg_fused_and_burn_paths_agree() {
+    let _guard = serial();
+    let (od, ad, b) = (3, 2, 64);
+    let batches = random_batches(30, od, ad, b);
     let td3 = Td3Config { batch_size: b, net_arch: vec![64, 48], ..Default::default() };
     let ddpg = Td3Config { batch_size: b, net_arch: vec![64, 48], ..ddpg_config() };
     for (algo, config) in [("td3", td3), ("ddpg", ddpg)] {
@@ -323,25 +329,10 @@ fn td3_and_ddpg_fused_and_burn_paths_agree() {
 /// optimizer moments, so either path resumes the other's run). Learned and fixed temperatures.
 #[test]
 fn sac_fused_and_burn_paths_agree() {
-    use rand::Rng as _;
     use rlox_deep::{OffPolicyAgent, Sac, SacConfig};
     let _guard = serial();
     let (od, ad, b) = (3, 2, 64);
-    let mut rng = rlox_core::seeding::rng_from_seed(4);
-    let batches: Vec<rlox_deep::replay::Batch> = (0..30)
-        .map(|_| {
-            let mut v = |n: usize, lo: f32, hi: f32| (0..n).map(|_| rng.random_range(lo..hi)).collect::<Vec<f32>>();
-            rlox_deep::replay::Batch {
-                obs: v(b * od, -1.0, 1.0),
-                actions: v(b * ad, -1.0, 1.0),
-                rewards: v(b, -2.0, 0.0),
-                next_obs: v(b * od, -1.0, 1.0),
-                dones: (0..b).map(|i| (i % 7 == 0) as u8 as f32).collect(),
-                indices: (0..b).collect(),
-                weights: vec![1.0; b],
-            }
-        })
-        .collect();
+    let batches = random_batches(30, od, ad, b);
     let auto = SacConfig { batch_size: b, net_arch: vec![64, 48], ..Default::default() };
     let fixed = SacConfig { ent_coef: rlox_deep::EntCoef::Fixed(0.2), target_update_interval: 2, ..auto.clone() };
     for (name, config) in [("auto", auto), ("fixed", fixed)] {

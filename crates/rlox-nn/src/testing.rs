@@ -81,3 +81,37 @@ mod tests {
         assert_all_params_get_grad(&mlp, &loss);
     }
 }
+
+/// A global allocator for tests that count allocations: the system allocator, counting every
+/// `alloc` and `realloc`. A test binary installs it with
+/// `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;` and reads
+/// [`CountingAllocator::count`] around the code under test.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingAllocator;
+
+static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl CountingAllocator {
+    /// Allocations (and reallocations) so far in this process.
+    pub fn count() -> usize {
+        ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+// SAFETY: forwards every call to the system allocator; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { std::alloc::GlobalAlloc::dealloc(&std::alloc::System, ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller upholds `realloc`'s contract.
+        unsafe { std::alloc::GlobalAlloc::realloc(&std::alloc::System, ptr, layout, new_size) }
+    }
+}

@@ -5,34 +5,11 @@
 //! see `rlox_nn::fused::gemm`.)
 
 use rlox_nn::fused::{self, FusedMlp, FusedOptimizer};
+use rlox_nn::testing::CountingAllocator;
 use rlox_nn::{Activation, MlpConfig, OptimizerConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn a_training_step_allocates_nothing() {
@@ -61,9 +38,9 @@ fn a_training_step_allocates_nothing() {
         fused::polyak_update(target.params_mut(), critics.params(), 0.005);
     };
     step(&mut critics, &mut target);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = CountingAllocator::count();
     for _ in 0..10 {
         step(&mut critics, &mut target);
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations in 10 training steps");
+    assert_eq!(CountingAllocator::count() - before, 0, "allocations in 10 training steps");
 }
