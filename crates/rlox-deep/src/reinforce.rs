@@ -125,9 +125,9 @@ impl ReinforceConfig {
         }
         let bf = b as f32;
         let (mut policy, mut value, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
-        for r in 0..b {
-            policy += (adv[r] * t.log_prob[r]) as f64;
-            t.d_log_prob[r] = -adv[r] / bf;
+        for (r, &a) in adv.iter().enumerate() {
+            policy += (a * t.log_prob[r]) as f64;
+            t.d_log_prob[r] = -a / bf;
             if self.baseline {
                 let diff = t.value[r] - e.returns[r];
                 value += (diff * diff) as f64;

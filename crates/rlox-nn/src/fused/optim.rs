@@ -102,7 +102,7 @@ impl FusedOptimizer {
             assert_eq!(g.len(), p.len(), "optimizer step: {} gradients for {} parameters", g.len(), p.len());
         }
         let made_for = match self.config {
-            OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => total,
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => total,
             _ => self.first.len(),
         };
         assert_eq!(made_for, total, "optimizer step: made for {made_for} parameters, given {total}");
