@@ -273,6 +273,26 @@ fn random_batches(n: usize, od: usize, ad: usize, b: usize) -> Vec<rlox_deep::re
         .collect()
 }
 
+/// The checkpoints of `fused` and `burn` hold the same arrays (names, optimizer step counts, and
+/// values to 1e-2 relative: weights and optimizer moments after the same steps on the two paths).
+fn assert_same_checkpoint_arrays<A: rlox_deep::OffPolicyAgent>(label: &str, fused: &A, burn: &A) {
+    let save = |agent: &A| {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = CheckpointDir::new(dir.path());
+        let (mut blobs, mut optimizers) = (Default::default(), Default::default());
+        ckpt.save(1, &(), |w| agent.save(w, &mut blobs, &mut optimizers).map(|_| ())).unwrap();
+        (blobs, optimizers)
+    };
+    let ((bf, of), (bb, ob)) = (save(fused), save(burn));
+    assert_eq!(of, ob, "{label}: optimizer step counts");
+    assert_eq!(bf.keys().collect::<Vec<_>>(), bb.keys().collect::<Vec<_>>());
+    for (array, (_, v)) in &bf {
+        let w = &bb[array].1;
+        let worst = v.iter().zip(w).fold(0.0f32, |m, (p, q)| m.max((p - q).abs() / q.abs().max(1e-4)));
+        assert!(worst < 1e-2, "{label} {array}: relative difference {worst}");
+    }
+}
+
 /// TD3 and DDPG on the fused path take the same gradient steps as through burn's autodiff: the same
 /// losses per step and the same actions after 30 updates (the actor moving every second one), to
 /// 1e-4 relative, from the same seeded weights; and the checkpoint arrays agree.
@@ -305,21 +325,7 @@ fn td3_and_ddpg_fused_and_burn_paths_agree() {
         let (x, y) = (fused.deterministic_action(&obs), burn.deterministic_action(&obs));
         assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() <= 1e-4), "{algo}: actions {x:?} vs {y:?}");
         // Checkpoints: the same arrays of optimizer state.
-        let save = |agent: &Td3| {
-            let dir = tempfile::tempdir().unwrap();
-            let ckpt = CheckpointDir::new(dir.path());
-            let (mut blobs, mut optimizers) = (Default::default(), Default::default());
-            ckpt.save(1, &(), |w| agent.save(w, &mut blobs, &mut optimizers).map(|_| ())).unwrap();
-            (blobs, optimizers)
-        };
-        let ((bf, of), (bb, ob)) = (save(&fused), save(&burn));
-        assert_eq!(of, ob);
-        assert_eq!(bf.keys().collect::<Vec<_>>(), bb.keys().collect::<Vec<_>>());
-        for (name, (_, v)) in &bf {
-            let w = &bb[name].1;
-            let worst = v.iter().zip(w).fold(0.0f32, |m, (p, q)| m.max((p - q).abs() / q.abs().max(1e-4)));
-            assert!(worst < 1e-2, "{algo} {name}: relative difference {worst}");
-        }
+        assert_same_checkpoint_arrays(algo, &fused, &burn);
     }
 }
 
@@ -358,21 +364,7 @@ fn sac_fused_and_burn_paths_agree() {
             let (x, y) = (fused.act(obs, false, 1.0, &mut dummy), burn.act(obs, false, 1.0, &mut dummy));
             assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() <= 1e-4), "{name}: actions {x:?} vs {y:?}");
         }
-        let save = |agent: &Sac| {
-            let dir = tempfile::tempdir().unwrap();
-            let ckpt = CheckpointDir::new(dir.path());
-            let (mut blobs, mut optimizers) = (Default::default(), Default::default());
-            ckpt.save(1, &(), |w| agent.save(w, &mut blobs, &mut optimizers).map(|_| ())).unwrap();
-            (blobs, optimizers)
-        };
-        let ((bf, of), (bb, ob)) = (save(&fused), save(&burn));
-        assert_eq!(of, ob);
-        assert_eq!(bf.keys().collect::<Vec<_>>(), bb.keys().collect::<Vec<_>>());
-        for (array, (_, v)) in &bf {
-            let w = &bb[array].1;
-            let worst = v.iter().zip(w).fold(0.0f32, |m, (p, q)| m.max((p - q).abs() / q.abs().max(1e-4)));
-            assert!(worst < 1e-2, "{name} {array}: relative difference {worst}");
-        }
+        assert_same_checkpoint_arrays(name, &fused, &burn);
         let (fa, fc, _) = fused.modules();
         let (ba, bc, _) = burn.modules();
         assert_eq!(
