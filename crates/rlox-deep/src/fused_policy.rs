@@ -16,13 +16,12 @@
 //! `u = (a - mu) exp(-log_std)`: `d log pi / d mu = u exp(-log_std)`, `d log pi / d log_std = u^2 - 1`,
 //! `dH / d log_std = 1`.
 
-use crate::policies::{argmax, sample_categorical, standard_normal, Acted, ActionKind, ActorCritic};
+use crate::policies::{
+    argmax, log_softmax_into, sample_categorical, standard_normal, Acted, ActionKind, ActorCritic, HALF_LN_2PI,
+};
 use rlox_core::seeding::Rng;
 use rlox_nn::fused::{self, FusedMlp, FusedOptimizer, Workspace};
 use rlox_nn::{Device, OptimizerConfig};
-
-/// `ln(2 pi) / 2`.
-const HALF_LN_2PI: f32 = 0.918_938_5;
 
 /// Per-row quantities of the last [`FusedActorCritic::forward_rows`] and the loss's derivatives with
 /// respect to them, which the method fills before [`FusedActorCritic::backward_step`].
@@ -195,7 +194,7 @@ impl FusedActorCritic {
         } else {
             self.row.resize(k, 0.0);
             for logits in params.chunks_exact(k) {
-                log_softmax(logits, &mut self.row);
+                log_softmax_into(logits, &mut self.row);
                 let a = if deterministic { argmax(logits) } else { sample_categorical(&self.row, rng) };
                 out.actions.push(a as f32);
                 out.log_probs.push(self.row[a]);
@@ -243,7 +242,7 @@ impl FusedActorCritic {
         } else {
             for i in 0..b {
                 let lp = &mut self.dist[i * k..(i + 1) * k];
-                log_softmax(&out[i * k..(i + 1) * k], lp);
+                log_softmax_into(&out[i * k..(i + 1) * k], lp);
                 self.terms.log_prob[i] = lp[self.actions[i] as usize];
                 self.terms.entropy[i] = -lp.iter().map(|&l| l.exp() * l).sum::<f32>();
             }
@@ -312,13 +311,6 @@ impl FusedActorCritic {
     pub fn matches(&self, kind: &ActionKind) -> bool {
         self.continuous != kind.is_discrete() && self.n_actions == kind.n_outputs()
     }
-}
-
-/// `out = log_softmax(row)`.
-fn log_softmax(row: &[f32], out: &mut [f32]) {
-    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
-    out.iter_mut().zip(row).for_each(|(o, &x)| *o = x - lse);
 }
 
 /// `out = rows idx of src` (`width` values a row).

@@ -32,7 +32,7 @@ use rlox_nn::{Activation, Device, Int, Mlp, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// `ln(2 pi) / 2`.
-const HALF_LN_2PI: f32 = 0.918_938_5;
+pub(crate) const HALF_LN_2PI: f32 = 0.918_938_5;
 /// Bounds of a state-dependent log-std (as SB3's SAC clamps it).
 const LOG_STD_MIN: f32 = -20.0;
 const LOG_STD_MAX: f32 = 2.0;
@@ -542,9 +542,16 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// Numerically stable `log softmax` of one row.
 pub fn log_softmax_host(row: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; row.len()];
+    log_softmax_into(row, &mut out);
+    out
+}
+
+/// `out = log_softmax(row)`, numerically stable, without allocating.
+pub fn log_softmax_into(row: &[f32], out: &mut [f32]) {
     let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let lse = max + row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
-    row.iter().map(|&x| x - lse).collect()
+    out.iter_mut().zip(row).for_each(|(o, &x)| *o = x - lse);
 }
 
 /// Inverse-CDF draw from a categorical given its log-probabilities (one uniform per draw).

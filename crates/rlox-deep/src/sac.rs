@@ -33,8 +33,9 @@ use crate::continuous::{
     matrix, standard_normal, values, Critics, GaussianActor, QCritic, SdeNoise, LOG_STD_MAX, LOG_STD_MIN,
 };
 use crate::offpolicy::{self, OffPolicyAgent, ReplaySettings, Update};
+use crate::policies::HALF_LN_2PI;
 use crate::replay::Batch;
-use crate::td3::finite as check_finite;
+use crate::td3::{concat_rows, finite as check_finite};
 use rlox_core::run::RunSettings;
 use rlox_core::seeding::{derive_seed, Rng};
 use rlox_core::{Error, Result};
@@ -384,9 +385,6 @@ impl Sac {
 // The fused path
 // ---------------------------------------------------------------------------------------------
 
-/// `ln(2 pi) / 2`.
-const HALF_LN_2PI: f32 = 0.918_938_5;
-
 /// SAC's networks on the fused path, with their optimizers and every buffer a gradient step writes.
 ///
 /// The actor is its body `obs -> hidden` ([`GaussianActor::latent`], the activation applied after
@@ -486,15 +484,6 @@ fn squash(
             lp += -0.5 * e[j] * e[j] - ls[j] - HALF_LN_2PI - 2.0 * (ln2 - u - softplus);
         }
         log_prob.push(lp);
-    }
-}
-
-/// Rows `[obs | action]` of the critics' input.
-fn concat_rows(obs: &[f32], actions: &[f32], od: usize, ad: usize, out: &mut Vec<f32>) {
-    out.clear();
-    for (o, a) in obs.chunks_exact(od).zip(actions.chunks_exact(ad)) {
-        out.extend_from_slice(o);
-        out.extend_from_slice(a);
     }
 }
 

@@ -239,7 +239,7 @@ pub struct Td3 {
 }
 
 /// Rows `[obs | action]` of the critics' input.
-fn concat_rows(obs: &[f32], actions: &[f32], od: usize, ad: usize, out: &mut Vec<f32>) {
+pub(crate) fn concat_rows(obs: &[f32], actions: &[f32], od: usize, ad: usize, out: &mut Vec<f32>) {
     out.clear();
     for (o, a) in obs.chunks_exact(od).zip(actions.chunks_exact(ad)) {
         out.extend_from_slice(o);
